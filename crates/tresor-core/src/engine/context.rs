@@ -1,0 +1,259 @@
+//! Caller contexts: login state, PINs and session objects.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tresor_store::{Mutation, WriteBatch};
+
+use super::partition::{check_pin_len, Cached, Partition};
+use super::{store_err, Engine};
+use crate::audit::EntryContent;
+use crate::error::{vendor, Error, Result, Rv};
+use crate::object::ObjectId;
+
+/// Who is logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    /// The security officer (`CKU_SO`): manages the user PIN; cannot use private objects.
+    SecurityOfficer,
+    /// The crypto user (`CKU_USER`): uses and manages keys.
+    User,
+}
+
+impl UserType {
+    fn name(self) -> &'static str {
+        match self {
+            UserType::SecurityOfficer => "so",
+            UserType::User => "user",
+        }
+    }
+}
+
+static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
+static NEXT_SESSION_OBJECT: AtomicI64 = AtomicI64::new(1);
+
+/// One caller's view of one partition: a connection or an application. Login state and
+/// session objects belong to it (never to the process). Dropping it logs out and destroys its
+/// session objects.
+pub struct Context {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) part: Arc<Partition>,
+    pub(crate) id: u64,
+    login: RwLock<Option<UserType>>,
+    pub(crate) session_objects: RwLock<HashMap<ObjectId, Arc<Cached>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.id)
+            .field("partition", &self.part.name)
+            .field("login", &*self.login.read())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Open a context on a partition (not logged in).
+    pub async fn open_context(self: &Arc<Self>, partition: &str) -> Result<Context> {
+        let part = self.partition(partition).await?;
+        Ok(Context {
+            engine: self.clone(),
+            part,
+            id: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
+            login: RwLock::new(None),
+            session_objects: RwLock::new(HashMap::new()),
+        })
+    }
+}
+
+impl Context {
+    /// The context's id (appears in audit entries).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The partition's name (the token label).
+    pub fn partition_name(&self) -> &str {
+        &self.part.name
+    }
+
+    /// The partition's id (stable; used as token serial).
+    pub fn partition_id(&self) -> i64 {
+        self.part.id
+    }
+
+    /// Who is logged in.
+    pub fn logged_in(&self) -> Option<UserType> {
+        *self.login.read()
+    }
+
+    pub(crate) fn check_live(&self) -> Result<()> {
+        self.engine.check_active()?;
+        if self.part.deleted.load(Ordering::Acquire) {
+            return Err(Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{}' was deleted", self.part.name)));
+        }
+        Ok(())
+    }
+
+    /// Require the crypto user.
+    pub(crate) fn require_user(&self) -> Result<()> {
+        self.check_live()?;
+        match *self.login.read() {
+            Some(UserType::User) => Ok(()),
+            _ => Err(Error::new(Rv::UserNotLoggedIn, "this operation needs the user to be logged in")),
+        }
+    }
+
+    pub(crate) fn actor(&self) -> String {
+        match *self.login.read() {
+            Some(u) => format!("{}/{}", u.name(), self.id),
+            None => format!("public/{}", self.id),
+        }
+    }
+
+    pub(crate) fn new_session_id() -> ObjectId {
+        -NEXT_SESSION_OBJECT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Log in (`C_Login`). Wrong PINs count towards the lockout; a correct PIN resets the count.
+    pub async fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
+        self.check_live()?;
+        if let Some(current) = *self.login.read() {
+            return Err(if current == user {
+                Error::new(Rv::UserAlreadyLoggedIn, "already logged in")
+            } else {
+                Error::new(Rv::UserAnotherAlreadyLoggedIn, "the other user is logged in")
+            });
+        }
+        check_pin_len(pin).map_err(|_| Error::new(Rv::PinIncorrect, "wrong PIN"))?;
+        let engine = &self.engine;
+        let row = engine
+            .store
+            .partition(self.part.id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), "partition was deleted"))?;
+        let failures = match user {
+            UserType::SecurityOfficer => row.so_failures,
+            UserType::User => row.user_failures,
+        };
+        let max = engine.config.max_pin_failures;
+        if failures >= max {
+            return Err(Error::new(Rv::PinLocked, format!("the {} PIN is locked after {failures} wrong attempts", user.name())));
+        }
+        let phc = {
+            let w = self.part.writer.lock().await;
+            match user {
+                UserType::SecurityOfficer => Some(w.record.so_pin.clone()),
+                UserType::User => w.record.user_pin.clone(),
+            }
+        };
+        let phc = phc.ok_or_else(|| Error::new(Rv::UserPinNotInitialized, "the user PIN has not been set by the security officer"))?;
+        let ok = engine.verify_pin(&phc, pin).await?;
+        let new_failures = if ok { 0 } else { failures + 1 };
+        if new_failures != failures || !ok {
+            let (so, us) = match user {
+                UserType::SecurityOfficer => (new_failures, row.user_failures),
+                UserType::User => (row.so_failures, new_failures),
+            };
+            let action = if ok { "login" } else { "login.fail" };
+            let entry = EntryContent::now(
+                format!("{}/{}", user.name(), self.id),
+                action,
+                None,
+                serde_json::json!({"failures": new_failures}).to_string(),
+            );
+            let m = vec![Mutation::SetPinFailures { partition_id: self.part.id, so_failures: so, user_failures: us }];
+            self.part.commit(engine, m, vec![entry], None).await?;
+        } else {
+            let entry = EntryContent::now(format!("{}/{}", user.name(), self.id), "login", None, "{}".into());
+            self.part.commit(engine, Vec::new(), vec![entry], None).await?;
+        }
+        if !ok {
+            return Err(if new_failures >= max {
+                Error::new(Rv::PinLocked, format!("wrong PIN; the {} PIN is now locked", user.name()))
+            } else {
+                Error::new(Rv::PinIncorrect, "wrong PIN")
+            });
+        }
+        *self.login.write() = Some(user);
+        Ok(())
+    }
+
+    /// Log out (`C_Logout`).
+    pub fn logout(&self) -> Result<()> {
+        let mut l = self.login.write();
+        if l.is_none() {
+            return Err(Error::new(Rv::UserNotLoggedIn, "nobody is logged in"));
+        }
+        *l = None;
+        // Private session objects become unreachable; PKCS#11 keeps them, but they are
+        // private, so they stay hidden until the user logs in again.
+        Ok(())
+    }
+
+    /// Set the user PIN as the security officer (`C_InitPIN`); also clears the user lockout.
+    pub async fn init_pin(&self, new_pin: &[u8]) -> Result<()> {
+        self.check_live()?;
+        if *self.login.read() != Some(UserType::SecurityOfficer) {
+            return Err(Error::new(Rv::UserNotLoggedIn, "only the security officer can set the user PIN"));
+        }
+        let hash = self.engine.hash_pin(new_pin).await?;
+        let entry = EntryContent::now(self.actor(), "pin.init", None, "{}".into());
+        let row = self.engine.store.partition(self.part.id).await.map_err(store_err)?;
+        let so_failures = row.map_or(0, |r| r.so_failures);
+        let m = vec![Mutation::SetPinFailures { partition_id: self.part.id, so_failures, user_failures: 0 }];
+        self.part
+            .commit_with(&self.engine, m, vec![entry], None, |r| {
+                r.user_pin = Some(hash);
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Change the logged-in user's own PIN (`C_SetPIN`).
+    pub async fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        self.check_live()?;
+        let user = (*self.login.read()).ok_or_else(|| Error::new(Rv::UserNotLoggedIn, "log in to change a PIN"))?;
+        check_pin_len(new_pin)?;
+        let phc = {
+            let w = self.part.writer.lock().await;
+            match user {
+                UserType::SecurityOfficer => Some(w.record.so_pin.clone()),
+                UserType::User => w.record.user_pin.clone(),
+            }
+        }
+        .ok_or_else(|| Error::new(Rv::UserPinNotInitialized, "the user PIN is not set"))?;
+        if !self.engine.verify_pin(&phc, old_pin).await? {
+            return Err(Error::new(Rv::PinIncorrect, "the old PIN is wrong"));
+        }
+        let hash = self.engine.hash_pin(new_pin).await?;
+        let entry = EntryContent::now(self.actor(), "pin.change", None, "{}".into());
+        self.part
+            .commit_with(&self.engine, Vec::new(), vec![entry], None, |r| {
+                match user {
+                    UserType::SecurityOfficer => r.so_pin = hash,
+                    UserType::User => r.user_pin = Some(hash),
+                }
+                Ok(true)
+            })
+            .await
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.session_objects.write().clear();
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Context>();
+    f::<Engine>();
+    let _ = WriteBatch::new();
+}

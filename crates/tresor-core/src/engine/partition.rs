@@ -1,0 +1,609 @@
+//! Partitions: their sealed record, object cache, version map and audit queue, and the one
+//! commit path for every state change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tresor_store::{Mutation, ObjectRow, PartitionRow, WriteBatch};
+use zeroize::Zeroizing;
+
+use super::{store_err, Engine};
+use crate::audit::{self, EntryContent, CHECKPOINT_EVERY};
+use crate::crypto::{KeyAlg, KeyMaterial, LoadedKey};
+use crate::error::{vendor, Error, Result, Rv};
+use crate::object::{ObjectClass, ObjectId, ObjectRecord};
+use crate::seal::{self, Digest, SealKey, VersionDigest};
+
+/// What `list_partitions` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSummary {
+    pub id: i64,
+    pub name: String,
+    pub created: i64,
+    pub objects: i64,
+}
+
+/// The sealed part of a partition row (JSON, followed by the attestation key's PKCS#8).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PartitionRecord {
+    pub name: String,
+    pub created: i64,
+    /// Argon2id PHC string of the SO PIN.
+    pub so_pin: String,
+    /// Argon2id PHC string of the user PIN; `None` until the SO sets it.
+    pub user_pin: Option<String>,
+    /// DER of the attestation certificate (issued by the node key).
+    pub attest_cert: Vec<u8>,
+    /// Hex of the object-version digest.
+    pub digest: String,
+}
+
+/// Serialize `json ‖ secret` as `u32 len ‖ json ‖ secret`.
+pub(crate) fn join_payload(json: &[u8], secret: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(4 + json.len() + secret.len()));
+    v.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes());
+    v.extend_from_slice(json);
+    v.extend_from_slice(secret);
+    v
+}
+
+/// Split a payload made by [`join_payload`].
+pub(crate) fn split_payload(p: &[u8]) -> Result<(&[u8], &[u8])> {
+    if p.len() < 4 {
+        return Err(Error::integrity("sealed payload too short"));
+    }
+    let n = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+    if p.len() < 4 + n {
+        return Err(Error::integrity("sealed payload length field is wrong"));
+    }
+    Ok((&p[4..4 + n], &p[4 + n..]))
+}
+
+/// A loaded object: its record, material and parsed key.
+pub(crate) struct Cached {
+    pub oid: ObjectId,
+    pub version: i64,
+    pub rec: ObjectRecord,
+    pub secret: Option<KeyMaterial>,
+    pub key: Option<LoadedKey>,
+    /// Usage count stored when loaded.
+    pub usage_base: i64,
+    /// Uses since loaded.
+    pub usage_delta: AtomicI64,
+}
+
+impl Cached {
+    pub fn new(oid: ObjectId, version: i64, rec: ObjectRecord, secret: Option<KeyMaterial>, usage_base: i64) -> Result<Cached> {
+        let key = match (rec.class, rec.alg, &secret) {
+            (ObjectClass::PrivateKey, Some(alg), Some(s)) => Some(LoadedKey::private(alg, s.expose())?),
+            (ObjectClass::SecretKey, Some(alg), Some(s)) => Some(LoadedKey::secret(alg, s.expose())?),
+            (ObjectClass::PublicKey, Some(alg), _) => {
+                let spki = rec.public.as_ref().map(|p| p.spki.as_slice()).ok_or_else(|| Error::integrity("public key without SPKI"))?;
+                Some(LoadedKey::public(alg, spki)?)
+            }
+            _ => None,
+        };
+        Ok(Cached { oid, version, rec, secret, key, usage_base, usage_delta: AtomicI64::new(0) })
+    }
+
+    pub fn usage(&self) -> i64 {
+        self.usage_base + self.usage_delta.load(Ordering::Relaxed)
+    }
+
+    pub fn loaded(&self) -> Result<&LoadedKey> {
+        self.key.as_ref().ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
+    }
+
+    pub fn alg(&self) -> Result<KeyAlg> {
+        self.rec.alg.ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
+    }
+}
+
+/// A key use waiting to be written to the audit chain.
+pub(crate) struct PendingUse {
+    pub time_ns: i64,
+    pub context: u64,
+    pub action: &'static str,
+    pub object_id: ObjectId,
+    pub mechanism: &'static str,
+    pub len: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub uses: Vec<PendingUse>,
+    pub usage: HashMap<ObjectId, i64>,
+}
+
+/// State guarded by the partition's writer lock.
+pub(crate) struct WriterState {
+    pub row_version: i64,
+    pub record: PartitionRecord,
+    pub digest: Digest,
+    pub head_seq: i64,
+    pub head_hash: Vec<u8>,
+    pub last_checkpoint: i64,
+}
+
+/// A loaded (unsealed) partition.
+pub(crate) struct Partition {
+    pub id: i64,
+    pub name: String,
+    pub key: SealKey,
+    pub digest_key: VersionDigest,
+    pub attest_key: PKey<Private>,
+    pub attest_cert: X509,
+    pub writer: tokio::sync::Mutex<WriterState>,
+    pub versions: RwLock<HashMap<ObjectId, i64>>,
+    pub cache: RwLock<HashMap<ObjectId, Arc<Cached>>>,
+    pub pending: Mutex<Pending>,
+    pub audit_failed: AtomicBool,
+    pub deleted: AtomicBool,
+}
+
+impl Partition {
+    /// Seal a partition record into the row's `sealed` column.
+    pub fn seal_row(master: &seal::MasterKey, id: i64, version: i64, key: &SealKey, rec: &PartitionRecord, attest_pk8: &[u8]) -> Result<Vec<u8>> {
+        let wrapped = master.wrap_partition_key(id, key)?;
+        let json = serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let sealed = seal::seal(key, &seal::aad_partition_record(id, version), &join_payload(&json, attest_pk8))?;
+        let mut out = Vec::with_capacity(4 + wrapped.len() + sealed.len());
+        out.extend_from_slice(&u32::try_from(wrapped.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Open a partition row: unwrap its key, open its record, and check the object set against
+    /// the sealed version digest.
+    pub async fn load(engine: &Engine, row: &PartitionRow) -> Result<Partition> {
+        let un = engine.unsealed()?;
+        let (wrapped, sealed) = split_payload(&row.sealed)?;
+        let key = un.master.unwrap_partition_key(row.id, wrapped)?;
+        let payload = seal::open(&key, &seal::aad_partition_record(row.id, row.version), sealed)?;
+        let (json, pk8) = split_payload(&payload)?;
+        let record: PartitionRecord =
+            serde_json::from_slice(json).map_err(|e| Error::integrity(format!("partition {}: record unreadable: {e}", row.id)))?;
+        if record.name != row.name {
+            return Err(Error::integrity(format!("partition {}: name column does not match the sealed record", row.id)));
+        }
+        let attest_key = PKey::private_key_from_pkcs8(pk8).map_err(|_| Error::integrity("attestation key is corrupt"))?;
+        let attest_cert = X509::from_der(&record.attest_cert).map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
+        let digest_key = VersionDigest::new(&key)?;
+        let pairs = engine.store.object_versions(row.id).await.map_err(store_err)?;
+        let actual = digest_key.of_all(pairs.iter().copied())?;
+        let stored = parse_digest(&record.digest)?;
+        if !VersionDigest::matches(&actual, &stored) {
+            return Err(Error::integrity(format!(
+                "partition '{}': the stored objects or their versions differ from the sealed digest (an object was added, removed or rolled back outside the engine)",
+                row.name
+            )));
+        }
+        let head = engine.store.audit_head(row.id).await.map_err(store_err)?;
+        let (head_seq, head_hash) = head.map(|r| (r.seq, r.hash)).unwrap_or((0, audit::GENESIS.to_vec()));
+        let last_checkpoint = engine.store.checkpoints(row.id).await.map_err(store_err)?.last().map_or(0, |c| c.seq);
+        Ok(Partition {
+            id: row.id,
+            name: row.name.clone(),
+            key,
+            digest_key,
+            attest_key,
+            attest_cert,
+            writer: tokio::sync::Mutex::new(WriterState { row_version: row.version, record, digest: stored, head_seq, head_hash, last_checkpoint }),
+            versions: RwLock::new(pairs.into_iter().collect()),
+            cache: RwLock::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
+            audit_failed: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+        })
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.lock().uses.is_empty()
+    }
+
+    /// Fail closed if key-use entries cannot be recorded.
+    pub fn audit_ready(&self, engine: &Engine) -> Result<()> {
+        if self.audit_failed.load(Ordering::Acquire) {
+            return Err(Error::new(Rv::DeviceError, "the audit log cannot be written; key use is refused"));
+        }
+        if self.pending.lock().uses.len() >= engine.config.max_pending_audit {
+            return Err(Error::new(Rv::DeviceError, "the audit queue is full; key use is refused until it is written"));
+        }
+        Ok(())
+    }
+
+    /// Queue a key-use entry (committed by the next flush or state change).
+    pub fn record_use(&self, obj: &Cached, u: PendingUse) {
+        obj.usage_delta.fetch_add(1, Ordering::Relaxed);
+        let mut p = self.pending.lock();
+        if obj.rec.flags.token {
+            *p.usage.entry(u.object_id).or_insert(0) += 1;
+        }
+        p.uses.push(u);
+    }
+
+    /// Seal an object blob.
+    pub fn seal_object(&self, oid: ObjectId, version: i64, rec: &ObjectRecord, secret: Option<&KeyMaterial>) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let payload = join_payload(&json, secret.map(|s| s.expose()).unwrap_or_default());
+        seal::seal(&self.key, &seal::aad_object(self.id, oid, version), &payload)
+    }
+
+    /// The store row for an object.
+    pub fn object_row(&self, oid: ObjectId, version: i64, rec: &ObjectRecord, secret: Option<&KeyMaterial>, usage: i64) -> Result<ObjectRow> {
+        Ok(ObjectRow {
+            partition_id: self.id,
+            object_id: oid,
+            version,
+            class: i64::try_from(rec.class.ck()).unwrap_or(-1),
+            key_type: rec.ckk().and_then(|k| i64::try_from(k).ok()),
+            label: rec.label.clone(),
+            ckaid: rec.ckaid.clone(),
+            uuid: rec.uuid.clone(),
+            usage_count: usage,
+            sealed: self.seal_object(oid, version, rec, secret)?,
+        })
+    }
+
+    /// Open and check a stored row.
+    pub fn open_row(&self, row: &ObjectRow) -> Result<Cached> {
+        let expected = self.versions.read().get(&row.object_id).copied();
+        match expected {
+            Some(v) if v == row.version => {}
+            Some(v) => {
+                return Err(Error::integrity(format!(
+                    "object {}: stored version {} but the engine expects {v} (rolled back or replayed)",
+                    row.object_id, row.version
+                )))
+            }
+            None => return Err(Error::integrity(format!("object {}: not in the partition's sealed object set", row.object_id))),
+        }
+        let payload = seal::open(&self.key, &seal::aad_object(self.id, row.object_id, row.version), &row.sealed)
+            .map_err(|e| Error::integrity(format!("object {}: {}", row.object_id, e.detail())))?;
+        let (json, secret) = split_payload(&payload)?;
+        let rec: ObjectRecord =
+            serde_json::from_slice(json).map_err(|e| Error::integrity(format!("object {}: record unreadable: {e}", row.object_id)))?;
+        let index_ok = i64::try_from(rec.class.ck()).ok() == Some(row.class)
+            && rec.ckk().and_then(|k| i64::try_from(k).ok()) == row.key_type
+            && rec.label == row.label
+            && rec.ckaid == row.ckaid
+            && rec.uuid == row.uuid;
+        if !index_ok {
+            return Err(Error::integrity(format!("object {}: lookup columns do not match the sealed record", row.object_id)));
+        }
+        let secret = if secret.is_empty() { None } else { Some(KeyMaterial(Zeroizing::new(secret.to_vec()))) };
+        Cached::new(row.object_id, row.version, rec, secret, row.usage_count)
+    }
+
+    /// A token object, from the cache or the store.
+    pub async fn object(&self, engine: &Engine, oid: ObjectId) -> Result<Arc<Cached>> {
+        if let Some(c) = self.cache.read().get(&oid) {
+            return Ok(c.clone());
+        }
+        if !self.versions.read().contains_key(&oid) {
+            return Err(Error::new(Rv::ObjectHandleInvalid, format!("object {oid} does not exist")));
+        }
+        let row = engine
+            .store
+            .object(self.id, oid)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::integrity(format!("object {oid} is in the sealed object set but missing from the store")))?;
+        let c = Arc::new(self.open_row(&row)?);
+        self.cache_insert(engine, c.clone());
+        Ok(c)
+    }
+
+    pub fn cache_insert(&self, engine: &Engine, c: Arc<Cached>) {
+        let mut cache = self.cache.write();
+        if cache.len() >= engine.config.cache_capacity {
+            // Evict an arbitrary entry: a re-load costs one store read and one AES-GCM open.
+            if let Some(k) = cache.keys().next().copied() {
+                cache.remove(&k);
+            }
+        }
+        cache.insert(c.oid, c);
+    }
+
+    /// Commit a state change: `mutations` (object rows), the queued key uses and `entries` in
+    /// the audit chain, the partition record (re-sealed when the object set changed, i.e.
+    /// `digest_change` is given, or when `record_change` updated it), all in one transaction.
+    /// `digest_change` lists `(object_id, old_version, new_version)`; 0 = absent.
+    pub async fn commit(
+        &self,
+        engine: &Engine,
+        mutations: Vec<Mutation>,
+        entries: Vec<EntryContent>,
+        digest_change: Option<Vec<(ObjectId, i64, i64)>>,
+    ) -> Result<()> {
+        self.commit_with(engine, mutations, entries, digest_change, |_| Ok(false)).await
+    }
+
+    /// As [`commit`](Self::commit), with a function that may change the partition record
+    /// (returns true if it did).
+    pub async fn commit_with(
+        &self,
+        engine: &Engine,
+        mutations: Vec<Mutation>,
+        entries: Vec<EntryContent>,
+        digest_change: Option<Vec<(ObjectId, i64, i64)>>,
+        change_record: impl FnOnce(&mut PartitionRecord) -> Result<bool>,
+    ) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{}' was deleted", self.name)));
+        }
+        let un = engine.unsealed()?;
+        let mut w = self.writer.lock().await;
+        let taken = std::mem::take(&mut *self.pending.lock());
+        let mut batch = WriteBatch::new();
+        batch.mutations = mutations;
+        for (oid, n) in &taken.usage {
+            batch.push(Mutation::AddUsage { partition_id: self.id, object_id: *oid, n: *n });
+        }
+        // The partition record: new digest and/or changed settings.
+        let mut new_digest = w.digest;
+        if let Some(changes) = &digest_change {
+            for (oid, old, new) in changes {
+                if *old != 0 {
+                    self.digest_key.remove(&mut new_digest, *oid, *old)?;
+                }
+                if *new != 0 {
+                    self.digest_key.add(&mut new_digest, *oid, *new)?;
+                }
+            }
+        }
+        let record_json_before = serde_json::to_string(&w.record).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let mut record: PartitionRecord =
+            serde_json::from_str(&record_json_before).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let changed = change_record(&mut record)?;
+        let mut new_row_version = w.row_version;
+        if changed || digest_change.is_some() {
+            record.digest = hex::encode(new_digest);
+            new_row_version += 1;
+            let pk8 = Zeroizing::new(self.attest_key.private_key_to_pkcs8()?);
+            let sealed = Partition::seal_row(&un.master, self.id, new_row_version, &self.key, &record, &pk8)?;
+            batch.push(Mutation::UpdatePartition {
+                row: PartitionRow {
+                    id: self.id,
+                    name: self.name.clone(),
+                    created: record.created,
+                    version: new_row_version,
+                    sealed,
+                    so_failures: 0,
+                    user_failures: 0,
+                },
+                expected_version: w.row_version,
+            });
+        }
+        // The audit chain: queued key uses first, then this change's entries.
+        let mut all: Vec<EntryContent> = taken
+            .uses
+            .iter()
+            .map(|u| EntryContent {
+                time_ns: u.time_ns,
+                actor: format!("user/{}", u.context),
+                action: u.action.to_owned(),
+                object_id: Some(u.object_id),
+                detail: format!("{{\"mechanism\":\"{}\",\"len\":{}}}", u.mechanism, u.len),
+            })
+            .collect();
+        all.extend(entries);
+        let (rows, seq, hash) = audit::chain_rows(self.id, w.head_seq, &w.head_hash, &all)?;
+        for r in rows {
+            batch.push(Mutation::AppendAudit(r));
+        }
+        let checkpoint = seq > w.last_checkpoint && (seq - w.last_checkpoint >= CHECKPOINT_EVERY || taken.uses.is_empty());
+        if checkpoint {
+            batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(&un.node_key, &un.node_cert.to_der()?, self.id, seq, &hash)?));
+        }
+        if let Err(e) = engine.store.commit(batch).await {
+            // Nothing was written: put the queued uses back, in front of newer ones.
+            let mut p = self.pending.lock();
+            let newer = std::mem::take(&mut *p);
+            *p = taken;
+            p.uses.extend(newer.uses);
+            for (k, n) in newer.usage {
+                *p.usage.entry(k).or_insert(0) += n;
+            }
+            if !all.is_empty() && p.uses.len() >= engine.config.max_pending_audit {
+                self.audit_failed.store(true, Ordering::Release);
+            }
+            return Err(store_err(e));
+        }
+        self.audit_failed.store(false, Ordering::Release);
+        w.head_seq = seq;
+        w.head_hash = hash;
+        if checkpoint {
+            w.last_checkpoint = seq;
+        }
+        if changed || digest_change.is_some() {
+            w.row_version = new_row_version;
+            w.digest = new_digest;
+            w.record = record;
+        }
+        if let Some(changes) = digest_change {
+            let mut v = self.versions.write();
+            let mut cache = self.cache.write();
+            for (oid, _, new) in changes {
+                cache.remove(&oid);
+                if new == 0 {
+                    v.remove(&oid);
+                } else {
+                    v.insert(oid, new);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_digest(s: &str) -> Result<Digest> {
+    let v = hex::decode(s).map_err(|_| Error::integrity("partition digest is not hex"))?;
+    v.try_into().map_err(|_| Error::integrity("partition digest has the wrong length"))
+}
+
+/// A random non-zero positive i64.
+pub(crate) fn random_id() -> Result<i64> {
+    loop {
+        let mut b = [0u8; 8];
+        openssl::rand::rand_bytes(&mut b)?;
+        let v = i64::from_be_bytes(b) & i64::MAX;
+        if v != 0 {
+            return Ok(v);
+        }
+    }
+}
+
+/// Engine methods for partitions (administration; no login).
+impl Engine {
+    /// Create a partition with its SO PIN and, optionally, the user PIN.
+    pub async fn create_partition(&self, name: &str, so_pin: &[u8], user_pin: Option<&[u8]>) -> Result<i64> {
+        self.check_active()?;
+        if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Error::new(Rv::ArgumentsBad, "partition names are 1-32 characters of A-Z a-z 0-9 - _ ."));
+        }
+        if self.store.partition_by_name(name).await.map_err(store_err)?.is_some() {
+            return Err(Error::new(Rv::Vendor(vendor::ALREADY_EXISTS), format!("partition '{name}' already exists")));
+        }
+        let so_hash = self.hash_pin(so_pin).await?;
+        let user_hash = match user_pin {
+            Some(p) => Some(self.hash_pin(p).await?),
+            None => None,
+        };
+        let un = self.unsealed()?;
+        let id = random_id()?;
+        let key = SealKey::random()?;
+        let attest_key = crate::attest::new_p256_key()?;
+        let attest_cert = crate::attest::issue_cert(
+            &format!("Tresor attestation key of partition {name}"),
+            &attest_key,
+            Some((&un.node_cert, &un.node_key)),
+            None,
+            None,
+            365 * 10,
+        )?;
+        let created = audit::now_ns() / 1_000_000_000;
+        let record = PartitionRecord {
+            name: name.to_owned(),
+            created,
+            so_pin: so_hash,
+            user_pin: user_hash,
+            attest_cert: attest_cert.to_der()?,
+            digest: hex::encode(VersionDigest::empty()),
+        };
+        let pk8 = Zeroizing::new(attest_key.private_key_to_pkcs8()?);
+        let sealed = Partition::seal_row(&un.master, id, 1, &key, &record, &pk8)?;
+        let mut batch = WriteBatch::new();
+        batch.push(Mutation::InsertPartition(PartitionRow {
+            id,
+            name: name.to_owned(),
+            created,
+            version: 1,
+            sealed,
+            so_failures: 0,
+            user_failures: 0,
+        }));
+        let entry = EntryContent::now("admin", "partition.create", None, serde_json::json!({"partition": name, "id": id}).to_string());
+        self.commit_cluster(batch, vec![entry]).await?;
+        Ok(id)
+    }
+
+    /// All partitions with their object counts.
+    pub async fn list_partitions(&self) -> Result<Vec<PartitionSummary>> {
+        let rows = self.store.partitions().await.map_err(store_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let objects = self.store.count_objects(r.id).await.map_err(store_err)?;
+            out.push(PartitionSummary { id: r.id, name: r.name, created: r.created, objects });
+        }
+        Ok(out)
+    }
+
+    /// Delete a partition and all its objects (crypto-shredded with its key); its audit chain
+    /// stays.
+    pub async fn delete_partition(&self, name: &str) -> Result<()> {
+        self.check_active()?;
+        let row = self
+            .store
+            .partition_by_name(name)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{name}' does not exist")))?;
+        if let Some(p) = self.partitions.read().get(&row.id).cloned() {
+            let _ = p.commit(self, Vec::new(), Vec::new(), None).await;
+        }
+        let mut batch = WriteBatch::new();
+        batch.push(Mutation::DeletePartition { partition_id: row.id });
+        let entry = EntryContent::now("admin", "partition.delete", None, serde_json::json!({"partition": name, "id": row.id}).to_string());
+        self.commit_cluster(batch, vec![entry]).await?;
+        if let Some(p) = self.partitions.write().remove(&row.id) {
+            p.deleted.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The loaded partition, loading it on first use.
+    pub(crate) async fn partition(&self, name: &str) -> Result<Arc<Partition>> {
+        self.check_active()?;
+        if let Some(p) = self.partitions.read().values().find(|p| p.name == name) {
+            return Ok(p.clone());
+        }
+        let row = self
+            .store
+            .partition_by_name(name)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{name}' does not exist")))?;
+        let loaded = Arc::new(Partition::load(self, &row).await?);
+        let mut map = self.partitions.write();
+        Ok(map.entry(row.id).or_insert(loaded).clone())
+    }
+
+    /// Argon2id hash of a PIN (on a blocking thread: it takes tens of milliseconds).
+    pub(crate) async fn hash_pin(&self, pin: &[u8]) -> Result<String> {
+        check_pin_len(pin)?;
+        let params = argon2::Params::new(self.config.argon2_m_kib, self.config.argon2_t, self.config.argon2_p, None)
+            .map_err(|e| Error::new(Rv::GeneralError, format!("argon2 parameters: {e}")))?;
+        let pin = Zeroizing::new(pin.to_vec());
+        tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::{PasswordHasher, SaltString};
+            let mut salt = [0u8; 16];
+            openssl::rand::rand_bytes(&mut salt)?;
+            let salt = SaltString::encode_b64(&salt).map_err(|e| Error::new(Rv::GeneralError, format!("salt: {e}")))?;
+            let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+            a.hash_password(&pin, &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| Error::new(Rv::GeneralError, format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| Error::new(Rv::GeneralError, format!("PIN hashing task: {e}")))?
+    }
+
+    /// Verify a PIN against its PHC string, in constant time, on a blocking thread.
+    pub(crate) async fn verify_pin(&self, phc: &str, pin: &[u8]) -> Result<bool> {
+        let phc = phc.to_owned();
+        let pin = Zeroizing::new(pin.to_vec());
+        tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::{PasswordHash, PasswordVerifier};
+            let h = PasswordHash::new(&phc).map_err(|_| Error::integrity("stored PIN hash is malformed"))?;
+            Ok(argon2::Argon2::default().verify_password(&pin, &h).is_ok())
+        })
+        .await
+        .map_err(|e| Error::new(Rv::GeneralError, format!("PIN check task: {e}")))?
+    }
+}
+
+/// PINs are 4 to 64 bytes.
+pub(crate) fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if (4..=64).contains(&pin.len()) {
+        Ok(())
+    } else {
+        Err(Error::new(Rv::PinLenRange, "a PIN must be 4 to 64 bytes long"))
+    }
+}

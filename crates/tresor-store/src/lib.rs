@@ -1,0 +1,250 @@
+//! Tresor's persistence layer.
+//!
+//! The store is **untrusted**: it only ever sees sealed blobs (AES-256-GCM under keys it never
+//! has) and the clear metadata needed to find them (label, CKA_ID, class, key type, version,
+//! usage counter) plus the audit chain, which is public by design and protected by hashes and
+//! signed checkpoints. The engine (`tresor-core`) verifies everything it reads.
+//!
+//! Writes go through one call, [`Store::commit`], that applies a [`WriteBatch`] atomically: an
+//! operation's state change and its audit entries commit together or not at all. Updates and
+//! deletes of objects are compare-and-swap on the object's version, and audit entries are keyed
+//! by `(partition, seq)`, so two writers can never fork a chain or lose an update.
+//!
+//! The trait uses only portable SQL concepts so that the PostgreSQL implementation of the
+//! cluster issue can implement it unchanged.
+
+#![forbid(unsafe_code)]
+
+mod sqlite;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+
+/// Partition id 0 is the cluster itself: its audit chain records partition creation and deletion.
+pub const CLUSTER_PARTITION: i64 = 0;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A compare-and-swap or uniqueness condition failed: someone else changed the row, or
+    /// the key (label of a partition, object id, audit seq) already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row to update or delete does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed (I/O, corruption, connection).
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// The store's result type.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One partition (a subscriber's HSM user / token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRow {
+    /// Random non-zero id, unique in the cluster.
+    pub id: i64,
+    /// Unique name (token label).
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Increases on each update of `sealed`; updates are compare-and-swap on it.
+    pub version: i64,
+    /// The sealed partition record (partition key wrapped by the master key, PIN hashes,
+    /// attestation key, settings, the object-version digest).
+    pub sealed: Vec<u8>,
+    /// Consecutive wrong SO PINs (clear: must change without re-sealing).
+    pub so_failures: i64,
+    /// Consecutive wrong user PINs.
+    pub user_failures: i64,
+}
+
+/// One object (key, certificate or data object) of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub partition_id: i64,
+    /// Random non-zero id, unique within the partition.
+    pub object_id: i64,
+    /// Increases on every change; the sealed blob's associated data binds it.
+    pub version: i64,
+    /// `CKO_*` value.
+    pub class: i64,
+    /// `CKK_*` value, `None` for certificates and data objects.
+    pub key_type: Option<i64>,
+    /// `CKA_LABEL` (may be empty).
+    pub label: String,
+    /// `CKA_ID` (may be empty).
+    pub ckaid: Vec<u8>,
+    /// Hyphenated UUID.
+    pub uuid: String,
+    /// Number of uses (sign, decrypt, …); clear so that a use does not re-seal.
+    pub usage_count: i64,
+    /// The sealed object record.
+    pub sealed: Vec<u8>,
+}
+
+/// Search criteria for [`Store::find_objects`]; every `Some` field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectFilter {
+    pub class: Option<i64>,
+    pub key_type: Option<i64>,
+    pub label: Option<String>,
+    pub ckaid: Option<Vec<u8>>,
+    pub uuid: Option<String>,
+    /// At most this many rows (ordered by object id); `None` = all.
+    pub limit: Option<u32>,
+    /// Only rows with `object_id > after` (for paging).
+    pub after: Option<i64>,
+}
+
+/// One entry of a partition's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub partition_id: i64,
+    /// 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// Unix nanoseconds.
+    pub time_ns: i64,
+    /// Who: e.g. `user`, `so`, `admin`, `engine`, plus the caller's context id.
+    pub actor: String,
+    /// What: e.g. `object.create`, `key.sign`, `login.fail`.
+    pub action: String,
+    /// The object concerned, if any.
+    pub object_id: Option<i64>,
+    /// JSON text with the details (never secret values).
+    pub detail: String,
+    /// Hash of the previous entry (32 zero bytes for seq 1).
+    pub prev_hash: Vec<u8>,
+    /// SHA-256 over the canonical encoding of this entry including `prev_hash`.
+    pub hash: Vec<u8>,
+}
+
+/// A signed checkpoint of a partition's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub partition_id: i64,
+    /// The entry the checkpoint covers (its hash is `hash`).
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub time_ns: i64,
+    /// DER certificate of the signing node key.
+    pub signer_cert: Vec<u8>,
+    /// Signature over the checkpoint's canonical bytes.
+    pub signature: Vec<u8>,
+}
+
+/// One change inside a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// Insert a cluster setting; `Conflict` if the key exists.
+    InsertCluster { key: String, value: Vec<u8> },
+    /// Insert or replace a cluster setting.
+    PutCluster { key: String, value: Vec<u8> },
+    /// `Conflict` if the id or name exists.
+    InsertPartition(PartitionRow),
+    /// Replace `sealed` and set `version = row.version`, only if the stored version is
+    /// `expected_version` (else `Conflict`; `NotFound` if absent).
+    UpdatePartition {
+        row: PartitionRow,
+        expected_version: i64,
+    },
+    /// Set the failure counters (no version check).
+    SetPinFailures {
+        partition_id: i64,
+        so_failures: i64,
+        user_failures: i64,
+    },
+    /// Delete the partition and all its objects (not its audit chain). `NotFound` if absent.
+    DeletePartition { partition_id: i64 },
+    /// `Conflict` if (partition, object id) exists.
+    InsertObject(ObjectRow),
+    /// Replace the row only if the stored version is `expected_version`.
+    UpdateObject {
+        row: ObjectRow,
+        expected_version: i64,
+    },
+    /// Delete only if the stored version is `expected_version`.
+    DeleteObject {
+        partition_id: i64,
+        object_id: i64,
+        expected_version: i64,
+    },
+    /// `usage_count += n`; a missing object is ignored (it may have been deleted meanwhile).
+    AddUsage {
+        partition_id: i64,
+        object_id: i64,
+        n: i64,
+    },
+    /// `Conflict` if (partition, seq) exists.
+    AppendAudit(AuditRow),
+    /// Insert a checkpoint; `Conflict` if (partition, seq) exists.
+    PutCheckpoint(CheckpointRow),
+}
+
+/// Mutations applied atomically, in order, by [`Store::commit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub mutations: Vec<Mutation>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append a mutation.
+    pub fn push(&mut self, m: Mutation) -> &mut Self {
+        self.mutations.push(m);
+        self
+    }
+
+    /// True if nothing is in the batch.
+    pub fn is_empty(&self) -> bool {
+        self.mutations.is_empty()
+    }
+}
+
+/// Untrusted persistence. Every method is safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A cluster setting.
+    async fn cluster_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// All partitions, ordered by name.
+    async fn partitions(&self) -> StoreResult<Vec<PartitionRow>>;
+    /// One partition by id.
+    async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>>;
+    /// One partition by name.
+    async fn partition_by_name(&self, name: &str) -> StoreResult<Option<PartitionRow>>;
+    /// One object.
+    async fn object(&self, partition_id: i64, object_id: i64) -> StoreResult<Option<ObjectRow>>;
+    /// Objects of a partition matching `filter`, ordered by object id.
+    async fn find_objects(
+        &self,
+        partition_id: i64,
+        filter: &ObjectFilter,
+    ) -> StoreResult<Vec<ObjectRow>>;
+    /// `(object_id, version)` of every object of a partition (for the version digest check).
+    async fn object_versions(&self, partition_id: i64) -> StoreResult<Vec<(i64, i64)>>;
+    /// Number of objects in a partition.
+    async fn count_objects(&self, partition_id: i64) -> StoreResult<i64>;
+    /// The last audit entry of a partition's chain, if any.
+    async fn audit_head(&self, partition_id: i64) -> StoreResult<Option<AuditRow>>;
+    /// Audit entries with `seq >= from_seq`, ascending, at most `limit`.
+    async fn audit_range(
+        &self,
+        partition_id: i64,
+        from_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>>;
+    /// Ids of every partition that has an audit chain (including deleted ones and 0).
+    async fn audit_partitions(&self) -> StoreResult<Vec<i64>>;
+    /// Checkpoints of a partition, ascending by seq.
+    async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>>;
+    /// Apply all mutations atomically (one transaction), in order. On any error nothing is applied.
+    async fn commit(&self, batch: WriteBatch) -> StoreResult<()>;
+}

@@ -1,0 +1,807 @@
+//! The embedded SQLite implementation of [`Store`].
+//!
+//! One database file in WAL mode. Reads use any connection of the pool and run concurrently;
+//! every [`Store::commit`] runs in one `BEGIN IMMEDIATE` transaction, so the write lock is
+//! taken up front and a batch never fails half-way on a lock upgrade. Inside one process,
+//! writers are additionally queued on an async mutex so that they wait in order instead of
+//! spinning in SQLite's busy handler; the 5 s busy timeout only matters when another process
+//! writes the same file.
+//!
+//! The schema lives in `migrations/` and is embedded with [`sqlx::migrate!`]; it is applied
+//! (idempotently) every time a store is opened.
+
+use std::fmt::Display;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{
+    AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, Store, StoreError,
+    StoreResult, WriteBatch,
+};
+
+/// The schema migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a connection waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The columns of `objects`, in the order [`object_from_row`] reads them.
+macro_rules! object_columns {
+    () => {
+        "partition_id, object_id, version, class, key_type, label, ckaid, uuid, usage_count, sealed"
+    };
+}
+
+/// The columns of `partitions`, in the order [`partition_from_row`] reads them.
+macro_rules! partition_columns {
+    () => {
+        "id, name, created, version, sealed, so_failures, user_failures"
+    };
+}
+
+/// The columns of `audit`, in the order [`audit_from_row`] reads them.
+macro_rules! audit_columns {
+    () => {
+        "partition_id, seq, time_ns, actor, action, object_id, detail, prev_hash, hash"
+    };
+}
+
+/// Tuning of a [`SqliteStore`] opened with [`SqliteStore::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Use `synchronous = NORMAL` instead of `FULL`. Faster commits, but in WAL mode the last
+    /// acknowledged transactions may be lost on power failure (never corrupted). Off by default:
+    /// an acknowledged commit must survive power loss.
+    pub synchronous_normal: bool,
+    /// Size of the connection pool (at least 1). Reads run concurrently on up to this many
+    /// connections; writes are serialized anyway.
+    pub max_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous_normal: false,
+            max_connections: 8,
+        }
+    }
+}
+
+/// [`Store`] backed by an SQLite database.
+///
+/// Cloning is cheap and shares the pool.
+///
+/// One behaviour is worth knowing: [`Mutation::UpdateObject`] replaces every column except that
+/// `usage_count` never goes down (the stored count is kept when it is larger than the row's).
+/// [`Mutation::AddUsage`] does not change the object's version, so without this a concurrent
+/// use between the engine's read and its compare-and-swap update would be lost, and a
+/// usage limit could be bypassed.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Serializes this process's writers (see the module doc).
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// Open (and create if missing) the database at `path` with the default [`SqliteOptions`]
+    /// (`synchronous = FULL`), and bring its schema up to date.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Open (and create if missing) the database at `path` with `opts`, and bring its schema up
+    /// to date.
+    pub async fn open_with(path: &Path, opts: SqliteOptions) -> StoreResult<Self> {
+        let synchronous = if opts.synchronous_normal {
+            SqliteSynchronous::Normal
+        } else {
+            SqliteSynchronous::Full
+        };
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_error(format_args!("opening {}", path.display()), e))?;
+        Self::init(pool, &path.display().to_string()).await
+    }
+
+    /// A private in-memory database (for tests): one connection that lives as long as the store.
+    pub async fn memory() -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| db_error("in-memory database options", e))?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // A single connection that is never recycled: closing it would drop the database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .map_err(|e| db_error("opening in-memory database", e))?;
+        Self::init(pool, ":memory:").await
+    }
+
+    async fn init(pool: SqlitePool, name: &str) -> StoreResult<Self> {
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrating the schema of {name}: {e}")))?;
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Close every connection, waiting for running queries to finish (checkpoints the WAL).
+    /// Calls made afterwards on this store or its clones fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Apply one mutation inside the open transaction.
+    async fn apply(conn: &mut SqliteConnection, m: &Mutation) -> StoreResult<()> {
+        match m {
+            Mutation::InsertCluster { key, value } => {
+                sqlx::query("INSERT INTO cluster (key, value) VALUES (?, ?)")
+                    .bind(key.as_str())
+                    .bind(value.as_slice())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| write_error(format_args!("cluster setting {key:?}"), e))?;
+            }
+            Mutation::PutCluster { key, value } => {
+                sqlx::query(
+                    "INSERT INTO cluster (key, value) VALUES (?, ?) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key.as_str())
+                .bind(value.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| write_error(format_args!("cluster setting {key:?}"), e))?;
+            }
+            Mutation::InsertPartition(p) => {
+                sqlx::query(concat!(
+                    "INSERT INTO partitions (",
+                    partition_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .bind(p.id)
+                .bind(p.name.as_str())
+                .bind(p.created)
+                .bind(p.version)
+                .bind(p.sealed.as_slice())
+                .bind(p.so_failures)
+                .bind(p.user_failures)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(ref d)
+                        if d.kind() == ErrorKind::UniqueViolation
+                            && d.message().contains("partitions.name") =>
+                    {
+                        StoreError::Conflict(format!("partition name {:?} already exists", p.name))
+                    }
+                    e => write_error(format_args!("partition {} ({:?})", p.id, p.name), e),
+                })?;
+            }
+            Mutation::UpdatePartition {
+                row,
+                expected_version,
+            } => {
+                let done = sqlx::query(
+                    "UPDATE partitions SET sealed = ?, version = ? WHERE id = ? AND version = ?",
+                )
+                .bind(row.sealed.as_slice())
+                .bind(row.version)
+                .bind(row.id)
+                .bind(*expected_version)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| write_error(format_args!("updating partition {}", row.id), e))?;
+                if done.rows_affected() == 0 {
+                    let stored: Option<i64> =
+                        sqlx::query_scalar("SELECT version FROM partitions WHERE id = ?")
+                            .bind(row.id)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(|e| {
+                                db_error(
+                                    format_args!("reading the version of partition {}", row.id),
+                                    e,
+                                )
+                            })?;
+                    return Err(cas_miss(
+                        format_args!("partition {}", row.id),
+                        stored,
+                        *expected_version,
+                    ));
+                }
+            }
+            Mutation::SetPinFailures {
+                partition_id,
+                so_failures,
+                user_failures,
+            } => {
+                let done = sqlx::query(
+                    "UPDATE partitions SET so_failures = ?, user_failures = ? WHERE id = ?",
+                )
+                .bind(*so_failures)
+                .bind(*user_failures)
+                .bind(*partition_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    write_error(
+                        format_args!("PIN failure counters of partition {partition_id}"),
+                        e,
+                    )
+                })?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("partition {partition_id}")));
+                }
+            }
+            Mutation::DeletePartition { partition_id } => {
+                // Explicit, so that the behaviour does not depend on ON DELETE CASCADE support.
+                sqlx::query("DELETE FROM objects WHERE partition_id = ?")
+                    .bind(*partition_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        write_error(
+                            format_args!("deleting the objects of partition {partition_id}"),
+                            e,
+                        )
+                    })?;
+                let done = sqlx::query("DELETE FROM partitions WHERE id = ?")
+                    .bind(*partition_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        write_error(format_args!("deleting partition {partition_id}"), e)
+                    })?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("partition {partition_id}")));
+                }
+            }
+            Mutation::InsertObject(o) => {
+                sqlx::query(concat!(
+                    "INSERT INTO objects (",
+                    object_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .bind(o.partition_id)
+                .bind(o.object_id)
+                .bind(o.version)
+                .bind(o.class)
+                .bind(o.key_type)
+                .bind(o.label.as_str())
+                .bind(o.ckaid.as_slice())
+                .bind(o.uuid.as_str())
+                .bind(o.usage_count)
+                .bind(o.sealed.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    write_error(
+                        format_args!("object {} of partition {}", o.object_id, o.partition_id),
+                        e,
+                    )
+                })?;
+            }
+            Mutation::UpdateObject {
+                row: o,
+                expected_version,
+            } => {
+                // usage_count never decreases: see the doc of `SqliteStore`.
+                let done = sqlx::query(
+                    "UPDATE objects SET version = ?, class = ?, key_type = ?, label = ?, ckaid = ?, uuid = ?, \
+                     usage_count = CASE WHEN usage_count > ? THEN usage_count ELSE ? END, sealed = ? \
+                     WHERE partition_id = ? AND object_id = ? AND version = ?",
+                )
+                .bind(o.version)
+                .bind(o.class)
+                .bind(o.key_type)
+                .bind(o.label.as_str())
+                .bind(o.ckaid.as_slice())
+                .bind(o.uuid.as_str())
+                .bind(o.usage_count)
+                .bind(o.usage_count)
+                .bind(o.sealed.as_slice())
+                .bind(o.partition_id)
+                .bind(o.object_id)
+                .bind(*expected_version)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    write_error(format_args!("updating object {} of partition {}", o.object_id, o.partition_id), e)
+                })?;
+                if done.rows_affected() == 0 {
+                    let stored = object_version(conn, o.partition_id, o.object_id).await?;
+                    return Err(cas_miss(
+                        format_args!("object {}", o.object_id),
+                        stored,
+                        *expected_version,
+                    ));
+                }
+            }
+            Mutation::DeleteObject {
+                partition_id,
+                object_id,
+                expected_version,
+            } => {
+                let done = sqlx::query(
+                    "DELETE FROM objects WHERE partition_id = ? AND object_id = ? AND version = ?",
+                )
+                .bind(*partition_id)
+                .bind(*object_id)
+                .bind(*expected_version)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    write_error(
+                        format_args!("deleting object {object_id} of partition {partition_id}"),
+                        e,
+                    )
+                })?;
+                if done.rows_affected() == 0 {
+                    let stored = object_version(conn, *partition_id, *object_id).await?;
+                    return Err(cas_miss(
+                        format_args!("object {object_id}"),
+                        stored,
+                        *expected_version,
+                    ));
+                }
+            }
+            Mutation::AddUsage {
+                partition_id,
+                object_id,
+                n,
+            } => {
+                // A missing object is not an error: it may have been deleted meanwhile.
+                sqlx::query("UPDATE objects SET usage_count = usage_count + ? WHERE partition_id = ? AND object_id = ?")
+                    .bind(*n)
+                    .bind(*partition_id)
+                    .bind(*object_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        write_error(format_args!("usage count of object {object_id} of partition {partition_id}"), e)
+                    })?;
+            }
+            Mutation::AppendAudit(a) => {
+                sqlx::query(concat!(
+                    "INSERT INTO audit (",
+                    audit_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .bind(a.partition_id)
+                .bind(a.seq)
+                .bind(a.time_ns)
+                .bind(a.actor.as_str())
+                .bind(a.action.as_str())
+                .bind(a.object_id)
+                .bind(a.detail.as_str())
+                .bind(a.prev_hash.as_slice())
+                .bind(a.hash.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    write_error(
+                        format_args!("audit entry {} of partition {}", a.seq, a.partition_id),
+                        e,
+                    )
+                })?;
+            }
+            Mutation::PutCheckpoint(c) => {
+                sqlx::query(
+                    "INSERT INTO checkpoints (partition_id, seq, hash, time_ns, signer_cert, signature) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(c.partition_id)
+                .bind(c.seq)
+                .bind(c.hash.as_slice())
+                .bind(c.time_ns)
+                .bind(c.signer_cert.as_slice())
+                .bind(c.signature.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| write_error(format_args!("checkpoint {} of partition {}", c.seq, c.partition_id), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn cluster_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM cluster WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(format_args!("reading cluster setting {key:?}"), e))
+    }
+
+    async fn partitions(&self) -> StoreResult<Vec<PartitionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing partitions", e))?;
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading partition {id}"), e))?;
+        row.as_ref().map(partition_from_row).transpose()
+    }
+
+    async fn partition_by_name(&self, name: &str) -> StoreResult<Option<PartitionRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading partition {name:?}"), e))?;
+        row.as_ref().map(partition_from_row).transpose()
+    }
+
+    async fn object(&self, partition_id: i64, object_id: i64) -> StoreResult<Option<ObjectRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE partition_id = ? AND object_id = ?"
+        ))
+        .bind(partition_id)
+        .bind(object_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading object {object_id} of partition {partition_id}"),
+                e,
+            )
+        })?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn find_objects(
+        &self,
+        partition_id: i64,
+        filter: &ObjectFilter,
+    ) -> StoreResult<Vec<ObjectRow>> {
+        // Only constant fragments go into the SQL text; every value is a bound parameter.
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE partition_id = ?"
+        ));
+        if filter.class.is_some() {
+            sql.push_str(" AND class = ?");
+        }
+        if filter.key_type.is_some() {
+            sql.push_str(" AND key_type = ?");
+        }
+        if filter.label.is_some() {
+            sql.push_str(" AND label = ?");
+        }
+        if filter.ckaid.is_some() {
+            sql.push_str(" AND ckaid = ?");
+        }
+        if filter.uuid.is_some() {
+            sql.push_str(" AND uuid = ?");
+        }
+        if filter.after.is_some() {
+            sql.push_str(" AND object_id > ?");
+        }
+        sql.push_str(" ORDER BY object_id");
+        if filter.limit.is_some() {
+            sql.push_str(" LIMIT ?");
+        }
+
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(partition_id);
+        if let Some(class) = filter.class {
+            q = q.bind(class);
+        }
+        if let Some(key_type) = filter.key_type {
+            q = q.bind(key_type);
+        }
+        if let Some(label) = &filter.label {
+            q = q.bind(label.clone());
+        }
+        if let Some(ckaid) = &filter.ckaid {
+            q = q.bind(ckaid.clone());
+        }
+        if let Some(uuid) = &filter.uuid {
+            q = q.bind(uuid.clone());
+        }
+        if let Some(after) = filter.after {
+            q = q.bind(after);
+        }
+        if let Some(limit) = filter.limit {
+            q = q.bind(i64::from(limit));
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(|e| {
+            db_error(
+                format_args!("searching objects of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn object_versions(&self, partition_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT object_id, version FROM objects WHERE partition_id = ? ORDER BY object_id",
+        )
+        .bind(partition_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("listing object versions of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter()
+            .map(|r| Ok((get(r, "object_id")?, get(r, "version")?)))
+            .collect()
+    }
+
+    async fn count_objects(&self, partition_id: i64) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE partition_id = ?")
+            .bind(partition_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                db_error(
+                    format_args!("counting objects of partition {partition_id}"),
+                    e,
+                )
+            })
+    }
+
+    async fn audit_head(&self, partition_id: i64) -> StoreResult<Option<AuditRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(partition_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading the audit head of partition {partition_id}"),
+                e,
+            )
+        })?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    async fn audit_range(
+        &self,
+        partition_id: i64,
+        from_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit WHERE partition_id = ? AND seq >= ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(partition_id)
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading the audit chain of partition {partition_id} from {from_seq}"),
+                e,
+            )
+        })?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_partitions(&self) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT DISTINCT partition_id FROM audit ORDER BY partition_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing audit chains", e))
+    }
+
+    async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>> {
+        let rows = sqlx::query(
+            "SELECT partition_id, seq, hash, time_ns, signer_cert, signature \
+             FROM checkpoints WHERE partition_id = ? ORDER BY seq",
+        )
+        .bind(partition_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("listing checkpoints of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRow {
+                    partition_id: get(r, "partition_id")?,
+                    seq: get(r, "seq")?,
+                    hash: get(r, "hash")?,
+                    time_ns: get(r, "time_ns")?,
+                    signer_cert: get(r, "signer_cert")?,
+                    signature: get(r, "signature")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting a write transaction", e))?;
+        for (i, m) in batch.mutations.iter().enumerate() {
+            if let Err(err) = Self::apply(&mut tx, m).await {
+                tracing::debug!(mutation = i, error = %err, "store commit rolled back");
+                if let Err(e) = tx.rollback().await {
+                    // The connection is discarded by the pool; nothing was committed.
+                    tracing::warn!(error = %e, "rolling back a failed store commit");
+                }
+                return Err(err);
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing a write transaction", e))
+    }
+}
+
+/// The version of an object, read inside the write transaction after a CAS miss.
+async fn object_version(
+    conn: &mut SqliteConnection,
+    partition_id: i64,
+    object_id: i64,
+) -> StoreResult<Option<i64>> {
+    sqlx::query_scalar("SELECT version FROM objects WHERE partition_id = ? AND object_id = ?")
+        .bind(partition_id)
+        .bind(object_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!(
+                    "reading the version of object {object_id} of partition {partition_id}"
+                ),
+                e,
+            )
+        })
+}
+
+/// The error of a compare-and-swap that matched no row: `NotFound` if the row is absent,
+/// else `Conflict` naming the stored and the expected version.
+fn cas_miss(what: impl Display, stored: Option<i64>, expected: i64) -> StoreError {
+    match stored {
+        None => StoreError::NotFound(what.to_string()),
+        Some(v) => StoreError::Conflict(format!("{what} version is {v}, expected {expected}")),
+    }
+}
+
+/// Map an error of a write: uniqueness violations become `Conflict`, a missing referenced row
+/// (an object of an unknown partition) `NotFound`, anything else `Database`.
+fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        match d.kind() {
+            ErrorKind::UniqueViolation => {
+                return StoreError::Conflict(format!("{what} already exists ({})", d.message()));
+            }
+            ErrorKind::ForeignKeyViolation => {
+                return StoreError::NotFound(format!(
+                    "{what}: the partition does not exist ({})",
+                    d.message()
+                ));
+            }
+            _ => {}
+        }
+    }
+    db_error(what, e)
+}
+
+/// A database failure while doing `what`.
+fn db_error(what: impl Display, e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("{what}: {e}"))
+}
+
+/// One column of a row, with an error naming the column.
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Database(format!("decoding column {column}: {e}")))
+}
+
+fn partition_from_row(r: &SqliteRow) -> StoreResult<PartitionRow> {
+    Ok(PartitionRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        created: get(r, "created")?,
+        version: get(r, "version")?,
+        sealed: get(r, "sealed")?,
+        so_failures: get(r, "so_failures")?,
+        user_failures: get(r, "user_failures")?,
+    })
+}
+
+fn object_from_row(r: &SqliteRow) -> StoreResult<ObjectRow> {
+    Ok(ObjectRow {
+        partition_id: get(r, "partition_id")?,
+        object_id: get(r, "object_id")?,
+        version: get(r, "version")?,
+        class: get(r, "class")?,
+        key_type: get(r, "key_type")?,
+        label: get(r, "label")?,
+        ckaid: get(r, "ckaid")?,
+        uuid: get(r, "uuid")?,
+        usage_count: get(r, "usage_count")?,
+        sealed: get(r, "sealed")?,
+    })
+}
+
+fn audit_from_row(r: &SqliteRow) -> StoreResult<AuditRow> {
+    Ok(AuditRow {
+        partition_id: get(r, "partition_id")?,
+        seq: get(r, "seq")?,
+        time_ns: get(r, "time_ns")?,
+        actor: get(r, "actor")?,
+        action: get(r, "action")?,
+        object_id: get(r, "object_id")?,
+        detail: get(r, "detail")?,
+        prev_hash: get(r, "prev_hash")?,
+        hash: get(r, "hash")?,
+    })
+}
