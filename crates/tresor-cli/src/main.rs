@@ -1,1 +1,81 @@
-fn main() {}
+//! `tresor`: the Tresor HSM service binary.
+//!
+//! This stage has the engine's commands: `init`, `unseal`, `dev`, `admin`, `audit verify`,
+//! `attest verify` and `bench`. The network faces (HSM node, gateway, REST API) attach to
+//! `tresor dev` in later stages.
+
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cmd;
+mod shares_io;
+
+use clap::{Parser, Subcommand};
+
+/// Tresor: an open-source network HSM.
+#[derive(Parser, Debug)]
+#[command(name = "tresor", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new cluster on an empty store: a master key split into N shares (threshold M),
+    /// the cluster root certificate and the node certificate. Prints or writes the shares;
+    /// they are never stored.
+    Init(cmd::InitArgs),
+    /// Check M shares against a store and unseal it: each share is checked as it is entered,
+    /// and a wrong, corrupted or foreign share is named. Reports the store's partitions.
+    Unseal(cmd::UnsealArgs),
+    /// Run everything in one process on an embedded store for a first try: initialise (with a
+    /// single local share) if needed, unseal, create a first partition, print where everything
+    /// is, and serve until Ctrl-C.
+    Dev(cmd::DevArgs),
+    /// Administration: partitions.
+    #[command(subcommand)]
+    Admin(cmd::AdminCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(cmd::AuditCommand),
+    /// Attestation tools.
+    #[command(subcommand)]
+    Attest(cmd::AttestCommand),
+    /// Benchmarks: the engine in-process next to the raw crypto libraries.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TRESOR_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tresor: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Init(a) => cmd::init(a).await,
+            Command::Unseal(a) => cmd::unseal(a).await,
+            Command::Dev(a) => cmd::dev(a).await,
+            Command::Admin(c) => cmd::admin(c).await,
+            Command::Audit(c) => cmd::audit(c).await,
+            Command::Attest(c) => cmd::attest(c).await,
+            Command::Bench(c) => bench::run(c).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tresor: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

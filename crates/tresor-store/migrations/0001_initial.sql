@@ -33,10 +33,14 @@ CREATE TABLE objects (
     PRIMARY KEY (partition_id, object_id)
 );
 
-CREATE INDEX objects_label ON objects (partition_id, label);
-CREATE INDEX objects_ckaid ON objects (partition_id, ckaid);
-CREATE INDEX objects_class ON objects (partition_id, class, key_type);
-CREATE INDEX objects_uuid ON objects (partition_id, uuid);
+-- Searches are `WHERE partition_id = ? AND <column> = ? ORDER BY object_id`. Each index ends
+-- with object_id so that it returns the matches already in that order: otherwise the planner
+-- (without statistics) prefers walking the primary key to skip the sort, which scans the whole
+-- partition (about 140 ms per label lookup at 1,000,000 objects instead of tens of microseconds).
+CREATE INDEX objects_label ON objects (partition_id, label, object_id);
+CREATE INDEX objects_ckaid ON objects (partition_id, ckaid, object_id);
+CREATE INDEX objects_class ON objects (partition_id, class, key_type, object_id);
+CREATE INDEX objects_uuid ON objects (partition_id, uuid, object_id);
 
 -- The audit chain outlives its partition: no foreign key to `partitions`.
 CREATE TABLE audit (

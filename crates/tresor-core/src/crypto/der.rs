@@ -10,21 +10,33 @@ use crate::bail;
 use crate::error::{Error, Result, Rv};
 
 const CURVES: [(Curve, &[u8]); 7] = [
-    (Curve::P256, &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+    (
+        Curve::P256,
+        &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+    ),
     (Curve::P384, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]),
     (Curve::P521, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]),
-    (Curve::Secp256k1, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a]),
+    (
+        Curve::Secp256k1,
+        &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a],
+    ),
     (
         Curve::BrainpoolP256r1,
-        &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07],
+        &[
+            0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07,
+        ],
     ),
     (
         Curve::BrainpoolP384r1,
-        &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b],
+        &[
+            0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b,
+        ],
     ),
     (
         Curve::BrainpoolP512r1,
-        &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d],
+        &[
+            0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d,
+        ],
     ),
 ];
 
@@ -50,7 +62,10 @@ pub fn curve_from_oid_der(ec_params: &[u8]) -> Result<AnyCurve> {
             _ => {}
         }
     }
-    Err(Error::new(Rv::CurveNotSupported, "unknown or unsupported curve parameters"))
+    Err(Error::new(
+        Rv::CurveNotSupported,
+        "unknown or unsupported curve parameters",
+    ))
 }
 
 /// The DER OID of a curve (the `CKA_EC_PARAMS` value Tresor reports).
@@ -137,7 +152,10 @@ pub fn parse_octet_string(v: &[u8]) -> Option<&[u8]> {
 /// Raw `r‖s` (two equal halves) to a DER `ECDSA-Sig-Value`.
 pub fn ecdsa_raw_to_der(sig: &[u8]) -> Result<Vec<u8>> {
     if sig.is_empty() || sig.len() % 2 != 0 {
-        bail!(Rv::SignatureLenRange, "raw ECDSA signature must be r||s of equal halves");
+        bail!(
+            Rv::SignatureLenRange,
+            "raw ECDSA signature must be r||s of equal halves"
+        );
     }
     let (r, s) = sig.split_at(sig.len() / 2);
     let sig = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
@@ -166,8 +184,14 @@ mod tests {
         }
         let mut ps = vec![0x13, 12];
         ps.extend_from_slice(b"edwards25519");
-        assert_eq!(curve_from_oid_der(&ps)?, AnyCurve::Edwards(EdCurve::Ed25519));
-        assert_eq!(curve_from_oid_der(ED448_OID)?, AnyCurve::Edwards(EdCurve::Ed448));
+        assert_eq!(
+            curve_from_oid_der(&ps)?,
+            AnyCurve::Edwards(EdCurve::Ed25519)
+        );
+        assert_eq!(
+            curve_from_oid_der(ED448_OID)?,
+            AnyCurve::Edwards(EdCurve::Ed448)
+        );
         let e = curve_from_oid_der(&[0x06, 0x01, 0x00]);
         assert_eq!(e.map_err(|e| e.rv()), Err(Rv::CurveNotSupported));
         Ok(())

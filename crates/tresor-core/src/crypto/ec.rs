@@ -1,7 +1,9 @@
 //! ECDSA (raw r‖s in and out) and ECDH.
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+};
 use openssl::bn::BigNumContext;
 use openssl::derive::Deriver;
 use openssl::ec::{EcGroup, EcKey, EcPoint};
@@ -77,7 +79,12 @@ fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
 }
 
 /// Raw ECDSA over an already-computed digest with OpenSSL.
-fn sign_digest(key: &PKey<Private>, c: Curve, digest: &[u8], det: Option<HashAlg>) -> Result<Vec<u8>> {
+fn sign_digest(
+    key: &PKey<Private>,
+    c: Curve,
+    digest: &[u8],
+    det: Option<HashAlg>,
+) -> Result<Vec<u8>> {
     if digest.is_empty() {
         bail!(Rv::DataLenRange, "ECDSA input must not be empty");
     }
@@ -105,7 +112,13 @@ fn message_digest(m: &Mechanism, data: &[u8]) -> Result<([u8; 64], usize)> {
 }
 
 /// ECDSA signature, raw r‖s.
-pub(crate) fn sign(key: &PKey<Private>, c: Curve, fast: &Fast, m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn sign(
+    key: &PKey<Private>,
+    c: Curve,
+    fast: &Fast,
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     match (m, fast, c) {
         (Mechanism::Ecdsa, _, _) => sign_digest(key, c, data, None),
         // Hot path (see `fast_key` for the measured speed-up).
@@ -128,10 +141,20 @@ pub(crate) fn sign(key: &PKey<Private>, c: Curve, fast: &Fast, m: &Mechanism, da
 }
 
 /// Verifies a raw r‖s ECDSA signature.
-pub(crate) fn verify(key: &PKey<Public>, c: Curve, m: &Mechanism, data: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn verify(
+    key: &PKey<Public>,
+    c: Curve,
+    m: &Mechanism,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<()> {
     check_sign_mech(m)?;
     if sig.len() != 2 * field_len(c) {
-        bail!(Rv::SignatureLenRange, "ECDSA signature must be {} bytes", 2 * field_len(c));
+        bail!(
+            Rv::SignatureLenRange,
+            "ECDSA signature must be {} bytes",
+            2 * field_len(c)
+        );
     }
     let der = ecdsa_raw_to_der(sig)?;
     let mut ctx = PkeyCtx::new(key)?;
@@ -156,7 +179,12 @@ pub(crate) fn verify(key: &PKey<Public>, c: Curve, m: &Mechanism, data: &[u8], s
 }
 
 /// ECDH with the peer point in `p`, then the optional X9.63 KDF.
-pub(crate) fn derive(key: &PKey<Private>, c: Curve, p: &EcdhParams, out_len: usize) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn derive(
+    key: &PKey<Private>,
+    c: Curve,
+    p: &EcdhParams,
+    out_len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
     let fl = field_len(c);
     let raw = &p.public_data;
     let point = if (raw.len() == 1 + 2 * fl && raw[0] == 0x04)
@@ -164,12 +192,18 @@ pub(crate) fn derive(key: &PKey<Private>, c: Curve, p: &EcdhParams, out_len: usi
     {
         &raw[..]
     } else {
-        parse_octet_string(raw)
-            .ok_or_else(|| Error::new(Rv::MechanismParamInvalid, "peer public point is malformed"))?
+        parse_octet_string(raw).ok_or_else(|| {
+            Error::new(Rv::MechanismParamInvalid, "peer public point is malformed")
+        })?
     };
     let group = EcGroup::from_curve_name(curve_nid(c))?;
     let mut bn = BigNumContext::new()?;
-    let bad_point = |_| Error::new(Rv::MechanismParamInvalid, "peer point is not on the key's curve");
+    let bad_point = |_| {
+        Error::new(
+            Rv::MechanismParamInvalid,
+            "peer point is not on the key's curve",
+        )
+    };
     let pt = EcPoint::from_bytes(&group, point, &mut bn).map_err(bad_point)?;
     let peer = PKey::from_ec_key(EcKey::from_public_key(&group, &pt)?)?;
     let mut d = Deriver::new(key)?;
@@ -181,7 +215,11 @@ pub(crate) fn derive(key: &PKey<Private>, c: Curve, p: &EcdhParams, out_len: usi
                 bail!(Rv::MechanismParamInvalid, "shared data needs a KDF");
             }
             if out_len > z.len() {
-                bail!(Rv::KeySizeRange, "raw ECDH secret is only {} bytes", z.len());
+                bail!(
+                    Rv::KeySizeRange,
+                    "raw ECDH secret is only {} bytes",
+                    z.len()
+                );
             }
             // Truncation keeps the leading bytes of the shared x-coordinate.
             let n = if out_len == 0 { z.len() } else { out_len };

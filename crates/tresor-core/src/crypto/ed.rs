@@ -19,7 +19,12 @@ pub(crate) fn fast_key(pkcs8: &[u8]) -> Fast {
 }
 
 /// Signs `data` (pure EdDSA, empty context).
-pub(crate) fn sign(key: &PKey<Private>, fast: &Fast, m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn sign(
+    key: &PKey<Private>,
+    fast: &Fast,
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     if *m != Mechanism::Eddsa {
         return Err(mismatch(m));
     }
@@ -36,12 +41,19 @@ pub(crate) fn verify(key: &PKey<Public>, m: &Mechanism, data: &[u8], sig: &[u8])
         return Err(mismatch(m));
     }
     if sig.len() != key.size() {
-        bail!(Rv::SignatureLenRange, "EdDSA signature must be {} bytes", key.size());
+        bail!(
+            Rv::SignatureLenRange,
+            "EdDSA signature must be {} bytes",
+            key.size()
+        );
     }
     let mut v = Verifier::new_without_digest(key)?;
     if v.verify_oneshot(sig, data).unwrap_or(false) {
         Ok(())
     } else {
-        Err(Error::new(Rv::SignatureInvalid, "EdDSA signature does not verify"))
+        Err(Error::new(
+            Rv::SignatureInvalid,
+            "EdDSA signature does not verify",
+        ))
     }
 }

@@ -8,9 +8,9 @@ use openssl::pkey::{HasParams, HasPublic, Id, PKey, PKeyRef, Private};
 use openssl::rsa::Rsa;
 use zeroize::Zeroizing;
 
-use super::der::{curve_from_nid, curve_nid, curve_oid_der, octet_string, AnyCurve};
+use super::der::{curve_from_nid, curve_nid, curve_oid_der, octet_string};
 use super::types::{
-    EdCurve, KeyAlg, KeyMaterial, KeyPairParams, MlDsaParam, MlKemParam, PublicInfo,
+    AnyCurve, EdCurve, KeyAlg, KeyMaterial, KeyPairParams, MlDsaParam, MlKemParam, PublicInfo,
     SlhDsaParam,
 };
 use crate::bail;
@@ -78,12 +78,18 @@ pub(crate) fn alg_of<T: HasParams>(pkey: &PKeyRef<T>) -> Result<KeyAlg> {
             return Ok(alg);
         }
     }
-    Err(Error::new(Rv::KeyTypeInconsistent, "unsupported key algorithm"))
+    Err(Error::new(
+        Rv::KeyTypeInconsistent,
+        "unsupported key algorithm",
+    ))
 }
 
 /// The public information of a key of algorithm `alg`.
 pub(crate) fn public_info<T: HasPublic>(alg: KeyAlg, pkey: &PKeyRef<T>) -> Result<PublicInfo> {
-    let mut info = PublicInfo { spki: pkey.public_key_to_der()?, ..PublicInfo::default() };
+    let mut info = PublicInfo {
+        spki: pkey.public_key_to_der()?,
+        ..PublicInfo::default()
+    };
     match alg {
         KeyAlg::Rsa => {
             let rsa = pkey.rsa()?;
@@ -94,7 +100,9 @@ pub(crate) fn public_info<T: HasPublic>(alg: KeyAlg, pkey: &PKeyRef<T>) -> Resul
         KeyAlg::Ec(c) => {
             let ec = pkey.ec_key()?;
             let mut bn = openssl::bn::BigNumContext::new()?;
-            let pt = ec.public_key().to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut bn)?;
+            let pt =
+                ec.public_key()
+                    .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut bn)?;
             info.ec_params = Some(curve_oid_der(AnyCurve::Weierstrass(c)).to_vec());
             info.ec_point = Some(octet_string(&pt));
         }
@@ -118,10 +126,16 @@ pub(crate) fn check_secret_len(alg: KeyAlg, len: usize) -> Result<()> {
         KeyAlg::Aes => matches!(len, 16 | 24 | 32),
         KeyAlg::ChaCha20 => len == 32,
         KeyAlg::GenericSecret => (1..=512).contains(&len),
-        _ => bail!(Rv::KeyTypeInconsistent, "{alg:?} is not a secret key algorithm"),
+        _ => bail!(
+            Rv::KeyTypeInconsistent,
+            "{alg:?} is not a secret key algorithm"
+        ),
     };
     if !ok {
-        bail!(Rv::KeySizeRange, "{len} bytes is not a valid {alg:?} key length");
+        bail!(
+            Rv::KeySizeRange,
+            "{len} bytes is not a valid {alg:?} key length"
+        );
     }
     Ok(())
 }
@@ -147,14 +161,20 @@ fn generate_pkey(alg: KeyAlg, p: &KeyPairParams) -> Result<PKey<Private>> {
         KeyAlg::Rsa => {
             let bits = p.modulus_bits.unwrap_or(2048);
             if !(2048..=8192).contains(&bits) || bits % 8 != 0 {
-                bail!(Rv::KeySizeRange, "RSA modulus must be 2048..=8192 bits, a multiple of 8");
+                bail!(
+                    Rv::KeySizeRange,
+                    "RSA modulus must be 2048..=8192 bits, a multiple of 8"
+                );
             }
             let e = match &p.public_exponent {
                 Some(e) => BigNum::from_slice(e)?,
                 None => BigNum::from_u32(65537)?,
             };
             if !e.is_bit_set(0) || e.num_bits() < 2 || e.num_bits() > 256 {
-                bail!(Rv::TemplateInconsistent, "RSA public exponent must be odd and >= 3");
+                bail!(
+                    Rv::TemplateInconsistent,
+                    "RSA public exponent must be odd and >= 3"
+                );
             }
             PKey::from_rsa(Rsa::generate_with_e(bits, &e)?)?
         }
@@ -170,7 +190,10 @@ fn generate_pkey(alg: KeyAlg, p: &KeyPairParams) -> Result<PKey<Private>> {
             tresor_pqc::generate(name)?
         }
         KeyAlg::Aes | KeyAlg::GenericSecret | KeyAlg::ChaCha20 => {
-            bail!(Rv::KeyTypeInconsistent, "{alg:?} is not a key-pair algorithm")
+            bail!(
+                Rv::KeyTypeInconsistent,
+                "{alg:?} is not a key-pair algorithm"
+            )
         }
     })
 }
@@ -179,7 +202,10 @@ fn generate_pkey(alg: KeyAlg, p: &KeyPairParams) -> Result<PKey<Private>> {
 pub fn generate_key_pair(alg: KeyAlg, p: &KeyPairParams) -> Result<(KeyMaterial, PublicInfo)> {
     let pkey = generate_pkey(alg, p)?;
     let info = public_info(alg, &pkey)?;
-    Ok((KeyMaterial(Zeroizing::new(pkey.private_key_to_pkcs8()?)), info))
+    Ok((
+        KeyMaterial(Zeroizing::new(pkey.private_key_to_pkcs8()?)),
+        info,
+    ))
 }
 
 fn parse_private(der: &[u8]) -> Result<PKey<Private>> {
@@ -189,7 +215,10 @@ fn parse_private(der: &[u8]) -> Result<PKey<Private>> {
     if let Ok(rsa) = Rsa::private_key_from_der(der) {
         return Ok(PKey::from_rsa(rsa)?);
     }
-    Err(Error::new(Rv::AttributeValueInvalid, "not a PKCS#8 (or PKCS#1 RSA) private key"))
+    Err(Error::new(
+        Rv::AttributeValueInvalid,
+        "not a PKCS#8 (or PKCS#1 RSA) private key",
+    ))
 }
 
 /// Which algorithm a PKCS#8 (or traditional PKCS#1 RSA) private key DER is.
@@ -211,12 +240,18 @@ pub fn public_info_from_private(alg: KeyAlg, pkcs8_der: &[u8]) -> Result<PublicI
     let pkey = parse_private(pkcs8_der)?;
     let found = alg_of(&pkey)?;
     if found != alg {
-        bail!(Rv::KeyTypeInconsistent, "key is {found:?}, expected {alg:?}");
+        bail!(
+            Rv::KeyTypeInconsistent,
+            "key is {found:?}, expected {alg:?}"
+        );
     }
     match alg {
         KeyAlg::Rsa => {
             if !pkey.rsa()?.check_key().unwrap_or(false) {
-                bail!(Rv::AttributeValueInvalid, "RSA key fails its consistency check");
+                bail!(
+                    Rv::AttributeValueInvalid,
+                    "RSA key fails its consistency check"
+                );
             }
         }
         KeyAlg::Ec(_) => pkey
@@ -235,4 +270,3 @@ pub fn detect_public(spki_der: &[u8]) -> Result<(KeyAlg, PublicInfo)> {
     let alg = alg_of(&pkey)?;
     Ok((alg, public_info(alg, &pkey)?))
 }
-

@@ -33,7 +33,12 @@ pub fn is_keccak(h: HashAlg) -> bool {
 
 /// Keccak digests are provider-only (no static `EVP_MD`), fetched once and cached.
 fn keccak(idx: usize) -> Result<&'static MdRef> {
-    static CACHE: [OnceLock<Md>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static CACHE: [OnceLock<Md>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     const NAMES: [&str; 4] = ["KECCAK-224", "KECCAK-256", "KECCAK-384", "KECCAK-512"];
     let slot = &CACHE[idx];
     if let Some(md) = slot.get() {
@@ -137,7 +142,12 @@ mod tests {
             hex::encode(digest(HashAlg::Keccak256, b"")?),
             "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
         );
-        for h in [HashAlg::Sha1, HashAlg::Sha3_512, HashAlg::Keccak384, HashAlg::Sha224] {
+        for h in [
+            HashAlg::Sha1,
+            HashAlg::Sha3_512,
+            HashAlg::Keccak384,
+            HashAlg::Sha224,
+        ] {
             assert_eq!(digest(h, b"x")?.len(), hash_len(h));
         }
         Ok(())

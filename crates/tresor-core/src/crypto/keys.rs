@@ -60,7 +60,10 @@ pub(crate) fn mismatch(m: &Mechanism) -> Error {
     if matches!(m, Mechanism::Digest(_)) {
         Error::new(Rv::MechanismInvalid, "digest is not a key operation")
     } else {
-        Error::new(Rv::KeyTypeInconsistent, "mechanism does not fit the key type")
+        Error::new(
+            Rv::KeyTypeInconsistent,
+            "mechanism does not fit the key type",
+        )
     }
 }
 
@@ -78,7 +81,10 @@ impl LoadedKey {
             .map_err(|_| Error::new(Rv::AttributeValueInvalid, "not a valid PKCS#8 private key"))?;
         let found = gen::alg_of(&pkey)?;
         if found != alg {
-            bail!(Rv::KeyTypeInconsistent, "key is {found:?}, expected {alg:?}");
+            bail!(
+                Rv::KeyTypeInconsistent,
+                "key is {found:?}, expected {alg:?}"
+            );
         }
         let public = PKey::public_key_from_der(&pkey.public_key_to_der()?)?;
         let info = gen::public_info(alg, &public)?;
@@ -87,8 +93,16 @@ impl LoadedKey {
             KeyAlg::Ed(_) => ed::fast_key(pkcs8_der),
             _ => Fast::None,
         };
-        let asym = Asym { private: Some(pkey), public, info, fast };
-        Ok(LoadedKey { alg, kind: Kind::Asym(Box::new(asym)) })
+        let asym = Asym {
+            private: Some(pkey),
+            public,
+            info,
+            fast,
+        };
+        Ok(LoadedKey {
+            alg,
+            kind: Kind::Asym(Box::new(asym)),
+        })
     }
 
     /// Parses a DER `SubjectPublicKeyInfo` of algorithm `alg`.
@@ -97,11 +111,22 @@ impl LoadedKey {
             .map_err(|_| Error::new(Rv::AttributeValueInvalid, "not a valid public key"))?;
         let found = gen::alg_of(&public)?;
         if found != alg {
-            bail!(Rv::KeyTypeInconsistent, "key is {found:?}, expected {alg:?}");
+            bail!(
+                Rv::KeyTypeInconsistent,
+                "key is {found:?}, expected {alg:?}"
+            );
         }
         let info = gen::public_info(alg, &public)?;
-        let asym = Asym { private: None, public, info, fast: Fast::None };
-        Ok(LoadedKey { alg, kind: Kind::Asym(Box::new(asym)) })
+        let asym = Asym {
+            private: None,
+            public,
+            info,
+            fast: Fast::None,
+        };
+        Ok(LoadedKey {
+            alg,
+            kind: Kind::Asym(Box::new(asym)),
+        })
     }
 
     /// A secret key: AES (16/24/32 bytes), ChaCha20 (32) or GenericSecret (1..=512, HMAC).
@@ -111,7 +136,13 @@ impl LoadedKey {
             KeyAlg::GenericSecret => Some(PKey::hmac(value)?),
             _ => None,
         };
-        Ok(LoadedKey { alg, kind: Kind::Secret { value: Zeroizing::new(value.to_vec()), hmac } })
+        Ok(LoadedKey {
+            alg,
+            kind: Kind::Secret {
+                value: Zeroizing::new(value.to_vec()),
+                hmac,
+            },
+        })
     }
 
     /// The key's algorithm.
@@ -135,9 +166,12 @@ impl LoadedKey {
                 _ => Err(mismatch(m)),
             },
             (Kind::Secret { .. }, _) => Err(mismatch(m)),
-            (Kind::Asym(a), KeyAlg::Rsa) => {
-                rsa::sign(need_private(a)?, a.info.modulus.as_deref().unwrap_or(&[]), m, data)
-            }
+            (Kind::Asym(a), KeyAlg::Rsa) => rsa::sign(
+                need_private(a)?,
+                a.info.modulus.as_deref().unwrap_or(&[]),
+                m,
+                data,
+            ),
             (Kind::Asym(a), KeyAlg::Ec(c)) => ec::sign(need_private(a)?, c, &a.fast, m, data),
             (Kind::Asym(a), KeyAlg::Ed(_)) => ed::sign(need_private(a)?, &a.fast, m, data),
             (Kind::Asym(a), KeyAlg::MlDsa(_) | KeyAlg::SlhDsa(_)) => {
@@ -166,9 +200,13 @@ impl LoadedKey {
                 _ => Err(mismatch(m)),
             },
             (Kind::Secret { .. }, _) => Err(mismatch(m)),
-            (Kind::Asym(a), KeyAlg::Rsa) => {
-                rsa::verify(&a.public, a.info.modulus.as_deref().unwrap_or(&[]), m, data, sig)
-            }
+            (Kind::Asym(a), KeyAlg::Rsa) => rsa::verify(
+                &a.public,
+                a.info.modulus.as_deref().unwrap_or(&[]),
+                m,
+                data,
+                sig,
+            ),
             (Kind::Asym(a), KeyAlg::Ec(c)) => ec::verify(&a.public, c, m, data, sig),
             (Kind::Asym(a), KeyAlg::Ed(_)) => ed::verify(&a.public, m, data, sig),
             (Kind::Asym(a), KeyAlg::MlDsa(_) | KeyAlg::SlhDsa(_)) => {
@@ -264,10 +302,13 @@ impl LoadedKey {
             }
             (Kind::Asym(a), KeyAlg::Rsa, Mechanism::RsaOaep(_)) => {
                 rsa::decrypt(need_private(a)?, m, wrapped).map_err(|e| match e.rv() {
-                    Rv::EncryptedDataLenRange => {
-                        Error::new(Rv::WrappedKeyLenRange, "wrapped key length is not the modulus length")
+                    Rv::EncryptedDataLenRange => Error::new(
+                        Rv::WrappedKeyLenRange,
+                        "wrapped key length is not the modulus length",
+                    ),
+                    Rv::EncryptedDataInvalid => {
+                        Error::new(Rv::WrappedKeyInvalid, "OAEP decoding failed")
                     }
-                    Rv::EncryptedDataInvalid => Error::new(Rv::WrappedKeyInvalid, "OAEP decoding failed"),
                     _ => e,
                 })
             }
@@ -291,7 +332,9 @@ impl LoadedKey {
     /// ML-KEM encapsulation: (ciphertext, 32-byte shared secret).
     pub fn encapsulate(&self, m: &Mechanism) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
         match (&self.kind, self.alg, m) {
-            (Kind::Asym(a), KeyAlg::MlKem(_), Mechanism::MlKem) => Ok(tresor_pqc::encapsulate(&a.public)?),
+            (Kind::Asym(a), KeyAlg::MlKem(_), Mechanism::MlKem) => {
+                Ok(tresor_pqc::encapsulate(&a.public)?)
+            }
             _ => Err(mismatch(m)),
         }
     }

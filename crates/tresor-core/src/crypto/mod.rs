@@ -17,6 +17,7 @@ pub use types::*;
 mod der;
 mod ec;
 mod ed;
+mod gcm;
 mod gen;
 mod hash;
 mod keys;

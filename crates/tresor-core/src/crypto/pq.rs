@@ -48,13 +48,21 @@ fn context(alg: KeyAlg, m: &Mechanism) -> Result<(&[u8], usize)> {
         _ => return Err(mismatch(m)),
     };
     if ctx.len() > 255 {
-        bail!(Rv::MechanismParamInvalid, "context string longer than 255 bytes");
+        bail!(
+            Rv::MechanismParamInvalid,
+            "context string longer than 255 bytes"
+        );
     }
     Ok((ctx, len))
 }
 
 /// Signs `data` (pure mode, with the mechanism's context string).
-pub(crate) fn sign(alg: KeyAlg, key: &PKey<Private>, m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn sign(
+    alg: KeyAlg,
+    key: &PKey<Private>,
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let (ctx_str, len) = context(alg, m)?;
     let mut ctx = MdCtx::new()?;
     let pctx = ctx.digest_sign_init(None, key)?;
@@ -67,7 +75,13 @@ pub(crate) fn sign(alg: KeyAlg, key: &PKey<Private>, m: &Mechanism, data: &[u8])
 }
 
 /// Verifies a signature made by [`sign`].
-pub(crate) fn verify(alg: KeyAlg, key: &PKey<Public>, m: &Mechanism, data: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn verify(
+    alg: KeyAlg,
+    key: &PKey<Public>,
+    m: &Mechanism,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<()> {
     let (ctx_str, len) = context(alg, m)?;
     if sig.len() != len {
         bail!(Rv::SignatureLenRange, "signature must be {len} bytes");
@@ -80,14 +94,25 @@ pub(crate) fn verify(alg: KeyAlg, key: &PKey<Public>, m: &Mechanism, data: &[u8]
     if ctx.digest_verify(data, sig).unwrap_or(false) {
         Ok(())
     } else {
-        Err(Error::new(Rv::SignatureInvalid, "signature does not verify"))
+        Err(Error::new(
+            Rv::SignatureInvalid,
+            "signature does not verify",
+        ))
     }
 }
 
 /// ML-KEM decapsulation.
-pub(crate) fn decapsulate(p: MlKemParam, key: &PKey<Private>, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decapsulate(
+    p: MlKemParam,
+    key: &PKey<Private>,
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     if ct.len() != mlkem_ct_len(p) {
-        bail!(Rv::EncryptedDataLenRange, "ML-KEM ciphertext must be {} bytes", mlkem_ct_len(p));
+        bail!(
+            Rv::EncryptedDataLenRange,
+            "ML-KEM ciphertext must be {} bytes",
+            mlkem_ct_len(p)
+        );
     }
     tresor_pqc::decapsulate(key, ct)
         .map_err(|_| Error::new(Rv::EncryptedDataInvalid, "ML-KEM decapsulation failed"))

@@ -58,13 +58,21 @@ fn setup_pss<T>(ctx: &mut PkeyCtx<T>, bits: u32, p: &PssParams) -> Result<()> {
 
 fn check_pss_hash(h: super::types::HashAlg, p: &PssParams) -> Result<()> {
     if h != p.hash {
-        bail!(Rv::MechanismParamInvalid, "PSS params hash differs from the mechanism hash");
+        bail!(
+            Rv::MechanismParamInvalid,
+            "PSS params hash differs from the mechanism hash"
+        );
     }
     Ok(())
 }
 
 /// Signs with an RSA private key.
-pub(crate) fn sign(key: &PKey<Private>, modulus: &[u8], m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn sign(
+    key: &PKey<Private>,
+    modulus: &[u8],
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let k = key.size();
     let mut out = Vec::with_capacity(k);
     match m {
@@ -87,7 +95,8 @@ pub(crate) fn sign(key: &PKey<Private>, modulus: &[u8], m: &Mechanism, data: &[u
         Mechanism::RsaPkcsHash(h) => {
             let md = md_no_keccak(*h)?;
             let mut ctx = MdCtx::new()?;
-            ctx.digest_sign_init(Some(md), key)?.set_rsa_padding(Padding::PKCS1)?;
+            ctx.digest_sign_init(Some(md), key)?
+                .set_rsa_padding(Padding::PKCS1)?;
             ctx.digest_sign_to_vec(data, &mut out)?;
         }
         Mechanism::RsaPss(p) => pss_sign(key, p, data, &mut out)?,
@@ -104,7 +113,11 @@ pub(crate) fn sign(key: &PKey<Private>, modulus: &[u8], m: &Mechanism, data: &[u
 
 fn pss_sign(key: &PKey<Private>, p: &PssParams, digest: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if digest.len() != hash_len(p.hash) {
-        bail!(Rv::DataLenRange, "PSS input must be a {}-byte digest", hash_len(p.hash));
+        bail!(
+            Rv::DataLenRange,
+            "PSS input must be a {}-byte digest",
+            hash_len(p.hash)
+        );
     }
     let mut ctx = PkeyCtx::new(key)?;
     ctx.sign_init()?;
@@ -118,7 +131,13 @@ fn invalid() -> Error {
 }
 
 /// Verifies with an RSA public key.
-pub(crate) fn verify(key: &PKey<Public>, modulus: &[u8], m: &Mechanism, data: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn verify(
+    key: &PKey<Public>,
+    modulus: &[u8],
+    m: &Mechanism,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<()> {
     check_sign_mech(m)?;
     let k = key.size();
     if sig.len() != k {
@@ -149,7 +168,8 @@ pub(crate) fn verify(key: &PKey<Public>, modulus: &[u8], m: &Mechanism, data: &[
         Mechanism::RsaPkcsHash(h) => {
             let md = md_no_keccak(*h)?;
             let mut ctx = MdCtx::new()?;
-            ctx.digest_verify_init(Some(md), key)?.set_rsa_padding(Padding::PKCS1)?;
+            ctx.digest_verify_init(Some(md), key)?
+                .set_rsa_padding(Padding::PKCS1)?;
             ctx.digest_verify(data, sig).unwrap_or(false)
         }
         Mechanism::RsaPss(p) => pss_verify(key, p, data, sig)?,
@@ -170,7 +190,11 @@ pub(crate) fn verify(key: &PKey<Public>, modulus: &[u8], m: &Mechanism, data: &[
 
 fn pss_verify(key: &PKey<Public>, p: &PssParams, digest: &[u8], sig: &[u8]) -> Result<bool> {
     if digest.len() != hash_len(p.hash) {
-        bail!(Rv::DataLenRange, "PSS input must be a {}-byte digest", hash_len(p.hash));
+        bail!(
+            Rv::DataLenRange,
+            "PSS input must be a {}-byte digest",
+            hash_len(p.hash)
+        );
     }
     let mut ctx = PkeyCtx::new(key)?;
     ctx.verify_init()?;
@@ -189,7 +213,12 @@ fn setup_oaep<T>(ctx: &mut PkeyCtx<T>, p: &OaepParams) -> Result<()> {
 }
 
 /// Encrypts with an RSA public key (`modulus` is needed for `RsaX509` only).
-pub(crate) fn encrypt(key: &PKey<Public>, modulus: &[u8], m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(
+    key: &PKey<Public>,
+    modulus: &[u8],
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let k = key.size();
     let mut ctx = PkeyCtx::new(key)?;
     ctx.encrypt_init()?;
@@ -222,14 +251,21 @@ pub(crate) fn encrypt(key: &PKey<Public>, modulus: &[u8], m: &Mechanism, data: &
 
 /// Decrypts with an RSA private key. PKCS#1 v1.5 decryption uses OpenSSL's implicit rejection
 /// (a bad padding yields a pseudo-random message, not an error), which defeats padding oracles.
-pub(crate) fn decrypt(key: &PKey<Private>, m: &Mechanism, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decrypt(
+    key: &PKey<Private>,
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     let k = key.size();
     match m {
         Mechanism::RsaPkcs | Mechanism::RsaX509 | Mechanism::RsaOaep(_) => {}
         _ => return Err(mismatch(m)),
     }
     if data.len() != k {
-        bail!(Rv::EncryptedDataLenRange, "RSA ciphertext must be {k} bytes");
+        bail!(
+            Rv::EncryptedDataLenRange,
+            "RSA ciphertext must be {k} bytes"
+        );
     }
     let mut ctx = PkeyCtx::new(key)?;
     ctx.decrypt_init()?;

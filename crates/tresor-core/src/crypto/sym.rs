@@ -9,6 +9,9 @@ use super::types::{GcmParams, KeyAlg, Mechanism};
 use crate::bail;
 use crate::error::{Error, Result, Rv};
 
+/// OpenSSL's GCM takes IVs up to 128 bytes; longer ones go to `gcm.rs`.
+const OPENSSL_MAX_IV: usize = 128;
+
 #[derive(Clone, Copy)]
 enum Mode {
     Ecb,
@@ -60,7 +63,10 @@ fn check_ctr(iv: &[u8], counter_bits: usize, len: usize, decrypt: bool) -> Resul
     if !(1..=128).contains(&counter_bits) {
         return Err(param("counter bits must be 1..=128"));
     }
-    let ctr = u128::from_be_bytes(iv.try_into().map_err(|_| param("counter block must be 16 bytes"))?);
+    let ctr = u128::from_be_bytes(
+        iv.try_into()
+            .map_err(|_| param("counter block must be 16 bytes"))?,
+    );
     let blocks = len.div_ceil(16) as u128;
     let fits = if counter_bits == 128 {
         blocks <= u128::MAX - ctr || blocks == 0
@@ -86,7 +92,11 @@ fn check_tag_bits(bits: usize) -> Result<usize> {
 }
 
 /// Runs `data` through an initialised context into `out` (replacing its content).
-fn run(ctx: &mut CipherCtx, data: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), openssl::error::ErrorStack> {
+fn run(
+    ctx: &mut CipherCtx,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), openssl::error::ErrorStack> {
     out.clear();
     out.resize(data.len() + 32, 0);
     let n = ctx.cipher_update(data, Some(out))?;
@@ -123,13 +133,22 @@ fn aead_ctx(enc: bool, cipher: &CipherRef, key: &[u8], iv: &[u8], aad: &[u8]) ->
     Ok(ctx)
 }
 
-fn aead_params<'a>(alg: KeyAlg, key: &[u8], m: &'a Mechanism) -> Result<(&'static CipherRef, &'a [u8], &'a [u8], usize)> {
+fn aead_params<'a>(
+    alg: KeyAlg,
+    key: &[u8],
+    m: &'a Mechanism,
+) -> Result<(&'static CipherRef, &'a [u8], &'a [u8], usize)> {
     match (alg, m) {
         (KeyAlg::Aes, Mechanism::AesGcm(GcmParams { iv, aad, tag_bits })) => {
             if iv.is_empty() || iv.len() > 256 {
                 return Err(param("GCM IV must be 1..=256 bytes"));
             }
-            Ok((aes(Mode::Gcm, key.len())?, iv, aad, check_tag_bits(*tag_bits)?))
+            Ok((
+                aes(Mode::Gcm, key.len())?,
+                iv,
+                aad,
+                check_tag_bits(*tag_bits)?,
+            ))
         }
         (KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { nonce, aad }) => {
             if nonce.len() != 12 {
@@ -150,7 +169,9 @@ pub(crate) fn encrypt(alg: KeyAlg, key: &[u8], m: &Mechanism, data: &[u8]) -> Re
                 bail!(Rv::DataLenRange, "data must be a multiple of 16 bytes");
             }
             let mut ctx = match m {
-                Mechanism::AesCbc { iv } => init(true, aes(Mode::Cbc, key.len())?, key, Some(iv16(iv)?))?,
+                Mechanism::AesCbc { iv } => {
+                    init(true, aes(Mode::Cbc, key.len())?, key, Some(iv16(iv)?))?
+                }
                 _ => init(true, aes(Mode::Ecb, key.len())?, key, None)?,
             };
             ctx.set_padding(false);
@@ -165,8 +186,12 @@ pub(crate) fn encrypt(alg: KeyAlg, key: &[u8], m: &Mechanism, data: &[u8]) -> Re
             let mut ctx = init(true, aes(Mode::Ctr, key.len())?, key, Some(iv))?;
             run(&mut ctx, data, &mut out)?;
         }
-        (KeyAlg::Aes, Mechanism::AesGcm(_)) | (KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
+        (KeyAlg::Aes, Mechanism::AesGcm(_))
+        | (KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
             let (cipher, iv, aad, tag_len) = aead_params(alg, key, m)?;
+            if iv.len() > OPENSSL_MAX_IV {
+                return super::gcm::seal(aes(Mode::Ecb, key.len())?, key, iv, aad, data, tag_len);
+            }
             let mut ctx = aead_ctx(true, cipher, key, iv, aad)?;
             run(&mut ctx, data, &mut out)?;
             let n = out.len();
@@ -179,13 +204,30 @@ pub(crate) fn encrypt(alg: KeyAlg, key: &[u8], m: &Mechanism, data: &[u8]) -> Re
 }
 
 /// Decrypts with an AES or ChaCha20 key.
-pub(crate) fn decrypt(alg: KeyAlg, key: &[u8], m: &Mechanism, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decrypt(
+    alg: KeyAlg,
+    key: &[u8],
+    m: &Mechanism,
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::new());
-    let bad = |_| Error::new(Rv::EncryptedDataInvalid, "decryption failed (tag or padding)");
+    let bad = |_| {
+        Error::new(
+            Rv::EncryptedDataInvalid,
+            "decryption failed (tag or padding)",
+        )
+    };
     match (alg, m) {
-        (KeyAlg::Aes, Mechanism::AesEcb | Mechanism::AesCbc { .. } | Mechanism::AesCbcPad { .. }) => {
-            if data.len() % 16 != 0 || (data.is_empty() && matches!(m, Mechanism::AesCbcPad { .. })) {
-                bail!(Rv::EncryptedDataLenRange, "ciphertext must be a non-empty multiple of 16 bytes");
+        (
+            KeyAlg::Aes,
+            Mechanism::AesEcb | Mechanism::AesCbc { .. } | Mechanism::AesCbcPad { .. },
+        ) => {
+            if data.len() % 16 != 0 || (data.is_empty() && matches!(m, Mechanism::AesCbcPad { .. }))
+            {
+                bail!(
+                    Rv::EncryptedDataLenRange,
+                    "ciphertext must be a non-empty multiple of 16 bytes"
+                );
             }
             let mut ctx = match m {
                 Mechanism::AesCbc { iv } | Mechanism::AesCbcPad { iv } => {
@@ -201,10 +243,14 @@ pub(crate) fn decrypt(alg: KeyAlg, key: &[u8], m: &Mechanism, data: &[u8]) -> Re
             let mut ctx = init(false, aes(Mode::Ctr, key.len())?, key, Some(iv))?;
             run(&mut ctx, data, &mut out)?;
         }
-        (KeyAlg::Aes, Mechanism::AesGcm(_)) | (KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
+        (KeyAlg::Aes, Mechanism::AesGcm(_))
+        | (KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
             let (cipher, iv, aad, tag_len) = aead_params(alg, key, m)?;
             if data.len() < tag_len {
                 bail!(Rv::EncryptedDataLenRange, "ciphertext shorter than the tag");
+            }
+            if iv.len() > OPENSSL_MAX_IV {
+                return super::gcm::open(aes(Mode::Ecb, key.len())?, key, iv, aad, data, tag_len);
             }
             let (ct, tag) = data.split_at(data.len() - tag_len);
             let mut ctx = aead_ctx(false, cipher, key, iv, aad)?;
@@ -223,7 +269,10 @@ pub(crate) fn wrap(kek: &[u8], pad: bool, target: &[u8]) -> Result<Vec<u8>> {
             bail!(Rv::KeyNotWrappable, "nothing to wrap");
         }
     } else if target.len() < 16 || target.len() % 8 != 0 {
-        bail!(Rv::KeyNotWrappable, "AES-KW needs a multiple of 8 bytes, at least 16");
+        bail!(
+            Rv::KeyNotWrappable,
+            "AES-KW needs a multiple of 8 bytes, at least 16"
+        );
     }
     let mode = if pad { Mode::WrapPad } else { Mode::Wrap };
     let mut ctx = CipherCtx::new()?;
@@ -238,7 +287,10 @@ pub(crate) fn wrap(kek: &[u8], pad: bool, target: &[u8]) -> Result<Vec<u8>> {
 pub(crate) fn unwrap(kek: &[u8], pad: bool, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let min = if pad { 16 } else { 24 };
     if wrapped.len() < min || wrapped.len() % 8 != 0 {
-        bail!(Rv::WrappedKeyLenRange, "wrapped key must be a multiple of 8 bytes, at least {min}");
+        bail!(
+            Rv::WrappedKeyLenRange,
+            "wrapped key must be a multiple of 8 bytes, at least {min}"
+        );
     }
     let mode = if pad { Mode::WrapPad } else { Mode::Wrap };
     let mut ctx = CipherCtx::new()?;
@@ -248,4 +300,59 @@ pub(crate) fn unwrap(kek: &[u8], pad: bool, wrapped: &[u8]) -> Result<Zeroizing<
     run(&mut ctx, wrapped, &mut out)
         .map_err(|_| Error::new(Rv::WrappedKeyInvalid, "key unwrap integrity check failed"))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The software GCM (used for IVs over 128 bytes) agrees with OpenSSL where both work.
+    #[test]
+    fn soft_gcm_matches_openssl() -> Result<()> {
+        for key_len in [16, 24, 32] {
+            let key: Vec<u8> = (0..key_len as u8).collect();
+            for (iv_len, aad_len, pt_len, tag_len) in [
+                (1, 0, 0, 16),
+                (12, 20, 60, 16),
+                (16, 3, 33, 12),
+                (60, 0, 64, 4),
+                (128, 17, 100, 16),
+            ] {
+                let iv = vec![0xa5u8; iv_len];
+                let aad = vec![0x3cu8; aad_len];
+                let pt: Vec<u8> = (0..pt_len as u8).collect();
+                let m = Mechanism::AesGcm(GcmParams {
+                    iv: iv.clone(),
+                    aad: aad.clone(),
+                    tag_bits: tag_len * 8,
+                });
+                let want = encrypt(KeyAlg::Aes, &key, &m, &pt)?;
+                let ecb = aes(Mode::Ecb, key_len)?;
+                assert_eq!(
+                    super::super::gcm::seal(ecb, &key, &iv, &aad, &pt, tag_len)?,
+                    want
+                );
+                assert_eq!(
+                    *super::super::gcm::open(ecb, &key, &iv, &aad, &want, tag_len)?,
+                    pt
+                );
+            }
+        }
+        // A 256-byte IV round-trips, and a wrong tag is refused.
+        let key = [7u8; 32];
+        let m = Mechanism::AesGcm(GcmParams {
+            iv: vec![1; 256],
+            aad: b"aad".to_vec(),
+            tag_bits: 128,
+        });
+        let ct = encrypt(KeyAlg::Aes, &key, &m, b"long iv")?;
+        assert_eq!(&decrypt(KeyAlg::Aes, &key, &m, &ct)?[..], b"long iv");
+        let mut bad = ct.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            decrypt(KeyAlg::Aes, &key, &m, &bad).map_err(|e| e.rv()),
+            Err(Rv::EncryptedDataInvalid)
+        );
+        Ok(())
+    }
 }

@@ -225,3 +225,11 @@ pub struct KeyPairParams {
     pub public_exponent: Option<Vec<u8>>,
 }
 
+/// A curve of either family, as named by `CKA_EC_PARAMS` (returned by `curve_from_oid_der`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum AnyCurve {
+    /// A curve for ECDSA / ECDH.
+    Weierstrass(Curve),
+    /// A curve for EdDSA.
+    Edwards(EdCurve),
+}

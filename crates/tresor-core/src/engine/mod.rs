@@ -296,6 +296,14 @@ impl Engine {
         flushed
     }
 
+    /// Drop every parsed key and object record from memory; they are re-read and re-verified
+    /// from the store on next use (e.g. after memory pressure, or to re-check the store).
+    pub fn evict_caches(&self) {
+        for p in self.partitions.read().values() {
+            p.cache.write().clear();
+        }
+    }
+
     /// DER of the cluster root certificate (the trust anchor for attestation and audit).
     pub fn root_cert_der(&self) -> Result<Vec<u8>> {
         Ok(self.unsealed()?.root_cert.to_der()?)
@@ -326,13 +334,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Commit every partition's queued key-use audit entries and usage counters.
+    /// Commit every partition's queued key-use audit entries and usage counters, and sign a
+    /// checkpoint at each head.
     pub async fn flush_audit(&self) -> Result<()> {
+        self.flush_partitions(true).await
+    }
+
+    async fn flush_partitions(&self, force_checkpoint: bool) -> Result<()> {
         let parts: Vec<Arc<Partition>> = self.partitions.read().values().cloned().collect();
         let mut first_err = None;
         for p in parts {
-            if p.has_pending() {
-                if let Err(e) = p.commit(self, Vec::new(), Vec::new(), None).await {
+            if p.has_pending() || force_checkpoint {
+                if let Err(e) = p.flush(self, force_checkpoint).await {
                     first_err.get_or_insert(e);
                 }
             }
@@ -351,7 +364,7 @@ impl Engine {
             loop {
                 tick.tick().await;
                 let Some(engine) = weak.upgrade() else { break };
-                if let Err(e) = engine.flush_audit().await {
+                if let Err(e) = engine.flush_partitions(false).await {
                     tracing::error!(error = %e, "audit flush failed; key use is refused until it succeeds");
                 }
                 if Arc::strong_count(&engine) == 1 {

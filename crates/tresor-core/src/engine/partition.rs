@@ -128,6 +128,7 @@ pub(crate) struct WriterState {
     pub head_seq: i64,
     pub head_hash: Vec<u8>,
     pub last_checkpoint: i64,
+    pub last_checkpoint_ns: i64,
 }
 
 /// A loaded (unsealed) partition.
@@ -144,6 +145,7 @@ pub(crate) struct Partition {
     pub pending: Mutex<Pending>,
     pub audit_failed: AtomicBool,
     pub deleted: AtomicBool,
+    pub force_checkpoint: AtomicBool,
 }
 
 impl Partition {
@@ -194,12 +196,13 @@ impl Partition {
             digest_key,
             attest_key,
             attest_cert,
-            writer: tokio::sync::Mutex::new(WriterState { row_version: row.version, record, digest: stored, head_seq, head_hash, last_checkpoint }),
+            writer: tokio::sync::Mutex::new(WriterState { row_version: row.version, record, digest: stored, head_seq, head_hash, last_checkpoint, last_checkpoint_ns: 0 }),
             versions: RwLock::new(pairs.into_iter().collect()),
             cache: RwLock::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
             audit_failed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            force_checkpoint: AtomicBool::new(false),
         })
     }
 
@@ -325,6 +328,15 @@ impl Partition {
         self.commit_with(engine, mutations, entries, digest_change, |_| Ok(false)).await
     }
 
+    /// Commit queued key uses; `force_checkpoint` signs a checkpoint at the new head even if
+    /// the time and count thresholds are not reached (on seal and shutdown).
+    pub async fn flush(&self, engine: &Engine, force_checkpoint: bool) -> Result<()> {
+        if force_checkpoint {
+            self.force_checkpoint.store(true, Ordering::Release);
+        }
+        self.commit(engine, Vec::new(), Vec::new(), None).await
+    }
+
     /// As [`commit`](Self::commit), with a function that may change the partition record
     /// (returns true if it did).
     pub async fn commit_with(
@@ -398,7 +410,14 @@ impl Partition {
         for r in rows {
             batch.push(Mutation::AppendAudit(r));
         }
-        let checkpoint = seq > w.last_checkpoint && (seq - w.last_checkpoint >= CHECKPOINT_EVERY || taken.uses.is_empty());
+        // Checkpoints: on every state change, every CHECKPOINT_EVERY entries, at least once a
+        // second while key uses are flushed, and when forced (seal, shutdown).
+        let now = audit::now_ns();
+        let checkpoint = seq > w.last_checkpoint
+            && (seq - w.last_checkpoint >= CHECKPOINT_EVERY
+                || taken.uses.len() < all.len()
+                || now - w.last_checkpoint_ns >= 1_000_000_000
+                || self.force_checkpoint.swap(false, Ordering::AcqRel));
         if checkpoint {
             batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(&un.node_key, &un.node_cert.to_der()?, self.id, seq, &hash)?));
         }
@@ -421,6 +440,7 @@ impl Partition {
         w.head_hash = hash;
         if checkpoint {
             w.last_checkpoint = seq;
+            w.last_checkpoint_ns = now;
         }
         if changed || digest_change.is_some() {
             w.row_version = new_row_version;

@@ -124,6 +124,8 @@ fn sub_mod(acc: &mut Digest, x: &Digest) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use proptest::prelude::*;
 
@@ -176,7 +178,10 @@ mod tests {
         let stored = d.of_all([(1, 1), (2, 1)]).unwrap();
         assert!(!VersionDigest::matches(&acc, &stored));
         // A deleted object reappears, or a live one vanishes.
-        assert!(!VersionDigest::matches(&acc, &d.of_all([(1, 1), (2, 2), (3, 1)]).unwrap()));
+        assert!(!VersionDigest::matches(
+            &acc,
+            &d.of_all([(1, 1), (2, 2), (3, 1)]).unwrap()
+        ));
         assert!(!VersionDigest::matches(&acc, &d.of_all([(1, 1)]).unwrap()));
         // Swapping versions between objects is seen too.
         let a = d.of_all([(1, 1), (2, 2)]).unwrap();
@@ -187,7 +192,10 @@ mod tests {
     #[test]
     fn key_dependent() {
         let other = VersionDigest::new(&SealKey::from_bytes(&[8u8; 32]).unwrap()).unwrap();
-        assert_ne!(vd().of_all([(1, 1)]).unwrap(), other.of_all([(1, 1)]).unwrap());
+        assert_ne!(
+            vd().of_all([(1, 1)]).unwrap(),
+            other.of_all([(1, 1)]).unwrap()
+        );
         assert_eq!(format!("{other:?}"), "VersionDigest(..)");
     }
 

@@ -40,7 +40,10 @@ pub(crate) fn hkdf_sha256(ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; KEY_
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     let n = ctx.derive(Some(&mut out[..]))?;
     if n != KEY_LEN {
-        return Err(Error::new(Rv::FunctionFailed, "HKDF-SHA256 returned a short output"));
+        return Err(Error::new(
+            Rv::FunctionFailed,
+            "HKDF-SHA256 returned a short output",
+        ));
     }
     Ok(out)
 }
@@ -52,16 +55,16 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; 32]> {
 }
 
 /// HMAC-SHA256 of `message` under an already built HMAC key.
-pub(crate) fn hmac_with(
-    pkey: &PKey<openssl::pkey::Private>,
-    message: &[u8],
-) -> Result<[u8; 32]> {
+pub(crate) fn hmac_with(pkey: &PKey<openssl::pkey::Private>, message: &[u8]) -> Result<[u8; 32]> {
     let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), pkey)?;
     signer.update(message)?;
     let mut out = [0u8; 32];
     let n = signer.sign(&mut out)?;
     if n != out.len() {
-        return Err(Error::new(Rv::FunctionFailed, "HMAC-SHA256 returned a short output"));
+        return Err(Error::new(
+            Rv::FunctionFailed,
+            "HMAC-SHA256 returned a short output",
+        ));
     }
     Ok(out)
 }
@@ -131,7 +134,10 @@ impl MasterKey {
     pub(crate) fn from_secret(secret: &[u8]) -> Result<MasterKey> {
         let key = hkdf_sha256(secret, INFO_MASTER)?;
         let seal = hkdf_sha256(&key[..], INFO_MASTER_SEAL)?;
-        Ok(MasterKey { key: *key, seal: SealKey(*seal) })
+        Ok(MasterKey {
+            key: *key,
+            seal: SealKey(*seal),
+        })
     }
 
     /// The key check value: HMAC-SHA256(master key, `"tresor kcv v1"`). Public.
@@ -148,7 +154,11 @@ impl MasterKey {
 
     /// Seals (wraps) a partition key under the master key, bound to `partition_id`.
     pub fn wrap_partition_key(&self, partition_id: i64, key: &SealKey) -> Result<Vec<u8>> {
-        seal(&self.seal, &aad_partition_key(partition_id), key.expose_bytes())
+        seal(
+            &self.seal,
+            &aad_partition_key(partition_id),
+            key.expose_bytes(),
+        )
     }
 
     /// Opens a partition key wrapped by [`MasterKey::wrap_partition_key`] for the same
@@ -278,6 +288,8 @@ pub fn aad_cluster(name: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::error::vendor;
     use proptest::prelude::*;
@@ -296,7 +308,10 @@ mod tests {
             assert_eq!(blob.len(), pt.len() + BLOB_OVERHEAD);
             assert_eq!(blob[0], BLOB_VERSION);
             assert_eq!(&*open(&key, &aad, &blob).unwrap(), &pt);
-            assert_eq!(&*key.open(&aad, &key.seal(&aad, &pt).unwrap()).unwrap(), &pt);
+            assert_eq!(
+                &*key.open(&aad, &key.seal(&aad, &pt).unwrap()).unwrap(),
+                &pt
+            );
         }
     }
 
@@ -336,7 +351,10 @@ mod tests {
         let blob = seal(&key, b"", b"").unwrap();
         for cut in 1..blob.len() {
             let e = open(&key, b"", &blob[..cut]).unwrap_err();
-            assert!(is_integrity(&e) && e.detail().contains("too short"), "{cut}: {e}");
+            assert!(
+                is_integrity(&e) && e.detail().contains("too short"),
+                "{cut}: {e}"
+            );
         }
         // Truncating a longer blob keeps it long enough but breaks the tag.
         let blob = seal(&key, b"", &[5u8; 40]).unwrap();
@@ -413,7 +431,10 @@ mod tests {
         // A blob of the wrong length sealed at the right place is still refused.
         let bad = seal(master.seal_key(), &aad_partition_key(4), &[1u8; 16]).unwrap();
         let e = master.unwrap_partition_key(4, &bad).unwrap_err();
-        assert!(is_integrity(&e) && e.detail().contains("wrong length"), "{e}");
+        assert!(
+            is_integrity(&e) && e.detail().contains("wrong length"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -38,6 +38,5 @@ pub use keys::{
     SealKey, BLOB_OVERHEAD, BLOB_VERSION, KEY_LEN, NONCE_LEN, TAG_LEN,
 };
 pub use shares::{
-    check_share, combine, combine_texts, init, SealConfig, Share, SEAL_CONFIG_VERSION,
-    SHARE_PREFIX,
+    check_share, combine, combine_texts, init, SealConfig, Share, SEAL_CONFIG_VERSION, SHARE_PREFIX,
 };

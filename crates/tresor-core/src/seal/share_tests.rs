@@ -1,5 +1,7 @@
 //! Tests of shares, the seal config, init and combine.
 
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::seal::{aad_cluster, open, seal};
 use proptest::prelude::*;
@@ -9,7 +11,11 @@ fn assert_bad_share(r: Result<impl fmt::Debug>, detail: &str) {
         Ok(v) => panic!("expected a bad-share error '{detail}', got Ok({v:?})"),
         Err(e) => {
             assert_eq!(e.rv(), Rv::Vendor(vendor::BAD_SHARE), "{e}");
-            assert!(e.detail().contains(detail), "expected '{detail}' in '{}'", e.detail());
+            assert!(
+                e.detail().contains(detail),
+                "expected '{detail}' in '{}'",
+                e.detail()
+            );
         }
     }
 }
@@ -21,7 +27,9 @@ fn same_key(a: &MasterKey, b: &MasterKey) -> bool {
 }
 
 fn pick(shares: &[Share], idx: &[u8]) -> Vec<Share> {
-    idx.iter().map(|i| shares[usize::from(*i) - 1].clone()).collect()
+    idx.iter()
+        .map(|i| shares[usize::from(*i) - 1].clone())
+        .collect()
 }
 
 /// All subsets of `1..=n` of size `k`.
@@ -50,7 +58,10 @@ fn round_trip_1_of_1() {
 fn round_trip_1_of_3_any_share() {
     let (master, config, shares) = init(1, 3).unwrap();
     for s in &shares {
-        assert!(same_key(&master, &combine(&config, std::slice::from_ref(s)).unwrap()));
+        assert!(same_key(
+            &master,
+            &combine(&config, std::slice::from_ref(s)).unwrap()
+        ));
     }
     assert!(same_key(&master, &combine(&config, &shares).unwrap()));
 }
@@ -66,7 +77,10 @@ fn round_trip_2_of_3_every_subset() {
         }
     }
     for set in subsets(3, 1) {
-        assert_bad_share(combine(&config, &pick(&shares, &set)), "need 2 shares, got 1");
+        assert_bad_share(
+            combine(&config, &pick(&shares, &set)),
+            "need 2 shares, got 1",
+        );
     }
     // Order does not matter.
     let got = combine(&config, &pick(&shares, &[3, 1])).unwrap();
@@ -81,7 +95,10 @@ fn round_trip_3_of_5() {
         assert!(same_key(&master, &got), "subset {set:?}");
     }
     assert!(same_key(&master, &combine(&config, &shares).unwrap()));
-    assert_bad_share(combine(&config, &pick(&shares, &[1, 5])), "need 3 shares, got 2");
+    assert_bad_share(
+        combine(&config, &pick(&shares, &[1, 5])),
+        "need 3 shares, got 2",
+    );
 }
 
 #[test]
@@ -89,7 +106,11 @@ fn text_round_trip_and_leniency() {
     let (master, config, shares) = init(2, 3).unwrap();
     let texts: Vec<_> = shares.iter().map(|s| s.expose_text()).collect();
     for (s, t) in shares.iter().zip(&texts) {
-        assert!(t.starts_with(&format!("tresor-share-v1-{}-", s.index())), "{}", &**t);
+        assert!(
+            t.starts_with(&format!("tresor-share-v1-{}-", s.index())),
+            "{}",
+            &**t
+        );
         let p = Share::parse(t).unwrap();
         assert_eq!(p.index(), s.index());
         assert_eq!(p.cluster_id(), config.cluster_id());
@@ -122,7 +143,11 @@ fn debug_shows_index_only() {
     assert_eq!(dbg, "Share { index: 2, .. }");
     let text = shares[1].expose_text();
     let body = text.split('-').nth(4).unwrap();
-    for out in [format!("{shares:?}"), format!("{master:?}"), format!("{config:?}")] {
+    for out in [
+        format!("{shares:?}"),
+        format!("{master:?}"),
+        format!("{config:?}"),
+    ] {
         assert!(!out.contains(body), "{out}");
     }
 }
@@ -172,8 +197,17 @@ fn corrupted_text_names_the_share() {
         "share 2: corrupted (truncated: checksum missing)",
     );
     assert_bad_share(Share::parse("hello"), "not a Tresor share");
-    assert_bad_share(Share::parse("tresor-share-v2-1-abc-00000000"), "unsupported share format 'v2'");
+    assert_bad_share(
+        Share::parse("tresor-share-v2-1-abc-00000000"),
+        "unsupported share format 'v2'",
+    );
     assert_bad_share(Share::parse(&format!("{text}-x")), "share 2: corrupted");
+    let e = Share::parse("tresor-share-secretstuff-1").unwrap_err();
+    assert!(
+        e.detail().contains("unsupported or corrupted share format"),
+        "{e}"
+    );
+    assert!(!e.detail().contains("secret"), "{e}");
 }
 
 #[test]
@@ -205,7 +239,10 @@ fn feldman_rejects_altered_value_with_valid_checksum() {
     let text = forged.expose_text();
     let parsed = Share::parse(&text).unwrap();
     assert_eq!(parsed.index(), 3);
-    assert_bad_share(check_share(&config, &parsed), "share 3: not a valid share of this cluster");
+    assert_bad_share(
+        check_share(&config, &parsed),
+        "share 3: not a valid share of this cluster",
+    );
     assert_bad_share(
         combine(&config, &[shares[0].clone(), shares[1].clone(), parsed]),
         "share 3: not a valid share of this cluster",
@@ -213,7 +250,10 @@ fn feldman_rejects_altered_value_with_valid_checksum() {
     // A genuine share presented under another index fails too.
     let mut moved = shares[0].clone();
     moved.index = 4;
-    assert_bad_share(check_share(&config, &moved), "share 4: not a valid share of this cluster");
+    assert_bad_share(
+        check_share(&config, &moved),
+        "share 4: not a valid share of this cluster",
+    );
     // Out-of-range index.
     let mut far = shares[0].clone();
     far.index = 6;
@@ -230,7 +270,10 @@ fn duplicate_index() {
         "share 1: given more than once",
     );
     assert_bad_share(
-        combine(&config, &[shares[1].clone(), shares[2].clone(), shares[1].clone()]),
+        combine(
+            &config,
+            &[shares[1].clone(), shares[2].clone(), shares[1].clone()],
+        ),
         "share 2: given more than once",
     );
 }
@@ -290,7 +333,10 @@ fn config_json_and_validation() {
     let mut c = config.clone();
     c.commitments[0][0] ^= 0x01; // 02 <-> 03: the negated point, still valid
     assert!(c.validate().is_ok());
-    assert_bad_share(check_share(&c, &shares[0]), "share 1: not a valid share of this cluster");
+    assert_bad_share(
+        check_share(&c, &shares[0]),
+        "share 1: not a valid share of this cluster",
+    );
 }
 
 #[test]
@@ -302,7 +348,11 @@ fn init_parameters() {
     let (_m, config, shares) = init(2, 255).unwrap();
     assert_eq!(config.share_count(), 255);
     assert_eq!(shares.last().unwrap().index(), 255);
-    assert!(shares.last().unwrap().expose_text().starts_with("tresor-share-v1-255-"));
+    assert!(shares
+        .last()
+        .unwrap()
+        .expose_text()
+        .starts_with("tresor-share-v1-255-"));
 }
 
 #[test]
@@ -356,7 +406,11 @@ fn parse_random_share_like_texts() {
         if value[0] & 1 == 0 {
             value[0] = 0xff; // often above the group order
         }
-        let s = Share { index: 7, cluster_id: [1; 16], value };
+        let s = Share {
+            index: 7,
+            cluster_id: [1; 16],
+            value,
+        };
         match Share::parse(&s.expose_text()) {
             Ok(p) => assert_eq!(p.value, value),
             Err(e) => assert!(e.detail().contains("share 7: value out of range"), "{e}"),

@@ -57,7 +57,10 @@ impl OsslRng {
 
     fn check(&self) -> Result<()> {
         if self.failed {
-            Err(Error::new(Rv::FunctionFailed, "the random number generator failed"))
+            Err(Error::new(
+                Rv::FunctionFailed,
+                "the random number generator failed",
+            ))
         } else {
             Ok(())
         }
@@ -175,9 +178,12 @@ impl SealConfig {
         let mut set = Vec::with_capacity(self.commitments.len() + 1);
         set.push(VVerifier::one());
         for (j, c) in self.commitments.iter().enumerate() {
-            let p = VVerifier::from_slice(c).map_err(|_| {
-                Error::integrity(format!("seal config: commitment {j} is not a P-256 point"))
-            })?;
+            let not_a_point =
+                || Error::integrity(format!("seal config: commitment {j} is not a P-256 point"));
+            if c.len() != POINT_LEN {
+                return Err(not_a_point());
+            }
+            let p = VVerifier::from_slice(c).map_err(|_| not_a_point())?;
             if bool::from(p.is_zero()) {
                 return Err(Error::integrity(format!(
                     "seal config: commitment {j} is the identity"
@@ -284,10 +290,18 @@ impl Share {
             Some(rest) => rest,
             None => {
                 if let Some(v) = norm.strip_prefix("tresor-share-") {
-                    let ver: String = v.chars().take_while(|c| *c != '-').take(8).collect();
-                    return Err(bad_share(format!(
-                        "unsupported share format '{ver}' (this version reads v1)"
-                    )));
+                    // Echo the version only if it looks like one: never echo share content.
+                    let ver = v.split('-').next().unwrap_or("");
+                    let named = ver.len() <= 4
+                        && ver.starts_with('v')
+                        && ver.len() > 1
+                        && ver[1..].bytes().all(|b| b.is_ascii_digit());
+                    return Err(bad_share(if named {
+                        format!("unsupported share format '{ver}' (this version reads v1)")
+                    } else {
+                        "unsupported or corrupted share format (expected 'tresor-share-v1-')"
+                            .to_string()
+                    }));
                 }
                 return Err(bad_share(format!(
                     "not a Tresor share (expected text starting with '{SHARE_PREFIX}')"
@@ -301,10 +315,14 @@ impl Share {
             None => "share (unreadable index)".to_string(),
         };
         if parts.len() < 3 {
-            return Err(bad_share(format!("{name}: corrupted (truncated: checksum missing)")));
+            return Err(bad_share(format!(
+                "{name}: corrupted (truncated: checksum missing)"
+            )));
         }
         if parts.len() > 3 {
-            return Err(bad_share(format!("{name}: corrupted (too many '-' separators)")));
+            return Err(bad_share(format!(
+                "{name}: corrupted (too many '-' separators)"
+            )));
         }
         let (body, sum) = (parts[1], parts[2]);
         if sum.len() != CHECKSUM_CHARS || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -336,9 +354,15 @@ impl Share {
         cluster_id.copy_from_slice(&bytes[..16]);
         let mut value = [0u8; 32];
         value.copy_from_slice(&bytes[16..BODY_LEN]);
-        let share = Share { index, cluster_id, value };
+        let share = Share {
+            index,
+            cluster_id,
+            value,
+        };
         // The value must be a non-zero canonical scalar.
-        share.scalar().map_err(|_| bad_share(format!("{name}: value out of range")))?;
+        share
+            .scalar()
+            .map_err(|_| bad_share(format!("{name}: value out of range")))?;
         Ok(share)
     }
 
@@ -347,7 +371,10 @@ impl Share {
         let s: Option<Scalar> = Scalar::from_repr(repr).into();
         match s {
             Some(s) if !bool::from(s.is_zero()) => Ok(Zeroizing::new(s)),
-            _ => Err(bad_share(format!("share {}: value out of range", self.index))),
+            _ => Err(bad_share(format!(
+                "share {}: value out of range",
+                self.index
+            ))),
         }
     }
 
@@ -378,8 +405,7 @@ impl FromStr for Share {
 
 /// A share index as written: decimal 1..=255 without leading zeros.
 fn parse_index(s: &str) -> Option<u8> {
-    if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit())
-    {
+    if s.is_empty() || s.len() > 3 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse::<u8>().ok()
@@ -560,7 +586,9 @@ fn check_with_set(config: &SealConfig, set: &Vec<VVerifier>, share: &Share) -> R
     if ok {
         Ok(())
     } else {
-        Err(bad_share(format!("share {i}: not a valid share of this cluster")))
+        Err(bad_share(format!(
+            "share {i}: not a valid share of this cluster"
+        )))
     }
 }
 
@@ -576,12 +604,18 @@ pub fn combine(config: &SealConfig, shares: &[Share]) -> Result<MasterKey> {
     for s in shares {
         check_with_set(config, &set, s)?;
         if !seen.insert(s.index) {
-            return Err(bad_share(format!("share {}: given more than once", s.index)));
+            return Err(bad_share(format!(
+                "share {}: given more than once",
+                s.index
+            )));
         }
     }
     let need = usize::from(config.threshold);
     if shares.len() < need {
-        return Err(bad_share(format!("need {need} shares, got {}", shares.len())));
+        return Err(bad_share(format!(
+            "need {need} shares, got {}",
+            shares.len()
+        )));
     }
 
     let mut vshares = Zeroizing::new(Vec::with_capacity(shares.len()));
@@ -594,8 +628,8 @@ pub fn combine(config: &SealConfig, shares: &[Share]) -> Result<MasterKey> {
         vshares.combine()
     };
     drop(vshares);
-    let mut secret = secret
-        .map_err(|e| bad_share(format!("the shares could not be combined ({e:?})")))?;
+    let mut secret =
+        secret.map_err(|e| bad_share(format!("the shares could not be combined ({e:?})")))?;
     let secret_bytes = Zeroizing::new(secret.0.to_repr());
     secret.zeroize();
     let master = MasterKey::from_secret(&secret_bytes[..])?;

@@ -1,0 +1,395 @@
+//! The commands other than `bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use tresor_core::seal::Share;
+use tresor_core::{Engine, EngineConfig, SealStatus};
+use tresor_store::{SqliteStore, Store};
+
+use crate::shares_io::{read_shares, write_private};
+
+/// Where the store is.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Path of the SQLite store.
+    #[arg(long, env = "TRESOR_STORE", default_value = "tresor.db")]
+    pub store: PathBuf,
+}
+
+/// Unseal inputs.
+#[derive(Args, Debug, Clone)]
+pub struct ShareArgs {
+    /// Share files (each holds one share). Without them, shares are read from standard input
+    /// (prompted without echo on a terminal).
+    #[arg(long = "share-file")]
+    pub share_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Number of shares to make (1..=255).
+    #[arg(long, default_value_t = 5)]
+    pub shares: usize,
+    /// Shares needed to unseal (1..=shares).
+    #[arg(long, default_value_t = 3)]
+    pub threshold: usize,
+    /// Write each share to DIR/share-N.txt (mode 0600) instead of printing them.
+    #[arg(long)]
+    pub share_dir: Option<PathBuf>,
+    /// Where to write the cluster root certificate (PEM), the trust anchor for
+    /// `attest verify` and `audit verify`.
+    #[arg(long, default_value = "tresor-root.pem")]
+    pub root_cert: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsealArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub shares: ShareArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Directory for the dev store, its single share, the root certificate and credentials.
+    #[arg(long, env = "TRESOR_DEV_DIR", default_value = "tresor-dev")]
+    pub dir: PathBuf,
+    /// Name of the first partition.
+    #[arg(long, default_value = "dev")]
+    pub partition: String,
+    /// Print the connection facts and exit instead of serving (for scripts and tests).
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Partition management (needs the shares to unseal).
+    #[command(subcommand)]
+    Partition(PartitionCommand),
+    /// Generate keys in a loop, printing each acknowledged key's label (for crash tests).
+    #[command(hide = true)]
+    KeygenLoop {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        shares: ShareArgs,
+        #[arg(long)]
+        partition: String,
+        #[arg(long)]
+        pin: String,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartitionCommand {
+    /// Create a partition with its SO PIN and user PIN.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        shares: ShareArgs,
+        /// Partition name (the PKCS#11 token label).
+        name: String,
+        /// Security officer PIN.
+        #[arg(long, env = "TRESOR_SO_PIN")]
+        so_pin: String,
+        /// User PIN (optional: the SO can set it later with C_InitPIN).
+        #[arg(long, env = "TRESOR_USER_PIN")]
+        user_pin: Option<String>,
+    },
+    /// List partitions (no shares needed).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a partition and all its keys (its audit chain is kept).
+    Delete {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        shares: ShareArgs,
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify every audit chain of a store offline (no shares needed): links, hashes, signed
+    /// checkpoints. Names the first bad entry and exits 1 if there is one.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The cluster root certificate (PEM) written by `tresor init`.
+        #[arg(long, default_value = "tresor-root.pem")]
+        root_cert: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AttestCommand {
+    /// Verify a key attestation: the chain up to the cluster root, and the signature over the
+    /// exact document bytes. Exits 1 if either fails.
+    Verify {
+        /// The attestation XML document.
+        #[arg(long)]
+        xml: PathBuf,
+        /// The signature: raw DER, or base64 (as REST returns `xmlSignature`).
+        #[arg(long)]
+        signature: PathBuf,
+        /// PEM chain: attestation certificate first, then the node certificate.
+        #[arg(long)]
+        chain: PathBuf,
+        /// The cluster root certificate (PEM).
+        #[arg(long, default_value = "tresor-root.pem")]
+        root_cert: PathBuf,
+    },
+}
+
+async fn open_store(path: &Path) -> Result<Arc<dyn Store>> {
+    let s = SqliteStore::open(path).await.with_context(|| format!("cannot open the store {}", path.display()))?;
+    Ok(Arc::new(s))
+}
+
+async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
+    if !store.store.exists() {
+        bail!("no store at {} (run `tresor init` first, or pass --store)", store.store.display());
+    }
+    let s = open_store(&store.store).await?;
+    Ok(Engine::open(s, EngineConfig::default()).await?)
+}
+
+async fn open_unsealed(store: &StoreArgs, shares: &ShareArgs) -> Result<Arc<Engine>> {
+    let engine = open_engine(store).await?;
+    let config = match engine.status() {
+        SealStatus::Uninitialized => bail!("the store {} is not initialised; run `tresor init`", store.store.display()),
+        _ => engine.seal_config().context("seal configuration")?,
+    };
+    let needed = usize::from(config.threshold());
+    let e2 = engine.clone();
+    let shares = read_shares(&shares.share_files, needed, move |s| e2.check_share(s).map_err(Into::into))?;
+    engine.unseal(&shares).await?;
+    Ok(engine)
+}
+
+fn write_root(engine: &Engine, path: &Path) -> Result<()> {
+    let root = openssl::x509::X509::from_der(&engine.root_cert_der()?)?;
+    std::fs::write(path, root.to_pem()?).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+pub async fn init(a: InitArgs) -> Result<ExitCode> {
+    if a.store.store.exists() {
+        bail!("{} already exists; `tresor init` only initialises a new store", a.store.store.display());
+    }
+    let engine = Engine::open(open_store(&a.store.store).await?, EngineConfig::default()).await?;
+    let shares = engine.init(a.threshold, a.shares).await?;
+    write_root(&engine, &a.root_cert)?;
+    println!("Initialised {} (threshold {} of {} shares).", a.store.store.display(), a.threshold, a.shares);
+    println!("Cluster root certificate: {}", a.root_cert.display());
+    match &a.share_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            for s in &shares {
+                let p = dir.join(format!("share-{}.txt", s.index()));
+                write_private(&p, &s.expose_text())?;
+                println!("Share {} written to {}", s.index(), p.display());
+            }
+        }
+        None => {
+            println!("Give each share to a different custodian; they are not stored anywhere:");
+            for s in &shares {
+                println!("  {}", s.expose_text().as_str());
+            }
+        }
+    }
+    engine.seal().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn unseal(a: UnsealArgs) -> Result<ExitCode> {
+    let engine = open_unsealed(&a.store, &a.shares).await?;
+    println!("Unsealed {}.", a.store.store.display());
+    for p in engine.list_partitions().await? {
+        println!("  partition {:<32} objects {}", p.name, p.objects);
+    }
+    engine.seal().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn random_pin() -> Result<String> {
+    let mut b = [0u8; 9];
+    openssl::rand::rand_bytes(&mut b)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+pub async fn dev(a: DevArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    let db = a.dir.join("tresor.db");
+    let share_path = a.dir.join("dev.share");
+    let root_path = a.dir.join("root.pem");
+    let creds_path = a.dir.join("credentials.json");
+    let engine = Engine::open(open_store(&db).await?, EngineConfig::default()).await?;
+    if engine.status() == SealStatus::Uninitialized {
+        let bar = spinner("initialising the dev store");
+        let shares = engine.init(1, 1).await?;
+        let share = shares.first().context("no share")?;
+        write_private(&share_path, &share.expose_text())?;
+        write_root(&engine, &root_path)?;
+        bar.finish_and_clear();
+    } else {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&share_path).with_context(|| format!("cannot read the dev share {}", share_path.display()))?,
+        );
+        engine.unseal(&[Share::parse(text.trim())?]).await?;
+    }
+    let creds: serde_json::Value = if creds_path.exists() {
+        serde_json::from_slice(&std::fs::read(&creds_path)?)?
+    } else {
+        serde_json::json!({"partition": a.partition, "so_pin": random_pin()?, "user_pin": random_pin()?})
+    };
+    let part = creds["partition"].as_str().unwrap_or("dev").to_owned();
+    let so_pin = creds["so_pin"].as_str().context("credentials: so_pin")?.to_owned();
+    let user_pin = creds["user_pin"].as_str().context("credentials: user_pin")?.to_owned();
+    if !engine.list_partitions().await?.iter().any(|p| p.name == part) {
+        let bar = spinner("creating the first partition");
+        engine.create_partition(&part, so_pin.as_bytes(), Some(user_pin.as_bytes())).await?;
+        write_private(&creds_path, &serde_json::to_string_pretty(&creds)?)?;
+        bar.finish_and_clear();
+    }
+    let _bg = engine.spawn_background();
+    println!("Tresor dev is running (engine in-process, embedded store).");
+    println!("  store              {}", db.display());
+    println!("  unseal share       {}   (dev only: a real cluster never stores a share)", share_path.display());
+    println!("  cluster root cert  {}", root_path.display());
+    println!("  partition          {part}");
+    println!("  SO PIN             {so_pin}");
+    println!("  user PIN           {user_pin}");
+    println!("  credentials        {}", creds_path.display());
+    println!("  audit check        tresor audit verify --store {} --root-cert {}", db.display(), root_path.display());
+    println!("The network faces (HSM node, gateway, PKCS#11, REST) attach here in the next stages.");
+    if a.no_serve {
+        engine.seal().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    engine.seal().await?;
+    println!("Sealed and stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spinner(msg: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(msg);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
+    match c {
+        AdminCommand::Partition(PartitionCommand::Create { store, shares, name, so_pin, user_pin }) => {
+            let engine = open_unsealed(&store, &shares).await?;
+            let id = engine.create_partition(&name, so_pin.as_bytes(), user_pin.as_deref().map(str::as_bytes)).await?;
+            println!("Created partition {name} (id {id}).");
+            engine.seal().await?;
+        }
+        AdminCommand::Partition(PartitionCommand::List { store }) => {
+            let engine = open_engine(&store).await?;
+            for p in engine.list_partitions().await? {
+                println!("{:<32} id {:<20} objects {:<8} created {}", p.name, p.id, p.objects, tresor_core::attest::iso8601(p.created));
+            }
+        }
+        AdminCommand::Partition(PartitionCommand::Delete { store, shares, name }) => {
+            let engine = open_unsealed(&store, &shares).await?;
+            engine.delete_partition(&name).await?;
+            println!("Deleted partition {name}.");
+            engine.seal().await?;
+        }
+        AdminCommand::KeygenLoop { store, shares, partition, pin, count } => {
+            let engine = open_unsealed(&store, &shares).await?;
+            let ctx = engine.open_context(&partition).await?;
+            ctx.login(tresor_core::UserType::User, pin.as_bytes()).await?;
+            use tresor_core::ck::*;
+            use tresor_core::template::Template;
+            for i in 0..count {
+                let label = format!("crash-{}-{i}", std::process::id());
+                let t = Template::new()
+                    .with_bool(CKA_TOKEN, true)?
+                    .with_ulong(CKA_VALUE_LEN, 32)?
+                    .with_bytes(CKA_LABEL, label.as_bytes())?;
+                let oid = ctx.generate_key(CKM_AES_KEY_GEN, &t).await?;
+                // Acknowledged: the creation has committed.
+                println!("{label} {oid}");
+            }
+            engine.seal().await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit(c: AuditCommand) -> Result<ExitCode> {
+    let AuditCommand::Verify { store, root_cert } = c;
+    let root = openssl::x509::X509::from_pem(&std::fs::read(&root_cert).with_context(|| format!("cannot read {}", root_cert.display()))?)
+        .context("the root certificate is not PEM")?;
+    if !store.store.exists() {
+        bail!("no store at {}", store.store.display());
+    }
+    let s = open_store(&store.store).await?;
+    let mut bad = false;
+    for pid in s.audit_partitions().await? {
+        let cps = s.checkpoints(pid).await?;
+        let mut rows = Vec::new();
+        let mut from = 1;
+        loop {
+            let chunk = s.audit_range(pid, from, 10_000).await?;
+            let Some(last) = chunk.last() else { break };
+            from = last.seq + 1;
+            rows.extend(chunk);
+        }
+        match tresor_core::audit::verify_chain(pid, rows, &cps, &root) {
+            Ok(r) => println!(
+                "partition {:<20} OK: {} entries, {} signed checkpoints (last at {})",
+                r.partition_id, r.entries, r.checkpoints, r.last_checkpoint
+            ),
+            Err(f) => {
+                println!("partition {:<20} BAD: first bad entry {}: {}", f.partition_id, f.seq, f.reason);
+                bad = true;
+            }
+        }
+    }
+    Ok(if bad { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+pub async fn attest(c: AttestCommand) -> Result<ExitCode> {
+    let AttestCommand::Verify { xml, signature, chain, root_cert } = c;
+    let doc = std::fs::read(&xml).with_context(|| format!("cannot read {}", xml.display()))?;
+    let sig_raw = std::fs::read(&signature).with_context(|| format!("cannot read {}", signature.display()))?;
+    let sig = match base64::engine::general_purpose::STANDARD.decode(String::from_utf8_lossy(&sig_raw).trim()) {
+        Ok(s) if sig_raw.first() != Some(&0x30) => s,
+        _ => sig_raw,
+    };
+    let chain_pem = std::fs::read(&chain).with_context(|| format!("cannot read {}", chain.display()))?;
+    let root = openssl::x509::X509::from_pem(&std::fs::read(&root_cert).with_context(|| format!("cannot read {}", root_cert.display()))?)
+        .context("the root certificate is not PEM")?;
+    match tresor_core::attest::verify_attestation(&doc, &sig, &chain_pem, &root) {
+        Ok(()) => {
+            println!("OK: the attestation is signed by a key certified by the cluster root.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {}", e.detail());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
