@@ -162,7 +162,9 @@ pub enum Mutation {
     DeletePartition { partition_id: i64 },
     /// `Conflict` if (partition, object id) exists.
     InsertObject(ObjectRow),
-    /// Replace the row only if the stored version is `expected_version`.
+    /// Replace the row only if the stored version is `expected_version`. The stored
+    /// `usage_count` never decreases: the larger of the stored and the given count is kept, so
+    /// an `AddUsage` that lands between the engine's read and this update is not lost.
     UpdateObject {
         row: ObjectRow,
         expected_version: i64,

@@ -39,11 +39,12 @@ fn ecb(ecb: &CipherRef, key: &[u8], blocks: &mut [u8]) -> Result<()> {
     let mut ctx = CipherCtx::new()?;
     ctx.encrypt_init(Some(ecb), Some(key), None)?;
     ctx.set_padding(false);
-    let input = blocks.to_vec();
-    let n = ctx.cipher_update(&input, Some(blocks))?;
+    let mut out = Zeroizing::new(vec![0u8; blocks.len() + 16]);
+    let n = ctx.cipher_update(blocks, Some(&mut out))?;
     if n != blocks.len() {
         bail!(Rv::GeneralError, "AES-ECB produced a short output");
     }
+    blocks.copy_from_slice(&out[..n]);
     Ok(())
 }
 
@@ -71,9 +72,16 @@ fn ctr_and_tag(
     let mut hb = [0u8; 16];
     ecb(ecb_cipher, key, &mut hb)?;
     let h = u128::from_be_bytes(hb);
-    let mut j0 = 0u128;
-    ghash_update(h, &mut j0, iv);
-    j0 = gmul(j0 ^ (iv.len() as u128 * 8), h);
+    let j0 = if iv.len() == 12 {
+        let mut b = [0u8; 16];
+        b[..12].copy_from_slice(iv);
+        b[15] = 1;
+        u128::from_be_bytes(b)
+    } else {
+        let mut y = 0u128;
+        ghash_update(h, &mut y, iv);
+        gmul(y ^ (iv.len() as u128 * 8), h)
+    };
     // Counter blocks J0, inc32(J0), inc32^2(J0), … (the first one masks the tag).
     let blocks = data.len().div_ceil(16) + 1;
     let mut ks = Zeroizing::new(vec![0u8; blocks * 16]);

@@ -246,13 +246,11 @@ pub fn public_info_from_private(alg: KeyAlg, pkcs8_der: &[u8]) -> Result<PublicI
         );
     }
     match alg {
-        KeyAlg::Rsa => {
-            if !pkey.rsa()?.check_key().unwrap_or(false) {
-                bail!(
-                    Rv::AttributeValueInvalid,
-                    "RSA key fails its consistency check"
-                );
-            }
+        KeyAlg::Rsa if !pkey.rsa()?.check_key().unwrap_or(false) => {
+            bail!(
+                Rv::AttributeValueInvalid,
+                "RSA key fails its consistency check"
+            )
         }
         KeyAlg::Ec(_) => pkey
             .ec_key()?

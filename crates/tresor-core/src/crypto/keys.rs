@@ -26,6 +26,8 @@ pub(crate) struct Asym {
     pub(crate) public: PKey<Public>,
     pub(crate) info: PublicInfo,
     pub(crate) fast: Fast,
+    /// aws-lc-rs parsed public key for fast verification (P-256/384/521 ECDSA, Ed25519).
+    pub(crate) fast_pub: Option<aws_lc_rs::signature::ParsedPublicKey>,
 }
 
 enum Kind {
@@ -67,6 +69,16 @@ pub(crate) fn mismatch(m: &Mechanism) -> Error {
     }
 }
 
+/// The aws-lc-rs verification key, where aws-lc-rs is the faster verifier.
+fn fast_public(alg: KeyAlg, info: &PublicInfo) -> Option<aws_lc_rs::signature::ParsedPublicKey> {
+    let point = super::der::parse_octet_string(info.ec_point.as_deref()?)?;
+    match alg {
+        KeyAlg::Ec(c) => ec::fast_public(c, point),
+        KeyAlg::Ed(super::types::EdCurve::Ed25519) => ed::fast_public(point),
+        _ => None,
+    }
+}
+
 fn need_private(a: &Asym) -> Result<&PKey<Private>> {
     a.private
         .as_ref()
@@ -93,11 +105,13 @@ impl LoadedKey {
             KeyAlg::Ed(_) => ed::fast_key(pkcs8_der),
             _ => Fast::None,
         };
+        let fast_pub = fast_public(alg, &info);
         let asym = Asym {
             private: Some(pkey),
             public,
             info,
             fast,
+            fast_pub,
         };
         Ok(LoadedKey {
             alg,
@@ -117,11 +131,13 @@ impl LoadedKey {
             );
         }
         let info = gen::public_info(alg, &public)?;
+        let fast_pub = fast_public(alg, &info);
         let asym = Asym {
             private: None,
             public,
             info,
             fast: Fast::None,
+            fast_pub,
         };
         Ok(LoadedKey {
             alg,
@@ -207,8 +223,12 @@ impl LoadedKey {
                 data,
                 sig,
             ),
-            (Kind::Asym(a), KeyAlg::Ec(c)) => ec::verify(&a.public, c, m, data, sig),
-            (Kind::Asym(a), KeyAlg::Ed(_)) => ed::verify(&a.public, m, data, sig),
+            (Kind::Asym(a), KeyAlg::Ec(c)) => {
+                ec::verify(&a.public, a.fast_pub.as_ref(), c, m, data, sig)
+            }
+            (Kind::Asym(a), KeyAlg::Ed(_)) => {
+                ed::verify(&a.public, a.fast_pub.as_ref(), m, data, sig)
+            }
             (Kind::Asym(a), KeyAlg::MlDsa(_) | KeyAlg::SlhDsa(_)) => {
                 pq::verify(self.alg, &a.public, m, data, sig)
             }

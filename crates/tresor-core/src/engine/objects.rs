@@ -512,7 +512,8 @@ impl Context {
             if out.len() >= max {
                 break;
             }
-            let c = match self.part.cache.read().get(&row.object_id).cloned() {
+            let cached = self.part.cache.read().get(&row.object_id).cloned();
+            let c = match cached {
                 Some(c) if c.version == row.version => c,
                 _ => {
                     let c = Arc::new(self.part.open_row(&row)?);

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::{store_err, Engine};
 use crate::audit::{self, EntryContent, CHECKPOINT_EVERY};
-use crate::crypto::{KeyAlg, KeyMaterial, LoadedKey};
+use crate::crypto::{KeyMaterial, LoadedKey};
 use crate::error::{vendor, Error, Result, Rv};
 use crate::object::{ObjectClass, ObjectId, ObjectRecord};
 use crate::seal::{self, Digest, SealKey, VersionDigest};
@@ -99,9 +99,6 @@ impl Cached {
         self.key.as_ref().ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
     }
 
-    pub fn alg(&self) -> Result<KeyAlg> {
-        self.rec.alg.ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
-    }
 }
 
 /// A key use waiting to be written to the audit chain.
@@ -555,8 +552,12 @@ impl Engine {
             .await
             .map_err(store_err)?
             .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{name}' does not exist")))?;
-        if let Some(p) = self.partitions.read().get(&row.id).cloned() {
-            let _ = p.commit(self, Vec::new(), Vec::new(), None).await;
+        let loaded = self.partitions.read().get(&row.id).cloned();
+        if let Some(p) = loaded {
+            // Write its queued key uses first; a failure here must not keep the partition alive.
+            if let Err(e) = p.flush(self, true).await {
+                tracing::warn!(partition = name, error = %e, "could not flush audit entries before deletion");
+            }
         }
         let mut batch = WriteBatch::new();
         batch.push(Mutation::DeletePartition { partition_id: row.id });
