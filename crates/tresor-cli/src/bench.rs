@@ -25,7 +25,9 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use tokio::runtime::Handle;
 use tresor_core::ck::*;
-use tresor_core::crypto::{self, AnyCurve, Curve, GcmParams, HashAlg, KeyAlg, KeyPairParams, Mechanism, MlDsaParam};
+use tresor_core::crypto::{
+    self, AnyCurve, Curve, GcmParams, HashAlg, KeyAlg, KeyPairParams, Mechanism, MlDsaParam,
+};
 use tresor_core::seal::Share;
 use tresor_core::template::Template;
 use tresor_core::{Context, Engine, EngineConfig, UserType};
@@ -134,10 +136,17 @@ fn parse_cases(s: &str) -> Result<Vec<Case>> {
     }
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let c = ALL_CASES.iter().copied().find(|c| c.name() == part).ok_or_else(|| {
-            let names: Vec<&str> = ALL_CASES.iter().map(|c| c.name()).collect();
-            anyhow!("unknown case '{part}'; the cases are: all, none, {}", names.join(", "))
-        })?;
+        let c = ALL_CASES
+            .iter()
+            .copied()
+            .find(|c| c.name() == part)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALL_CASES.iter().map(|c| c.name()).collect();
+                anyhow!(
+                    "unknown case '{part}'; the cases are: all, none, {}",
+                    names.join(", ")
+                )
+            })?;
         if !out.contains(&c) {
             out.push(c);
         }
@@ -245,13 +254,20 @@ where
                         }
                     }
                     let timed = start.elapsed().saturating_sub(untimed);
-                    Ok(ThreadResult { ops: lat_ns.len() as u64, timed, lat_ns })
+                    Ok(ThreadResult {
+                        ops: lat_ns.len() as u64,
+                        timed,
+                        lat_ns,
+                    })
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
+            })
             .collect()
     });
     let mut ops = 0u64;
@@ -267,7 +283,12 @@ where
         all.extend(r.lat_ns);
     }
     all.sort_unstable();
-    Ok(Measured { ops, ops_per_s: rate, p50_us: percentile_us(&all, 0.50), p99_us: percentile_us(&all, 0.99) })
+    Ok(Measured {
+        ops,
+        ops_per_s: rate,
+        p50_us: percentile_us(&all, 0.50),
+        p99_us: percentile_us(&all, 0.99),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,8 +324,14 @@ fn random_bytes(n: usize) -> Result<Vec<u8>> {
 }
 
 fn gen_pk8(alg: KeyAlg, bits: Option<u32>) -> Result<Vec<u8>> {
-    let (m, _) = crypto::generate_key_pair(alg, &KeyPairParams { modulus_bits: bits, public_exponent: None })
-        .map_err(|e| anyhow!("generating a {alg:?} benchmark key: {e}"))?;
+    let (m, _) = crypto::generate_key_pair(
+        alg,
+        &KeyPairParams {
+            modulus_bits: bits,
+            public_exponent: None,
+        },
+    )
+    .map_err(|e| anyhow!("generating a {alg:?} benchmark key: {e}"))?;
     Ok(m.expose().to_vec())
 }
 
@@ -345,7 +372,12 @@ const USER_PIN: &[u8] = b"bench-user-pin-0001";
 
 /// PIN hashing is not what is measured: a cheap Argon2 setting for bench partitions.
 fn bench_config() -> EngineConfig {
-    EngineConfig { argon2_m_kib: 64, argon2_t: 1, argon2_p: 1, ..EngineConfig::default() }
+    EngineConfig {
+        argon2_m_kib: 64,
+        argon2_t: 1,
+        argon2_p: 1,
+        ..EngineConfig::default()
+    }
 }
 
 struct EngineKeys {
@@ -363,7 +395,9 @@ async fn import_private(ctx: &Context, ckk: u64, label: &str, pk8: &[u8]) -> Res
         .with_bool(CKA_TOKEN, true)?
         .with_bytes(CKA_LABEL, label.as_bytes())?
         .with_bytes(CKA_TRESOR_PKCS8, pk8)?;
-    ctx.create_object(&t).await.with_context(|| format!("importing the {label} key into the engine"))
+    ctx.create_object(&t)
+        .await
+        .with_context(|| format!("importing the {label} key into the engine"))
 }
 
 async fn import_keys(ctx: &Context, m: &Material) -> Result<EngineKeys> {
@@ -378,7 +412,10 @@ async fn import_keys(ctx: &Context, m: &Material) -> Result<EngineKeys> {
         p256: import_private(ctx, CKK_EC, "bench-p256", &m.p256_pk8).await?,
         ed: import_private(ctx, CKK_EC_EDWARDS, "bench-ed25519", &m.ed_pk8).await?,
         mldsa: import_private(ctx, CKK_ML_DSA, "bench-mldsa65", &m.mldsa_pk8).await?,
-        aes: ctx.create_object(&aes_t).await.context("importing the AES key into the engine")?,
+        aes: ctx
+            .create_object(&aes_t)
+            .await
+            .context("importing the AES key into the engine")?,
     })
 }
 
@@ -386,10 +423,17 @@ fn keygen_templates(c: Case) -> Result<(u64, Template, Template)> {
     let priv_t = Template::new().with_bool(CKA_TOKEN, false)?;
     let pub_t = Template::new().with_bool(CKA_TOKEN, false)?;
     Ok(match c {
-        Case::KeygenRsa2048 => (CKM_RSA_PKCS_KEY_PAIR_GEN, pub_t.with_ulong(CKA_MODULUS_BITS, 2048)?, priv_t),
+        Case::KeygenRsa2048 => (
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            pub_t.with_ulong(CKA_MODULUS_BITS, 2048)?,
+            priv_t,
+        ),
         _ => (
             CKM_EC_KEY_PAIR_GEN,
-            pub_t.with_bytes(CKA_EC_PARAMS, crypto::curve_oid_der(AnyCurve::Weierstrass(Curve::P256)))?,
+            pub_t.with_bytes(
+                CKA_EC_PARAMS,
+                crypto::curve_oid_der(AnyCurve::Weierstrass(Curve::P256)),
+            )?,
             priv_t,
         ),
     })
@@ -407,7 +451,10 @@ where
     loop {
         match h.block_on(call()) {
             Ok(v) => return Ok(v),
-            Err(e) if matches!(e.rv(), tresor_core::Rv::DeviceError) && e.detail().contains("audit queue is full") => {
+            Err(e)
+                if matches!(e.rv(), tresor_core::Rv::DeviceError)
+                    && e.detail().contains("audit queue is full") =>
+            {
                 AUDIT_WAITS.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -435,7 +482,12 @@ fn engine_worker<'a>(
         Case::EcdsaP256 => sign(keys.p256, Mechanism::Ecdsa),
         Case::EcdsaP256Sha256 => sign(keys.p256, Mechanism::EcdsaHash(HashAlg::Sha256)),
         Case::Ed25519 => sign(keys.ed, Mechanism::Eddsa),
-        Case::MlDsa65 => sign(keys.mldsa, Mechanism::MlDsa { context: Vec::new() }),
+        Case::MlDsa65 => sign(
+            keys.mldsa,
+            Mechanism::MlDsa {
+                context: Vec::new(),
+            },
+        ),
         Case::Aes1k | Case::Aes1m => {
             let stream = IV_STREAM.fetch_add(1, Ordering::Relaxed);
             let mut ctr = 0u64;
@@ -443,7 +495,11 @@ fn engine_worker<'a>(
             let oid = keys.aes;
             Box::new(move || {
                 ctr += 1;
-                let mech = Mechanism::AesGcm(GcmParams { iv: gcm_iv(stream, ctr).to_vec(), aad: Vec::new(), tag_bits: 128 });
+                let mech = Mechanism::AesGcm(GcmParams {
+                    iv: gcm_iv(stream, ctr).to_vec(),
+                    aad: Vec::new(),
+                    tag_bits: 128,
+                });
                 black_box(with_backpressure(&h, || ctx.encrypt(oid, &mech, data))?);
                 Ok(Duration::ZERO)
             })
@@ -477,8 +533,15 @@ fn engine_factory<'a>(
 // ---------------------------------------------------------------------------------------------
 // Raw side
 
-fn raw_factory<'a>(case: Case, lib: Lib, m: &'a Material) -> impl Fn(usize) -> Result<Worker<'a>> + Sync + 'a {
-    move |_| raw_worker(case, lib, m)?.ok_or_else(|| anyhow!("{} has no {} path", lib.name(), case.name()))
+fn raw_factory<'a>(
+    case: Case,
+    lib: Lib,
+    m: &'a Material,
+) -> impl Fn(usize) -> Result<Worker<'a>> + Sync + 'a {
+    move |_| {
+        raw_worker(case, lib, m)?
+            .ok_or_else(|| anyhow!("{} has no {} path", lib.name(), case.name()))
+    }
 }
 
 fn ossl_key(pk8: &[u8]) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
@@ -500,11 +563,13 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
             })
         }
         (Case::Rsa2048Pkcs1, Lib::AwsLc) => {
-            let k = sig::RsaKeyPair::from_pkcs8(&m.rsa_pk8).map_err(|e| anyhow!("aws-lc-rs RSA key: {e}"))?;
+            let k = sig::RsaKeyPair::from_pkcs8(&m.rsa_pk8)
+                .map_err(|e| anyhow!("aws-lc-rs RSA key: {e}"))?;
             let rng = aws_lc_rs::rand::SystemRandom::new();
             let mut out = vec![0u8; k.public_modulus_len()];
             Box::new(move || {
-                k.sign(&sig::RSA_PKCS1_SHA256, &rng, data, &mut out).map_err(|_| anyhow!("aws-lc-rs RSA sign failed"))?;
+                k.sign(&sig::RSA_PKCS1_SHA256, &rng, data, &mut out)
+                    .map_err(|_| anyhow!("aws-lc-rs RSA sign failed"))?;
                 black_box(&out);
                 Ok(Duration::ZERO)
             })
@@ -520,12 +585,17 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
             })
         }
         (Case::EcdsaP256, Lib::AwsLc) => {
-            let k = sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &m.p256_pk8)
-                .map_err(|e| anyhow!("aws-lc-rs P-256 key: {e}"))?;
+            let k =
+                sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &m.p256_pk8)
+                    .map_err(|e| anyhow!("aws-lc-rs P-256 key: {e}"))?;
             Box::new(move || {
-                let d = aws_lc_rs::digest::Digest::import_less_safe(data, &aws_lc_rs::digest::SHA256)
-                    .map_err(|_| anyhow!("aws-lc-rs digest import failed"))?;
-                black_box(k.sign_digest(&d).map_err(|_| anyhow!("aws-lc-rs ECDSA sign failed"))?);
+                let d =
+                    aws_lc_rs::digest::Digest::import_less_safe(data, &aws_lc_rs::digest::SHA256)
+                        .map_err(|_| anyhow!("aws-lc-rs digest import failed"))?;
+                black_box(
+                    k.sign_digest(&d)
+                        .map_err(|_| anyhow!("aws-lc-rs ECDSA sign failed"))?,
+                );
                 Ok(Duration::ZERO)
             })
         }
@@ -538,11 +608,15 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
             })
         }
         (Case::EcdsaP256Sha256, Lib::AwsLc) => {
-            let k = sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &m.p256_pk8)
-                .map_err(|e| anyhow!("aws-lc-rs P-256 key: {e}"))?;
+            let k =
+                sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &m.p256_pk8)
+                    .map_err(|e| anyhow!("aws-lc-rs P-256 key: {e}"))?;
             let rng = aws_lc_rs::rand::SystemRandom::new();
             Box::new(move || {
-                black_box(k.sign(&rng, data).map_err(|_| anyhow!("aws-lc-rs ECDSA sign failed"))?);
+                black_box(
+                    k.sign(&rng, data)
+                        .map_err(|_| anyhow!("aws-lc-rs ECDSA sign failed"))?,
+                );
                 Ok(Duration::ZERO)
             })
         }
@@ -555,7 +629,8 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
             })
         }
         (Case::Ed25519, Lib::AwsLc) => {
-            let k = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&m.ed_pk8).map_err(|e| anyhow!("aws-lc-rs Ed25519 key: {e}"))?;
+            let k = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&m.ed_pk8)
+                .map_err(|e| anyhow!("aws-lc-rs Ed25519 key: {e}"))?;
             Box::new(move || {
                 black_box(k.sign(data));
                 Ok(Duration::ZERO)
@@ -577,13 +652,16 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
             let k = match sig::PqdsaKeyPair::from_pkcs8(&sig::ML_DSA_65_SIGNING, &m.mldsa_pk8) {
                 Ok(k) => k,
                 Err(e) => {
-                    eprintln!("note: aws-lc-rs does not accept the ML-DSA-65 PKCS#8 ({e}); OpenSSL only");
+                    eprintln!(
+                        "note: aws-lc-rs does not accept the ML-DSA-65 PKCS#8 ({e}); OpenSSL only"
+                    );
                     return Ok(None);
                 }
             };
             let mut out = vec![0u8; sig::ML_DSA_65_SIGNING.signature_len()];
             Box::new(move || {
-                k.sign(data, &mut out).map_err(|_| anyhow!("aws-lc-rs ML-DSA sign failed"))?;
+                k.sign(data, &mut out)
+                    .map_err(|_| anyhow!("aws-lc-rs ML-DSA sign failed"))?;
                 black_box(&out);
                 Ok(Duration::ZERO)
             })
@@ -608,7 +686,9 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
         }
         (Case::Aes1k | Case::Aes1m, Lib::AwsLc) => {
             use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-            let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &m.aes).map_err(|_| anyhow!("aws-lc-rs AES key"))?);
+            let key = LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, &m.aes).map_err(|_| anyhow!("aws-lc-rs AES key"))?,
+            );
             let stream = IV_STREAM.fetch_add(1, Ordering::Relaxed);
             let mut ctr = 0u64;
             let mut buf: Vec<u8> = Vec::with_capacity(data.len() + 16);
@@ -616,14 +696,20 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
                 ctr += 1;
                 buf.clear();
                 buf.extend_from_slice(data);
-                key.seal_in_place_append_tag(Nonce::assume_unique_for_key(gcm_iv(stream, ctr)), Aad::empty(), &mut buf)
-                    .map_err(|_| anyhow!("aws-lc-rs AES-GCM seal failed"))?;
+                key.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(gcm_iv(stream, ctr)),
+                    Aad::empty(),
+                    &mut buf,
+                )
+                .map_err(|_| anyhow!("aws-lc-rs AES-GCM seal failed"))?;
                 black_box(&buf);
                 Ok(Duration::ZERO)
             })
         }
         (Case::KeygenRsa2048, Lib::OpenSsl) => Box::new(|| {
-            black_box(openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?);
+            black_box(openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(
+                2048,
+            )?)?);
             Ok(Duration::ZERO)
         }),
         (Case::KeygenRsa2048, Lib::AwsLc) => Box::new(|| {
@@ -636,7 +722,9 @@ fn raw_worker<'a>(c: Case, lib: Lib, m: &'a Material) -> Result<Option<Worker<'a
         (Case::KeygenP256, Lib::OpenSsl) => {
             let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)?;
             Box::new(move || {
-                black_box(openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?);
+                black_box(openssl::pkey::PKey::from_ec_key(
+                    openssl::ec::EcKey::generate(&group)?,
+                )?);
                 Ok(Duration::ZERO)
             })
         }
@@ -677,7 +765,9 @@ impl Row {
     }
 
     fn ratio(&self) -> Option<f64> {
-        self.raw().filter(|(_, r)| r.ops_per_s > 0.0).map(|(_, r)| self.engine.ops_per_s / r.ops_per_s)
+        self.raw()
+            .filter(|(_, r)| r.ops_per_s > 0.0)
+            .map(|(_, r)| self.engine.ops_per_s / r.ops_per_s)
     }
 
     fn mb_s(&self, m: &Measured) -> Option<f64> {
@@ -710,7 +800,19 @@ fn print_table(rows: &[Row]) {
     println!();
     println!(
         "{:<18} {:>3} {:>11} {:>9} {:>9} {:>11} {:<9} {:>6} {:>11} {:>11} {:>9} {:>9} {:>8}",
-        "case", "thr", "engine op/s", "p50 µs", "p99 µs", "raw op/s", "raw lib", "ratio", "openssl", "aws-lc-rs", "eng MB/s", "raw MB/s", "aud.wait"
+        "case",
+        "thr",
+        "engine op/s",
+        "p50 µs",
+        "p99 µs",
+        "raw op/s",
+        "raw lib",
+        "ratio",
+        "openssl",
+        "aws-lc-rs",
+        "eng MB/s",
+        "raw MB/s",
+        "aud.wait"
     );
     for r in rows {
         let raw = r.raw();
@@ -737,7 +839,9 @@ fn print_table(rows: &[Row]) {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.trim().to_owned()).unwrap_or_else(|e| format!("unavailable ({e})"))
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|e| format!("unavailable ({e})"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -751,7 +855,10 @@ pub async fn run(c: BenchCommand) -> Result<ExitCode> {
 
 async fn engine_bench(a: EngineArgs) -> Result<ExitCode> {
     if !a.seconds.is_finite() || a.seconds <= 0.0 || a.seconds > 3600.0 {
-        bail!("--seconds must be a number of seconds in (0, 3600], not {}", a.seconds);
+        bail!(
+            "--seconds must be a number of seconds in (0, 3600], not {}",
+            a.seconds
+        );
     }
     if a.threads.is_empty() || a.threads.iter().any(|t| !(1..=256).contains(t)) {
         bail!("--threads must be a comma-separated list of thread counts in 1..=256");
@@ -761,7 +868,10 @@ async fn engine_bench(a: EngineArgs) -> Result<ExitCode> {
     }
     let cases = parse_cases(&a.cases)?;
     let load_start = loadavg();
-    println!("tresor bench engine: seconds {} threads {:?} cases {}", a.seconds, a.threads, a.cases);
+    println!(
+        "tresor bench engine: seconds {} threads {:?} cases {}",
+        a.seconds, a.threads, a.cases
+    );
     println!("loadavg at start: {load_start}");
 
     let mut rows = Vec::new();
@@ -770,7 +880,11 @@ async fn engine_bench(a: EngineArgs) -> Result<ExitCode> {
         print_table(&rows);
     }
 
-    let lookup = if a.lookup_keys > 0 { Some(lookup_bench(&a).await?) } else { None };
+    let lookup = if a.lookup_keys > 0 {
+        Some(lookup_bench(&a).await?)
+    } else {
+        None
+    };
 
     let load_end = loadavg();
     println!("loadavg at end: {load_end}");
@@ -803,11 +917,19 @@ async fn engine_cases(a: &EngineArgs, cases: &[Case]) -> Result<Vec<Row>> {
     if db.exists() {
         bail!("{} already exists", db.display());
     }
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).await.with_context(|| format!("cannot open the scratch store {}", db.display()))?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("cannot open the scratch store {}", db.display()))?,
+    );
     let engine = Engine::open(store, bench_config()).await?;
-    engine.init(1, 1).await.context("initialising the scratch store")?;
-    engine.create_partition(BENCH_PARTITION, SO_PIN, Some(USER_PIN)).await?;
+    engine
+        .init(1, 1)
+        .await
+        .context("initialising the scratch store")?;
+    engine
+        .create_partition(BENCH_PARTITION, SO_PIN, Some(USER_PIN))
+        .await?;
     let bg = engine.spawn_background();
 
     let max_threads = a.threads.iter().copied().max().unwrap_or(1);
@@ -827,7 +949,10 @@ async fn engine_cases(a: &EngineArgs, cases: &[Case]) -> Result<Vec<Row>> {
     for &case in cases {
         for &threads in &a.threads {
             eprintln!("measuring {} with {threads} thread(s)...", case.name());
-            engine.flush_audit().await.context("flushing the audit queue between measurements")?;
+            engine
+                .flush_audit()
+                .await
+                .context("flushing the audit queue between measurements")?;
             AUDIT_WAITS.store(0, Ordering::Relaxed);
             let engine_f = engine_factory(case, &keys, &material, &handle, &ctxs);
             let eng = tokio::task::block_in_place(|| measure(threads, a.seconds, &engine_f))
@@ -843,7 +968,14 @@ async fn engine_cases(a: &EngineArgs, cases: &[Case]) -> Result<Vec<Row>> {
                     .with_context(|| format!("{} with {}", case.name(), lib.name()))?;
                 *slot = Some(r);
             }
-            let row = Row { case, threads, engine: eng, openssl: raw[0], awslc: raw[1], audit_waits };
+            let row = Row {
+                case,
+                threads,
+                engine: eng,
+                openssl: raw[0],
+                awslc: raw[1],
+                audit_waits,
+            };
             let rawm = row.raw();
             eprintln!(
                 "  engine {:.0} op/s (p50 {:.1} µs, p99 {:.1} µs); raw {} {:.0} op/s; ratio {}",
@@ -852,7 +984,8 @@ async fn engine_cases(a: &EngineArgs, cases: &[Case]) -> Result<Vec<Row>> {
                 eng.p99_us,
                 rawm.map_or("-", |(l, _)| l.name()),
                 rawm.map_or(0.0, |(_, r)| r.ops_per_s),
-                row.ratio().map_or_else(|| "-".into(), |x| format!("{x:.2}")),
+                row.ratio()
+                    .map_or_else(|| "-".into(), |x| format!("{x:.2}")),
             );
             rows.push(row);
         }
@@ -898,7 +1031,10 @@ fn label_template(label: &str) -> Result<Template> {
 }
 
 async fn label_exists(ctx: &Context, i: u64) -> Result<bool> {
-    Ok(!ctx.find_objects(&label_template(&label_of(i))?, 1).await?.is_empty())
+    Ok(!ctx
+        .find_objects(&label_template(&label_of(i))?, 1)
+        .await?
+        .is_empty())
 }
 
 /// Opens (creating if needed) the lookup store, unsealed, with its partition.
@@ -906,33 +1042,59 @@ async fn open_lookup_store(db: &Path) -> Result<Arc<Engine>> {
     let share_file = share_path(db);
     let fresh = !db.exists();
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await.with_context(|| format!("cannot open {}", db.display()))?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(db)
+            .await
+            .with_context(|| format!("cannot open {}", db.display()))?,
+    );
     let engine = Engine::open(store, bench_config()).await?;
     if fresh || engine.status() == tresor_core::SealStatus::Uninitialized {
-        let shares = engine.init(1, 1).await.context("initialising the lookup store")?;
+        let shares = engine
+            .init(1, 1)
+            .await
+            .context("initialising the lookup store")?;
         let share = shares.first().context("no share")?;
         write_private(&share_file, &share.expose_text())?;
     } else {
         unseal_from_file(&engine, &share_file).await?;
     }
-    if !engine.list_partitions().await?.iter().any(|p| p.name == LOOKUP_PARTITION) {
-        engine.create_partition(LOOKUP_PARTITION, LOOKUP_SO_PIN, Some(LOOKUP_USER_PIN)).await?;
+    if !engine
+        .list_partitions()
+        .await?
+        .iter()
+        .any(|p| p.name == LOOKUP_PARTITION)
+    {
+        engine
+            .create_partition(LOOKUP_PARTITION, LOOKUP_SO_PIN, Some(LOOKUP_USER_PIN))
+            .await?;
     }
     Ok(engine)
 }
 
 async fn unseal_from_file(engine: &Engine, share_file: &Path) -> Result<()> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(share_file).with_context(|| {
-        format!("cannot read the lookup store's share {} (delete the store to rebuild it)", share_file.display())
+        format!(
+            "cannot read the lookup store's share {} (delete the store to rebuild it)",
+            share_file.display()
+        )
     })?);
-    engine.unseal(&[Share::parse(text.trim())?]).await.context("unsealing the lookup store")?;
+    engine
+        .unseal(&[Share::parse(text.trim())?])
+        .await
+        .context("unsealing the lookup store")?;
     Ok(())
 }
 
 async fn object_count(engine: &Engine) -> Result<u64> {
-    let n = engine.list_partitions().await?.iter().find(|p| p.name == LOOKUP_PARTITION).map_or(0, |p| p.objects);
+    let n = engine
+        .list_partitions()
+        .await?
+        .iter()
+        .find(|p| p.name == LOOKUP_PARTITION)
+        .map_or(0, |p| p.objects);
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -955,13 +1117,20 @@ async fn stride_progress(ctx: &Context, count: u64) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-async fn build_lookup(engine: &Arc<Engine>, want: u64, budget: Duration, progress: Vec<u64>) -> Result<(Vec<u64>, f64, u64)> {
+async fn build_lookup(
+    engine: &Arc<Engine>,
+    want: u64,
+    budget: Duration,
+    progress: Vec<u64>,
+) -> Result<(Vec<u64>, f64, u64)> {
     let have: u64 = progress.iter().sum();
     let per_task = want.div_ceil(LOOKUP_TASKS as u64);
     let bar = indicatif::ProgressBar::new(want);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys  {per_sec}  elapsed {elapsed_precise}  ETA {eta_precise}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} keys  {per_sec}  elapsed {elapsed_precise}  ETA {eta_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(have);
     bar.reset_eta();
@@ -985,10 +1154,14 @@ async fn build_lookup(engine: &Arc<Engine>, want: u64, budget: Duration, progres
                     stop.store(true, Ordering::Relaxed);
                     break;
                 }
-                let r = ctx.generate_key(CKM_AES_KEY_GEN, &aes_template(&label_of(i))?).await;
+                let r = ctx
+                    .generate_key(CKM_AES_KEY_GEN, &aes_template(&label_of(i))?)
+                    .await;
                 if let Err(e) = r {
                     stop.store(true, Ordering::Relaxed);
-                    return Err(anyhow::Error::from(e).context(format!("creating key {}", label_of(i))));
+                    return Err(
+                        anyhow::Error::from(e).context(format!("creating key {}", label_of(i)))
+                    );
                 }
                 j += 1;
                 created.fetch_add(1, Ordering::Relaxed);
@@ -1062,7 +1235,10 @@ async fn lookup_bench(a: &EngineArgs) -> Result<serde_json::Value> {
         let progress = stride_progress(&ctx, count).await?;
         drop(ctx);
         let have: u64 = progress.iter().sum();
-        println!("building: {have} keys exist, creating up to {} more with {LOOKUP_TASKS} tasks", want.saturating_sub(have));
+        println!(
+            "building: {have} keys exist, creating up to {} more with {LOOKUP_TASKS} tasks",
+            want.saturating_sub(have)
+        );
         let budget = Duration::from_secs_f64(a.lookup_build_minutes * 60.0);
         let (done, secs, created) = build_lookup(&engine, want, budget, progress).await?;
         let total: u64 = done.iter().sum();
@@ -1070,7 +1246,14 @@ async fn lookup_bench(a: &EngineArgs) -> Result<serde_json::Value> {
         budget_hit = total < want;
         println!(
             "created {created} keys in {secs:.1} s: {rate:.0} keys/s ({total} in the partition{})",
-            if budget_hit { format!("; stopped by the {} min budget before {want}", a.lookup_build_minutes) } else { String::new() }
+            if budget_hit {
+                format!(
+                    "; stopped by the {} min budget before {want}",
+                    a.lookup_build_minutes
+                )
+            } else {
+                String::new()
+            }
         );
         build_json = serde_json::json!({"created": created, "seconds": round2(secs), "keys_per_s": round2(rate), "budget_hit": budget_hit});
         Some(done)
@@ -1081,7 +1264,11 @@ async fn lookup_bench(a: &EngineArgs) -> Result<serde_json::Value> {
 
     // Timed: open the store, open the engine, unseal, load the partition.
     let t0 = Instant::now();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(db).await.with_context(|| format!("cannot open {}", db.display()))?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(db)
+            .await
+            .with_context(|| format!("cannot open {}", db.display()))?,
+    );
     let t_store = t0.elapsed();
     let engine = Engine::open(store, bench_config()).await?;
     let t_engine = t0.elapsed();

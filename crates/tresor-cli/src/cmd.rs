@@ -157,13 +157,18 @@ pub enum AttestCommand {
 }
 
 async fn open_store(path: &Path) -> Result<Arc<dyn Store>> {
-    let s = SqliteStore::open(path).await.with_context(|| format!("cannot open the store {}", path.display()))?;
+    let s = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("cannot open the store {}", path.display()))?;
     Ok(Arc::new(s))
 }
 
 async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
     if !store.store.exists() {
-        bail!("no store at {} (run `tresor init` first, or pass --store)", store.store.display());
+        bail!(
+            "no store at {} (run `tresor init` first, or pass --store)",
+            store.store.display()
+        );
     }
     let s = open_store(&store.store).await?;
     Ok(Engine::open(s, EngineConfig::default()).await?)
@@ -172,30 +177,44 @@ async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
 async fn open_unsealed(store: &StoreArgs, shares: &ShareArgs) -> Result<Arc<Engine>> {
     let engine = open_engine(store).await?;
     let config = match engine.status() {
-        SealStatus::Uninitialized => bail!("the store {} is not initialised; run `tresor init`", store.store.display()),
+        SealStatus::Uninitialized => bail!(
+            "the store {} is not initialised; run `tresor init`",
+            store.store.display()
+        ),
         _ => engine.seal_config().context("seal configuration")?,
     };
     let needed = usize::from(config.threshold());
     let e2 = engine.clone();
-    let shares = read_shares(&shares.share_files, needed, move |s| e2.check_share(s).map_err(Into::into))?;
+    let shares = read_shares(&shares.share_files, needed, move |s| {
+        e2.check_share(s).map_err(Into::into)
+    })?;
     engine.unseal(&shares).await?;
     Ok(engine)
 }
 
 fn write_root(engine: &Engine, path: &Path) -> Result<()> {
     let root = openssl::x509::X509::from_der(&engine.root_cert_der()?)?;
-    std::fs::write(path, root.to_pem()?).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, root.to_pem()?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 pub async fn init(a: InitArgs) -> Result<ExitCode> {
     if a.store.store.exists() {
-        bail!("{} already exists; `tresor init` only initialises a new store", a.store.store.display());
+        bail!(
+            "{} already exists; `tresor init` only initialises a new store",
+            a.store.store.display()
+        );
     }
     let engine = Engine::open(open_store(&a.store.store).await?, EngineConfig::default()).await?;
     let shares = engine.init(a.threshold, a.shares).await?;
     write_root(&engine, &a.root_cert)?;
-    println!("Initialised {} (threshold {} of {} shares).", a.store.store.display(), a.threshold, a.shares);
+    println!(
+        "Initialised {} (threshold {} of {} shares).",
+        a.store.store.display(),
+        a.threshold,
+        a.shares
+    );
     println!("Cluster root certificate: {}", a.root_cert.display());
     match &a.share_dir {
         Some(dir) => {
@@ -234,7 +253,8 @@ fn random_pin() -> Result<String> {
 }
 
 pub async fn dev(a: DevArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let db = a.dir.join("tresor.db");
     let share_path = a.dir.join("dev.share");
     let root_path = a.dir.join("root.pem");
@@ -249,7 +269,8 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     } else {
         let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(&share_path).with_context(|| format!("cannot read the dev share {}", share_path.display()))?,
+            std::fs::read_to_string(&share_path)
+                .with_context(|| format!("cannot read the dev share {}", share_path.display()))?,
         );
         engine.unseal(&[Share::parse(text.trim())?]).await?;
     }
@@ -259,25 +280,47 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         serde_json::json!({"partition": a.partition, "so_pin": random_pin()?, "user_pin": random_pin()?})
     };
     let part = creds["partition"].as_str().unwrap_or("dev").to_owned();
-    let so_pin = creds["so_pin"].as_str().context("credentials: so_pin")?.to_owned();
-    let user_pin = creds["user_pin"].as_str().context("credentials: user_pin")?.to_owned();
-    if !engine.list_partitions().await?.iter().any(|p| p.name == part) {
+    let so_pin = creds["so_pin"]
+        .as_str()
+        .context("credentials: so_pin")?
+        .to_owned();
+    let user_pin = creds["user_pin"]
+        .as_str()
+        .context("credentials: user_pin")?
+        .to_owned();
+    if !engine
+        .list_partitions()
+        .await?
+        .iter()
+        .any(|p| p.name == part)
+    {
         let bar = spinner("creating the first partition");
-        engine.create_partition(&part, so_pin.as_bytes(), Some(user_pin.as_bytes())).await?;
+        engine
+            .create_partition(&part, so_pin.as_bytes(), Some(user_pin.as_bytes()))
+            .await?;
         write_private(&creds_path, &serde_json::to_string_pretty(&creds)?)?;
         bar.finish_and_clear();
     }
     let _bg = engine.spawn_background();
     println!("Tresor dev is running (engine in-process, embedded store).");
     println!("  store              {}", db.display());
-    println!("  unseal share       {}   (dev only: a real cluster never stores a share)", share_path.display());
+    println!(
+        "  unseal share       {}   (dev only: a real cluster never stores a share)",
+        share_path.display()
+    );
     println!("  cluster root cert  {}", root_path.display());
     println!("  partition          {part}");
     println!("  SO PIN             {so_pin}");
     println!("  user PIN           {user_pin}");
     println!("  credentials        {}", creds_path.display());
-    println!("  audit check        tresor audit verify --store {} --root-cert {}", db.display(), root_path.display());
-    println!("The network faces (HSM node, gateway, PKCS#11, REST) attach here in the next stages.");
+    println!(
+        "  audit check        tresor audit verify --store {} --root-cert {}",
+        db.display(),
+        root_path.display()
+    );
+    println!(
+        "The network faces (HSM node, gateway, PKCS#11, REST) attach here in the next stages."
+    );
     if a.no_serve {
         engine.seal().await?;
         return Ok(ExitCode::SUCCESS);
@@ -298,28 +341,57 @@ fn spinner(msg: &'static str) -> indicatif::ProgressBar {
 
 pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
     match c {
-        AdminCommand::Partition(PartitionCommand::Create { store, shares, name, so_pin, user_pin }) => {
+        AdminCommand::Partition(PartitionCommand::Create {
+            store,
+            shares,
+            name,
+            so_pin,
+            user_pin,
+        }) => {
             let engine = open_unsealed(&store, &shares).await?;
-            let id = engine.create_partition(&name, so_pin.as_bytes(), user_pin.as_deref().map(str::as_bytes)).await?;
+            let id = engine
+                .create_partition(
+                    &name,
+                    so_pin.as_bytes(),
+                    user_pin.as_deref().map(str::as_bytes),
+                )
+                .await?;
             println!("Created partition {name} (id {id}).");
             engine.seal().await?;
         }
         AdminCommand::Partition(PartitionCommand::List { store }) => {
             let engine = open_engine(&store).await?;
             for p in engine.list_partitions().await? {
-                println!("{:<32} id {:<20} objects {:<8} created {}", p.name, p.id, p.objects, tresor_core::attest::iso8601(p.created));
+                println!(
+                    "{:<32} id {:<20} objects {:<8} created {}",
+                    p.name,
+                    p.id,
+                    p.objects,
+                    tresor_core::attest::iso8601(p.created)
+                );
             }
         }
-        AdminCommand::Partition(PartitionCommand::Delete { store, shares, name }) => {
+        AdminCommand::Partition(PartitionCommand::Delete {
+            store,
+            shares,
+            name,
+        }) => {
             let engine = open_unsealed(&store, &shares).await?;
             engine.delete_partition(&name).await?;
             println!("Deleted partition {name}.");
             engine.seal().await?;
         }
-        AdminCommand::KeygenLoop { store, shares, partition, pin, count } => {
+        AdminCommand::KeygenLoop {
+            store,
+            shares,
+            partition,
+            pin,
+            count,
+        } => {
             let engine = open_unsealed(&store, &shares).await?;
             let ctx = engine.open_context(&partition).await?;
-            ctx.login(tresor_core::UserType::User, pin.as_bytes()).await?;
+            ctx.login(tresor_core::UserType::User, pin.as_bytes())
+                .await?;
             use tresor_core::ck::*;
             use tresor_core::template::Template;
             for i in 0..count {
@@ -340,8 +412,11 @@ pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
 
 pub async fn audit(c: AuditCommand) -> Result<ExitCode> {
     let AuditCommand::Verify { store, root_cert } = c;
-    let root = openssl::x509::X509::from_pem(&std::fs::read(&root_cert).with_context(|| format!("cannot read {}", root_cert.display()))?)
-        .context("the root certificate is not PEM")?;
+    let root = openssl::x509::X509::from_pem(
+        &std::fs::read(&root_cert)
+            .with_context(|| format!("cannot read {}", root_cert.display()))?,
+    )
+    .context("the root certificate is not PEM")?;
     if !store.store.exists() {
         bail!("no store at {}", store.store.display());
     }
@@ -363,25 +438,44 @@ pub async fn audit(c: AuditCommand) -> Result<ExitCode> {
                 r.partition_id, r.entries, r.checkpoints, r.last_checkpoint
             ),
             Err(f) => {
-                println!("partition {:<20} BAD: first bad entry {}: {}", f.partition_id, f.seq, f.reason);
+                println!(
+                    "partition {:<20} BAD: first bad entry {}: {}",
+                    f.partition_id, f.seq, f.reason
+                );
                 bad = true;
             }
         }
     }
-    Ok(if bad { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub async fn attest(c: AttestCommand) -> Result<ExitCode> {
-    let AttestCommand::Verify { xml, signature, chain, root_cert } = c;
+    let AttestCommand::Verify {
+        xml,
+        signature,
+        chain,
+        root_cert,
+    } = c;
     let doc = std::fs::read(&xml).with_context(|| format!("cannot read {}", xml.display()))?;
-    let sig_raw = std::fs::read(&signature).with_context(|| format!("cannot read {}", signature.display()))?;
-    let sig = match base64::engine::general_purpose::STANDARD.decode(String::from_utf8_lossy(&sig_raw).trim()) {
+    let sig_raw = std::fs::read(&signature)
+        .with_context(|| format!("cannot read {}", signature.display()))?;
+    let sig = match base64::engine::general_purpose::STANDARD
+        .decode(String::from_utf8_lossy(&sig_raw).trim())
+    {
         Ok(s) if sig_raw.first() != Some(&0x30) => s,
         _ => sig_raw,
     };
-    let chain_pem = std::fs::read(&chain).with_context(|| format!("cannot read {}", chain.display()))?;
-    let root = openssl::x509::X509::from_pem(&std::fs::read(&root_cert).with_context(|| format!("cannot read {}", root_cert.display()))?)
-        .context("the root certificate is not PEM")?;
+    let chain_pem =
+        std::fs::read(&chain).with_context(|| format!("cannot read {}", chain.display()))?;
+    let root = openssl::x509::X509::from_pem(
+        &std::fs::read(&root_cert)
+            .with_context(|| format!("cannot read {}", root_cert.display()))?,
+    )
+    .context("the root certificate is not PEM")?;
     match tresor_core::attest::verify_attestation(&doc, &sig, &chain_pem, &root) {
         Ok(()) => {
             println!("OK: the attestation is signed by a key certified by the cluster root.");

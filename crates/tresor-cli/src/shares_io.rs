@@ -24,11 +24,19 @@ pub fn write_private(path: &Path, text: &str) -> Result<()> {
 /// Read shares: from the given files, else from standard input (one per line; prompted
 /// without echo on a terminal) until `needed` shares are read. `check` is called on each share
 /// as it is read, so a bad share is named at once.
-pub fn read_shares(files: &[std::path::PathBuf], needed: usize, check: impl Fn(&Share) -> Result<()>) -> Result<Vec<Share>> {
+pub fn read_shares(
+    files: &[std::path::PathBuf],
+    needed: usize,
+    check: impl Fn(&Share) -> Result<()>,
+) -> Result<Vec<Share>> {
     let mut out = Vec::new();
     for f in files {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).with_context(|| format!("cannot read share file {}", f.display()))?);
-        let share = Share::parse(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read share file {}", f.display()))?,
+        );
+        let share =
+            Share::parse(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
         check(&share).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
         out.push(share);
     }
@@ -40,11 +48,17 @@ pub fn read_shares(files: &[std::path::PathBuf], needed: usize, check: impl Fn(&
     let mut lines = stdin.lock().lines();
     while out.len() < needed {
         let text = if tty {
-            zeroize::Zeroizing::new(rpassword::prompt_password(format!("Share {} of {needed}: ", out.len() + 1))?)
+            zeroize::Zeroizing::new(rpassword::prompt_password(format!(
+                "Share {} of {needed}: ",
+                out.len() + 1
+            ))?)
         } else {
             match lines.next() {
                 Some(l) => zeroize::Zeroizing::new(l?),
-                None => bail!("standard input ended after {} of {needed} shares", out.len()),
+                None => bail!(
+                    "standard input ended after {} of {needed} shares",
+                    out.len()
+                ),
             }
         };
         let text = text.trim();
@@ -52,7 +66,12 @@ pub fn read_shares(files: &[std::path::PathBuf], needed: usize, check: impl Fn(&
             continue;
         }
         match Share::parse(text).and_then(|s| {
-            check(&s).map_err(|e| tresor_core::Error::new(tresor_core::Rv::Vendor(tresor_core::error::vendor::BAD_SHARE), e.to_string()))?;
+            check(&s).map_err(|e| {
+                tresor_core::Error::new(
+                    tresor_core::Rv::Vendor(tresor_core::error::vendor::BAD_SHARE),
+                    e.to_string(),
+                )
+            })?;
             Ok(s)
         }) {
             Ok(s) => out.push(s),

@@ -12,7 +12,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_tresor");
 
 fn run(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN).args(args).output().expect("run tresor");
-    assert!(out.status.success(), "tresor {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tresor {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -23,16 +27,54 @@ fn sigkill_during_key_creation_loses_nothing_acknowledged() {
     let shares = dir.path().join("shares");
     let root = dir.path().join("root.pem");
     let db_s = db.to_str().unwrap();
-    run(&["init", "--store", db_s, "--shares", "1", "--threshold", "1", "--share-dir", shares.to_str().unwrap(), "--root-cert", root.to_str().unwrap()]);
+    run(&[
+        "init",
+        "--store",
+        db_s,
+        "--shares",
+        "1",
+        "--threshold",
+        "1",
+        "--share-dir",
+        shares.to_str().unwrap(),
+        "--root-cert",
+        root.to_str().unwrap(),
+    ]);
     let share = shares.join("share-1.txt");
     let share_s = share.to_str().unwrap();
-    run(&["admin", "partition", "create", "--store", db_s, "--share-file", share_s, "p", "--so-pin", "so-pin-1", "--user-pin", "user-pin-1"]);
+    run(&[
+        "admin",
+        "partition",
+        "create",
+        "--store",
+        db_s,
+        "--share-file",
+        share_s,
+        "p",
+        "--so-pin",
+        "so-pin-1",
+        "--user-pin",
+        "user-pin-1",
+    ]);
 
     let trials = 12;
     let mut acknowledged: Vec<String> = Vec::new();
     for trial in 0..trials {
         let mut child = Command::new(BIN)
-            .args(["admin", "keygen-loop", "--store", db_s, "--share-file", share_s, "--partition", "p", "--pin", "user-pin-1", "--count", "100000"])
+            .args([
+                "admin",
+                "keygen-loop",
+                "--store",
+                db_s,
+                "--share-file",
+                share_s,
+                "--partition",
+                "p",
+                "--pin",
+                "user-pin-1",
+                "--count",
+                "100000",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -57,7 +99,9 @@ fn sigkill_during_key_creation_loses_nothing_acknowledged() {
             }
         });
         // Wait for the first key, then kill after a varying delay.
-        let first = rx.recv_timeout(Duration::from_secs(60)).expect("the loop produced no key within 60 s");
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the loop produced no key within 60 s");
         acknowledged.push(first);
         let delay = Duration::from_millis(20 + (trial as u64 * 37) % 300);
         let start = Instant::now();
@@ -71,7 +115,10 @@ fn sigkill_during_key_creation_loses_nothing_acknowledged() {
         reader.join().unwrap();
         acknowledged.extend(rx.try_iter());
     }
-    assert!(acknowledged.len() >= trials, "every trial acknowledged at least one key");
+    assert!(
+        acknowledged.len() >= trials,
+        "every trial acknowledged at least one key"
+    );
 
     // After the crashes: every acknowledged key is there and usable; every stored object opens.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -79,25 +126,68 @@ fn sigkill_during_key_creation_loses_nothing_acknowledged() {
         use tresor_core::ck::*;
         use tresor_core::crypto::{GcmParams, Mechanism};
         use tresor_core::template::Template;
-        let store: std::sync::Arc<dyn tresor_store::Store> = std::sync::Arc::new(tresor_store::SqliteStore::open(&db).await.unwrap());
-        let engine = tresor_core::Engine::open(store, tresor_core::EngineConfig::default()).await.unwrap();
+        let store: std::sync::Arc<dyn tresor_store::Store> =
+            std::sync::Arc::new(tresor_store::SqliteStore::open(&db).await.unwrap());
+        let engine = tresor_core::Engine::open(store, tresor_core::EngineConfig::default())
+            .await
+            .unwrap();
         let text = std::fs::read_to_string(&share).unwrap();
-        engine.unseal(&[tresor_core::seal::Share::parse(text.trim()).unwrap()]).await.unwrap();
-        let ctx = engine.open_context("p").await.expect("partition loads: its sealed digest matches the stored objects");
-        ctx.login(tresor_core::UserType::User, b"user-pin-1").await.unwrap();
-        let all = ctx.find_objects(&Template::new(), usize::MAX).await.expect("every stored object opens");
+        engine
+            .unseal(&[tresor_core::seal::Share::parse(text.trim()).unwrap()])
+            .await
+            .unwrap();
+        let ctx = engine
+            .open_context("p")
+            .await
+            .expect("partition loads: its sealed digest matches the stored objects");
+        ctx.login(tresor_core::UserType::User, b"user-pin-1")
+            .await
+            .unwrap();
+        let all = ctx
+            .find_objects(&Template::new(), usize::MAX)
+            .await
+            .expect("every stored object opens");
         assert!(all.len() >= acknowledged.len());
-        assert!(all.len() <= acknowledged.len() + trials, "at most one unacknowledged key per crash");
-        let gcm = Mechanism::AesGcm(GcmParams { iv: vec![9; 12], aad: vec![], tag_bits: 128 });
+        assert!(
+            all.len() <= acknowledged.len() + trials,
+            "at most one unacknowledged key per crash"
+        );
+        let gcm = Mechanism::AesGcm(GcmParams {
+            iv: vec![9; 12],
+            aad: vec![],
+            tag_bits: 128,
+        });
         for line in &acknowledged {
             let label = line.split(' ').next().unwrap();
-            let t = Template::new().with_bytes(CKA_LABEL, label.as_bytes()).unwrap();
+            let t = Template::new()
+                .with_bytes(CKA_LABEL, label.as_bytes())
+                .unwrap();
             let found = ctx.find_objects(&t, 10).await.unwrap();
-            assert_eq!(found.len(), 1, "acknowledged key {label} is present exactly once");
-            ctx.encrypt(found[0], &gcm, b"intact").await.expect("acknowledged key is usable");
+            assert_eq!(
+                found.len(),
+                1,
+                "acknowledged key {label} is present exactly once"
+            );
+            ctx.encrypt(found[0], &gcm, b"intact")
+                .await
+                .expect("acknowledged key is usable");
         }
         engine.seal().await.unwrap();
     });
-    let out = Command::new(BIN).args(["audit", "verify", "--store", db_s, "--root-cert", root.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "audit chain verifies after the crashes: {}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--store",
+            db_s,
+            "--root-cert",
+            root.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit chain verifies after the crashes: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -73,8 +73,21 @@ pub fn issue_cert(
     b.set_not_after(&na)?;
     match ca {
         Some(path) => {
-            b.append_extension(BasicConstraints::new().critical().ca().pathlen(path).build()?)?;
-            b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().digital_signature().build()?)?;
+            b.append_extension(
+                BasicConstraints::new()
+                    .critical()
+                    .ca()
+                    .pathlen(path)
+                    .build()?,
+            )?;
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .digital_signature()
+                    .build()?,
+            )?;
         }
         None => {
             b.append_extension(BasicConstraints::new().critical().build()?)?;
@@ -102,16 +115,27 @@ pub fn issue_cert(
 pub fn verify_issued_by(cert: &X509, issuer: &X509) -> Result<()> {
     let key = issuer.public_key()?;
     if !cert.verify(&key)? {
-        return Err(Error::new(Rv::SignatureInvalid, "certificate is not signed by the cluster root"));
+        return Err(Error::new(
+            Rv::SignatureInvalid,
+            "certificate is not signed by the cluster root",
+        ));
     }
     Ok(())
 }
 
 /// Verify an attestation: the chain (leaf first, PEM) up to the trusted `root`, then the
 /// signature over the exact document bytes with the leaf's key.
-pub fn verify_attestation(xml: &[u8], signature: &[u8], chain_pem: &[u8], root: &X509) -> Result<()> {
-    let chain = X509::stack_from_pem(chain_pem).map_err(|_| Error::new(Rv::ArgumentsBad, "chain is not PEM"))?;
-    let leaf = chain.first().ok_or_else(|| Error::new(Rv::ArgumentsBad, "chain is empty"))?;
+pub fn verify_attestation(
+    xml: &[u8],
+    signature: &[u8],
+    chain_pem: &[u8],
+    root: &X509,
+) -> Result<()> {
+    let chain = X509::stack_from_pem(chain_pem)
+        .map_err(|_| Error::new(Rv::ArgumentsBad, "chain is not PEM"))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| Error::new(Rv::ArgumentsBad, "chain is empty"))?;
     let mut store = X509StoreBuilder::new()?;
     store.add_cert(root.clone())?;
     let store = store.build();
@@ -122,15 +146,25 @@ pub fn verify_attestation(xml: &[u8], signature: &[u8], chain_pem: &[u8], root: 
     let mut ctx = X509StoreContext::new()?;
     let ok = ctx.init(&store, leaf, &untrusted, |c| {
         let ok = c.verify_cert()?;
-        Ok(if ok { None } else { Some(c.error().to_string()) })
+        Ok(if ok {
+            None
+        } else {
+            Some(c.error().to_string())
+        })
     })?;
     if let Some(why) = ok {
-        return Err(Error::new(Rv::SignatureInvalid, format!("certificate chain does not lead to the cluster root: {why}")));
+        return Err(Error::new(
+            Rv::SignatureInvalid,
+            format!("certificate chain does not lead to the cluster root: {why}"),
+        ));
     }
     let key = leaf.public_key()?;
     let mut v = Verifier::new(MessageDigest::sha256(), &key)?;
     if !v.verify_oneshot(signature, xml).unwrap_or(false) {
-        return Err(Error::new(Rv::SignatureInvalid, "signature does not match the document"));
+        return Err(Error::new(
+            Rv::SignatureInvalid,
+            "signature does not match the document",
+        ));
     }
     Ok(())
 }
@@ -176,15 +210,34 @@ fn curve_bits(c: Curve) -> u64 {
 /// Algorithm facts of a record.
 pub fn alg_info(rec: &ObjectRecord) -> Option<AlgInfo> {
     let alg = rec.alg?;
-    let rsa_bits = rec.public.as_ref().and_then(|p| p.modulus_bits).map(u64::from);
+    let rsa_bits = rec
+        .public
+        .as_ref()
+        .and_then(|p| p.modulus_bits)
+        .map(u64::from);
     let (algorithm, algorithm_oid, curve_oid, key_size) = match alg {
         KeyAlg::Rsa => ("RSA", "1.2.840.113549.1.1.1", None, rsa_bits),
-        KeyAlg::Ec(c) => ("EC", "1.2.840.10045.2.1", Some(curve_oid(c)), Some(curve_bits(c))),
+        KeyAlg::Ec(c) => (
+            "EC",
+            "1.2.840.10045.2.1",
+            Some(curve_oid(c)),
+            Some(curve_bits(c)),
+        ),
         KeyAlg::Ed(EdCurve::Ed25519) => ("ED", "1.3.101.112", Some("1.3.101.112"), Some(255)),
         KeyAlg::Ed(EdCurve::Ed448) => ("ED", "1.3.101.113", Some("1.3.101.113"), Some(448)),
-        KeyAlg::Aes => ("AES", "2.16.840.1.101.3.4.1", None, rec.value_len.map(|l| l * 8)),
+        KeyAlg::Aes => (
+            "AES",
+            "2.16.840.1.101.3.4.1",
+            None,
+            rec.value_len.map(|l| l * 8),
+        ),
         KeyAlg::ChaCha20 => ("ChaCha20", "1.2.840.113549.1.9.16.3.18", None, Some(256)),
-        KeyAlg::GenericSecret => ("HMACSHA256", "1.2.840.113549.2.9", None, rec.value_len.map(|l| l * 8)),
+        KeyAlg::GenericSecret => (
+            "HMACSHA256",
+            "1.2.840.113549.2.9",
+            None,
+            rec.value_len.map(|l| l * 8),
+        ),
         KeyAlg::MlDsa(p) => match p {
             MlDsaParam::MlDsa44 => ("ML-DSA-44", "2.16.840.1.101.3.4.3.17", None, None),
             MlDsaParam::MlDsa65 => ("ML-DSA-65", "2.16.840.1.101.3.4.3.18", None, None),
@@ -210,14 +263,22 @@ pub fn alg_info(rec: &ObjectRecord) -> Option<AlgInfo> {
             SlhDsaParam::Shake256f => ("SLH-DSA-SHAKE-256f", "2.16.840.1.101.3.4.3.31", None, None),
         },
     };
-    Some(AlgInfo { algorithm, algorithm_oid, curve_oid, key_size })
+    Some(AlgInfo {
+        algorithm,
+        algorithm_oid,
+        curve_oid,
+        key_size,
+    })
 }
 
 /// ISO-8601 UTC with seconds, `Z` suffix.
 pub fn iso8601(unix_s: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_s)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -248,7 +309,9 @@ fn rule_xml(out: &mut String, tag: &str, rule: Option<&Rule>) {
                 let kind = match a.kind {
                     crate::policy::ApprovalType::PublicKey => "public_key",
                     crate::policy::ApprovalType::Certificate => "certificate",
-                    crate::policy::ApprovalType::OnboardedApproverCertificate => "onboarded_approver_certificate",
+                    crate::policy::ApprovalType::OnboardedApproverCertificate => {
+                        "onboarded_approver_certificate"
+                    }
                 };
                 out.push_str(&format!(
                     "<approval type=\"{kind}\" name=\"{}\">{}</approval>",
@@ -265,7 +328,15 @@ fn rule_xml(out: &mut String, tag: &str, rule: Option<&Rule>) {
 
 fn policy_xml(out: &mut String, p: &Policy) {
     out.push_str("<policy><key_status>");
-    elem(out, "blocked", if p.key_status.blocked { "true" } else { "false" });
+    elem(
+        out,
+        "blocked",
+        if p.key_status.blocked {
+            "true"
+        } else {
+            "false"
+        },
+    );
     out.push_str("</key_status>");
     rule_xml(out, "rule_use", p.rule_use.as_ref());
     rule_xml(out, "rule_block", p.rule_block.as_ref());
@@ -281,7 +352,11 @@ pub fn attestation_xml(rec: &ObjectRecord, usage_count: i64, attest_time: i64) -
         ObjectClass::SecretKey => "secret_key",
         _ => "public_key",
     };
-    let creation = if rec.origin == Origin::Generated { "generated" } else { "imported" };
+    let creation = if rec.origin == Origin::Generated {
+        "generated"
+    } else {
+        "imported"
+    };
     let mut x = String::with_capacity(2048);
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     x.push_str(&format!("<{root} creation=\"{creation}\">"));
@@ -302,7 +377,11 @@ pub fn attestation_xml(rec: &ObjectRecord, usage_count: i64, attest_time: i64) -
         }
     }
     if let Some(p) = &rec.public {
-        elem(&mut x, "public_key", &base64::engine::general_purpose::STANDARD.encode(&p.spki));
+        elem(
+            &mut x,
+            "public_key",
+            &base64::engine::general_purpose::STANDARD.encode(&p.spki),
+        );
     }
     let f = &rec.flags;
     x.push_str("<attributes>");

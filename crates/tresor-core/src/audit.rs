@@ -39,14 +39,27 @@ pub struct EntryContent {
 
 impl EntryContent {
     /// An entry stamped now.
-    pub fn now(actor: impl Into<String>, action: impl Into<String>, object_id: Option<i64>, detail: String) -> Self {
-        EntryContent { time_ns: now_ns(), actor: actor.into(), action: action.into(), object_id, detail }
+    pub fn now(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        object_id: Option<i64>,
+        detail: String,
+    ) -> Self {
+        EntryContent {
+            time_ns: now_ns(),
+            actor: actor.into(),
+            action: action.into(),
+            object_id,
+            detail,
+        }
     }
 }
 
 /// Unix time in nanoseconds.
 pub fn now_ns() -> i64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -72,7 +85,12 @@ pub fn entry_hash(partition_id: i64, seq: i64, c: &EntryContent, prev: &[u8]) ->
 }
 
 /// Place entries after `(head_seq, head_hash)`; returns the rows and the new head.
-pub fn chain_rows(partition_id: i64, head_seq: i64, head_hash: &[u8], entries: &[EntryContent]) -> Result<(Vec<AuditRow>, i64, Vec<u8>)> {
+pub fn chain_rows(
+    partition_id: i64,
+    head_seq: i64,
+    head_hash: &[u8],
+    entries: &[EntryContent],
+) -> Result<(Vec<AuditRow>, i64, Vec<u8>)> {
     let mut rows = Vec::with_capacity(entries.len());
     let mut seq = head_seq;
     let mut prev = head_hash.to_vec();
@@ -106,11 +124,24 @@ pub fn checkpoint_bytes(partition_id: i64, seq: i64, hash: &[u8], time_ns: i64) 
 }
 
 /// Sign a checkpoint with the node key.
-pub fn sign_checkpoint(key: &PKey<Private>, cert_der: &[u8], partition_id: i64, seq: i64, hash: &[u8]) -> Result<CheckpointRow> {
+pub fn sign_checkpoint(
+    key: &PKey<Private>,
+    cert_der: &[u8],
+    partition_id: i64,
+    seq: i64,
+    hash: &[u8],
+) -> Result<CheckpointRow> {
     let time_ns = now_ns();
     let mut s = Signer::new(MessageDigest::sha256(), key)?;
     let signature = s.sign_oneshot_to_vec(&checkpoint_bytes(partition_id, seq, hash, time_ns))?;
-    Ok(CheckpointRow { partition_id, seq, hash: hash.to_vec(), time_ns, signer_cert: cert_der.to_vec(), signature })
+    Ok(CheckpointRow {
+        partition_id,
+        seq,
+        hash: hash.to_vec(),
+        time_ns,
+        signer_cert: cert_der.to_vec(),
+        signature,
+    })
 }
 
 /// What [`verify_chain`] found.
@@ -134,7 +165,11 @@ pub struct ChainFault {
 
 impl std::fmt::Display for ChainFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "partition {}: entry {}: {}", self.partition_id, self.seq, self.reason)
+        write!(
+            f,
+            "partition {}: entry {}: {}",
+            self.partition_id, self.seq, self.reason
+        )
     }
 }
 
@@ -147,29 +182,53 @@ pub fn verify_chain(
     checkpoints: &[CheckpointRow],
     root: &X509,
 ) -> std::result::Result<ChainReport, ChainFault> {
-    let fault = |seq: i64, reason: String| ChainFault { partition_id, seq, reason };
+    let fault = |seq: i64, reason: String| ChainFault {
+        partition_id,
+        seq,
+        reason,
+    };
     let mut cps = std::collections::BTreeMap::new();
     for cp in checkpoints {
-        verify_checkpoint_signature(cp, root).map_err(|e| fault(cp.seq, format!("checkpoint signature: {}", e.detail())))?;
+        verify_checkpoint_signature(cp, root)
+            .map_err(|e| fault(cp.seq, format!("checkpoint signature: {}", e.detail())))?;
         cps.insert(cp.seq, cp);
     }
     let mut expect_seq = 1i64;
     let mut prev = GENESIS.to_vec();
     for r in rows {
         if r.seq != expect_seq {
-            return Err(fault(expect_seq, format!("missing (next stored entry is {})", r.seq)));
+            return Err(fault(
+                expect_seq,
+                format!("missing (next stored entry is {})", r.seq),
+            ));
         }
         if r.prev_hash != prev {
-            return Err(fault(r.seq, "previous-hash link does not match the entry before it".into()));
+            return Err(fault(
+                r.seq,
+                "previous-hash link does not match the entry before it".into(),
+            ));
         }
-        let c = EntryContent { time_ns: r.time_ns, actor: r.actor.clone(), action: r.action.clone(), object_id: r.object_id, detail: r.detail.clone() };
-        let h = entry_hash(partition_id, r.seq, &c, &prev).map_err(|e| fault(r.seq, e.to_string()))?;
+        let c = EntryContent {
+            time_ns: r.time_ns,
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            object_id: r.object_id,
+            detail: r.detail.clone(),
+        };
+        let h =
+            entry_hash(partition_id, r.seq, &c, &prev).map_err(|e| fault(r.seq, e.to_string()))?;
         if h != r.hash {
-            return Err(fault(r.seq, "content does not match its hash (edited entry)".into()));
+            return Err(fault(
+                r.seq,
+                "content does not match its hash (edited entry)".into(),
+            ));
         }
         if let Some(cp) = cps.get(&r.seq) {
             if cp.hash != h {
-                return Err(fault(r.seq, "differs from the signed checkpoint at this entry".into()));
+                return Err(fault(
+                    r.seq,
+                    "differs from the signed checkpoint at this entry".into(),
+                ));
             }
         }
         prev = h;
@@ -180,18 +239,30 @@ pub fn verify_chain(
     if last_checkpoint > entries {
         return Err(fault(entries + 1, format!("chain ends at {entries} but a signed checkpoint covers entry {last_checkpoint} (truncated)")));
     }
-    Ok(ChainReport { partition_id, entries, checkpoints: cps.len(), last_checkpoint })
+    Ok(ChainReport {
+        partition_id,
+        entries,
+        checkpoints: cps.len(),
+        last_checkpoint,
+    })
 }
 
 fn verify_checkpoint_signature(cp: &CheckpointRow, root: &X509) -> Result<()> {
-    let cert = X509::from_der(&cp.signer_cert).map_err(|_| Error::new(Rv::SignatureInvalid, "signer certificate is not DER"))?;
+    let cert = X509::from_der(&cp.signer_cert)
+        .map_err(|_| Error::new(Rv::SignatureInvalid, "signer certificate is not DER"))?;
     crate::attest::verify_issued_by(&cert, root)?;
     let key = cert.public_key()?;
     let mut v = Verifier::new(MessageDigest::sha256(), &key)?;
-    let ok = v.verify_oneshot(&cp.signature, &checkpoint_bytes(cp.partition_id, cp.seq, &cp.hash, cp.time_ns))?;
+    let ok = v.verify_oneshot(
+        &cp.signature,
+        &checkpoint_bytes(cp.partition_id, cp.seq, &cp.hash, cp.time_ns),
+    )?;
     if ok {
         Ok(())
     } else {
-        Err(Error::new(Rv::SignatureInvalid, "does not verify under the node certificate"))
+        Err(Error::new(
+            Rv::SignatureInvalid,
+            "does not verify under the node certificate",
+        ))
     }
 }

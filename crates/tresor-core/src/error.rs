@@ -223,7 +223,10 @@ pub struct Error {
 impl Error {
     /// A new error with the given return value and detail text (no secrets in `detail`).
     pub fn new(rv: Rv, detail: impl Into<String>) -> Self {
-        Error { rv, detail: detail.into() }
+        Error {
+            rv,
+            detail: detail.into(),
+        }
     }
 
     /// The return value a face reports.
@@ -238,7 +241,10 @@ impl Error {
 
     /// Short-hands for the vendor codes.
     pub fn sealed() -> Self {
-        Error::new(Rv::Vendor(vendor::SEALED), "the engine is sealed; run `tresor unseal`")
+        Error::new(
+            Rv::Vendor(vendor::SEALED),
+            "the engine is sealed; run `tresor unseal`",
+        )
     }
 
     /// A stored blob failed its integrity check.

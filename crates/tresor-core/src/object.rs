@@ -40,7 +40,12 @@ impl ObjectClass {
             CKO_PUBLIC_KEY => ObjectClass::PublicKey,
             CKO_PRIVATE_KEY => ObjectClass::PrivateKey,
             CKO_SECRET_KEY => ObjectClass::SecretKey,
-            _ => return Err(Error::new(Rv::AttributeValueInvalid, format!("object class {v:#x} is not supported"))),
+            _ => {
+                return Err(Error::new(
+                    Rv::AttributeValueInvalid,
+                    format!("object class {v:#x} is not supported"),
+                ))
+            }
         })
     }
 
@@ -57,7 +62,10 @@ impl ObjectClass {
 
     /// True for key classes.
     pub fn is_key(self) -> bool {
-        matches!(self, ObjectClass::PublicKey | ObjectClass::PrivateKey | ObjectClass::SecretKey)
+        matches!(
+            self,
+            ObjectClass::PublicKey | ObjectClass::PrivateKey | ObjectClass::SecretKey
+        )
     }
 
     /// True for classes that hold secret material.
@@ -272,7 +280,7 @@ pub struct ObjectRecord {
 impl ObjectRecord {
     /// The `CKK_*` value of a key.
     pub fn ckk(&self) -> Option<u64> {
-        self.alg.map(|a| alg_to_ckk(a))
+        self.alg.map(alg_to_ckk)
     }
 
     /// Whether the key is blocked (SKA).
@@ -347,7 +355,12 @@ pub fn alg_from_parameter_set(ckk: u64, set: u64) -> Result<KeyAlg> {
     ];
     all.into_iter()
         .find(|a| alg_to_ckk(*a) == ckk && parameter_set(*a) == Some(set))
-        .ok_or_else(|| Error::new(Rv::AttributeValueInvalid, format!("parameter set {set} is not valid for key type {ckk:#x}")))
+        .ok_or_else(|| {
+            Error::new(
+                Rv::AttributeValueInvalid,
+                format!("parameter set {set} is not valid for key type {ckk:#x}"),
+            )
+        })
 }
 
 /// The operations a key of this algorithm and class can do at all.
@@ -381,14 +394,29 @@ pub fn check_class_alg(class: ObjectClass, alg: KeyAlg) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::new(Rv::TemplateInconsistent, format!("key type {:#x} is not valid for this object class", alg_to_ckk(alg))))
+        Err(Error::new(
+            Rv::TemplateInconsistent,
+            format!(
+                "key type {:#x} is not valid for this object class",
+                alg_to_ckk(alg)
+            ),
+        ))
     }
 }
 
 /// Attributes a caller may give when creating an object of this class (beyond which the
 /// template is inconsistent). Key material attributes are accepted by the import path.
 fn settable_at_creation(class: ObjectClass, ty: u64) -> bool {
-    let common = matches!(ty, CKA_CLASS | CKA_TOKEN | CKA_PRIVATE | CKA_LABEL | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE);
+    let common = matches!(
+        ty,
+        CKA_CLASS
+            | CKA_TOKEN
+            | CKA_PRIVATE
+            | CKA_LABEL
+            | CKA_MODIFIABLE
+            | CKA_COPYABLE
+            | CKA_DESTROYABLE
+    );
     if common {
         return true;
     }
@@ -396,33 +424,76 @@ fn settable_at_creation(class: ObjectClass, ty: u64) -> bool {
         ObjectClass::Data => matches!(ty, CKA_APPLICATION | CKA_OBJECT_ID | CKA_VALUE),
         ObjectClass::Certificate => matches!(
             ty,
-            CKA_CERTIFICATE_TYPE | CKA_TRUSTED | CKA_CERTIFICATE_CATEGORY | CKA_SUBJECT | CKA_ID | CKA_ISSUER
-                | CKA_SERIAL_NUMBER | CKA_VALUE | CKA_START_DATE | CKA_END_DATE
+            CKA_CERTIFICATE_TYPE
+                | CKA_TRUSTED
+                | CKA_CERTIFICATE_CATEGORY
+                | CKA_SUBJECT
+                | CKA_ID
+                | CKA_ISSUER
+                | CKA_SERIAL_NUMBER
+                | CKA_VALUE
+                | CKA_START_DATE
+                | CKA_END_DATE
         ),
         _ => {
             let key_common = matches!(
                 ty,
-                CKA_KEY_TYPE | CKA_ID | CKA_START_DATE | CKA_END_DATE | CKA_DERIVE | CKA_SUBJECT | CKA_TRESOR_POLICY
+                CKA_KEY_TYPE
+                    | CKA_ID
+                    | CKA_START_DATE
+                    | CKA_END_DATE
+                    | CKA_DERIVE
+                    | CKA_SUBJECT
+                    | CKA_TRESOR_POLICY
             ) || ALL_USAGES.iter().any(|u| u.attr() == ty);
             key_common
                 || match class {
                     ObjectClass::PublicKey => matches!(
                         ty,
-                        CKA_TRUSTED | CKA_MODULUS | CKA_MODULUS_BITS | CKA_PUBLIC_EXPONENT | CKA_EC_PARAMS | CKA_EC_POINT
-                            | CKA_VALUE | CKA_PARAMETER_SET | CKA_PUBLIC_KEY_INFO | CKA_VERIFY_RECOVER
+                        CKA_TRUSTED
+                            | CKA_MODULUS
+                            | CKA_MODULUS_BITS
+                            | CKA_PUBLIC_EXPONENT
+                            | CKA_EC_PARAMS
+                            | CKA_EC_POINT
+                            | CKA_VALUE
+                            | CKA_PARAMETER_SET
+                            | CKA_PUBLIC_KEY_INFO
+                            | CKA_VERIFY_RECOVER
                     ),
                     ObjectClass::PrivateKey => matches!(
                         ty,
-                        CKA_SENSITIVE | CKA_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED | CKA_ALWAYS_AUTHENTICATE
-                            | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2
-                            | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_EC_PARAMS | CKA_VALUE
-                            | CKA_PARAMETER_SET | CKA_TRESOR_PKCS8 | CKA_PUBLIC_KEY_INFO | CKA_SIGN_RECOVER
+                        CKA_SENSITIVE
+                            | CKA_EXTRACTABLE
+                            | CKA_WRAP_WITH_TRUSTED
+                            | CKA_ALWAYS_AUTHENTICATE
+                            | CKA_MODULUS
+                            | CKA_PUBLIC_EXPONENT
+                            | CKA_PRIVATE_EXPONENT
+                            | CKA_PRIME_1
+                            | CKA_PRIME_2
+                            | CKA_EXPONENT_1
+                            | CKA_EXPONENT_2
+                            | CKA_COEFFICIENT
+                            | CKA_EC_PARAMS
+                            | CKA_VALUE
+                            | CKA_PARAMETER_SET
+                            | CKA_TRESOR_PKCS8
+                            | CKA_PUBLIC_KEY_INFO
+                            | CKA_SIGN_RECOVER
                             | CKA_TRESOR_BLOCKED
                     ),
                     ObjectClass::SecretKey => matches!(
                         ty,
-                        CKA_SENSITIVE | CKA_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED | CKA_TRUSTED | CKA_VALUE | CKA_VALUE_LEN
-                            | CKA_CHECK_VALUE | CKA_ALWAYS_AUTHENTICATE | CKA_TRESOR_BLOCKED
+                        CKA_SENSITIVE
+                            | CKA_EXTRACTABLE
+                            | CKA_WRAP_WITH_TRUSTED
+                            | CKA_TRUSTED
+                            | CKA_VALUE
+                            | CKA_VALUE_LEN
+                            | CKA_CHECK_VALUE
+                            | CKA_ALWAYS_AUTHENTICATE
+                            | CKA_TRESOR_BLOCKED
                     ),
                     _ => false,
                 }
@@ -447,10 +518,17 @@ fn engine_maintained(ty: u64) -> bool {
 
 /// Check that a creation/generation/unwrap template only names attributes that fit the class.
 /// `material_allowed` is false for generation and unwrap (the engine makes the material).
-pub fn check_creation_template(class: ObjectClass, t: &Template, material_allowed: bool) -> Result<()> {
+pub fn check_creation_template(
+    class: ObjectClass,
+    t: &Template,
+    material_allowed: bool,
+) -> Result<()> {
     for ty in t.types() {
         if engine_maintained(ty) {
-            return Err(Error::new(Rv::AttributeReadOnly, format!("attribute {ty:#x} is set by the token, not the caller")));
+            return Err(Error::new(
+                Rv::AttributeReadOnly,
+                format!("attribute {ty:#x} is set by the token, not the caller"),
+            ));
         }
         if !settable_at_creation(class, ty) {
             // A usage flag set to false on a class that cannot use it is harmless.
@@ -464,19 +542,32 @@ pub fn check_creation_template(class: ObjectClass, t: &Template, material_allowe
         }
         let is_material = matches!(
             ty,
-            CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
-                | CKA_TRESOR_PKCS8 | CKA_EC_POINT | CKA_PUBLIC_KEY_INFO
+            CKA_VALUE
+                | CKA_PRIVATE_EXPONENT
+                | CKA_PRIME_1
+                | CKA_PRIME_2
+                | CKA_EXPONENT_1
+                | CKA_EXPONENT_2
+                | CKA_COEFFICIENT
+                | CKA_TRESOR_PKCS8
+                | CKA_EC_POINT
+                | CKA_PUBLIC_KEY_INFO
         ) || (class == ObjectClass::PublicKey && ty == CKA_MODULUS)
             || (class == ObjectClass::PrivateKey && ty == CKA_MODULUS);
         if is_material && !material_allowed && class.is_key() {
             return Err(Error::new(
                 Rv::TemplateInconsistent,
-                format!("attribute {ty:#x} (key material) cannot be given when the token makes the key"),
+                format!(
+                    "attribute {ty:#x} (key material) cannot be given when the token makes the key"
+                ),
             ));
         }
     }
     if t.bool(CKA_TRUSTED) == Some(true) {
-        return Err(Error::new(Rv::AttributeReadOnly, "only the security officer can set CKA_TRUSTED"));
+        return Err(Error::new(
+            Rv::AttributeReadOnly,
+            "only the security officer can set CKA_TRUSTED",
+        ));
     }
     Ok(())
 }
@@ -488,7 +579,12 @@ pub fn check_creation_template(class: ObjectClass, t: &Template, material_allowe
 /// private and secret keys. Usage flags: if the template names none, every operation the key
 /// type can do is allowed; if it names any, the others are false (Securosys ≥ 2.1.3). A usage
 /// flag set to true that the key type cannot do is `CKR_TEMPLATE_INCONSISTENT`.
-pub fn new_key_flags(class: ObjectClass, alg: KeyAlg, t: &Template, origin: Origin) -> Result<Flags> {
+pub fn new_key_flags(
+    class: ObjectClass,
+    alg: KeyAlg,
+    t: &Template,
+    origin: Origin,
+) -> Result<Flags> {
     check_class_alg(class, alg)?;
     let caps = capabilities(class, alg);
     let secret = class.has_secret();
@@ -505,11 +601,20 @@ pub fn new_key_flags(class: ObjectClass, alg: KeyAlg, t: &Template, origin: Orig
     };
     let any_usage = ALL_USAGES.iter().any(|u| t.has(u.attr()));
     for u in ALL_USAGES {
-        let want = if any_usage { t.bool(u.attr()).unwrap_or(false) } else { caps.contains(&u) };
+        let want = if any_usage {
+            t.bool(u.attr()).unwrap_or(false)
+        } else {
+            caps.contains(&u)
+        };
         if want && !caps.contains(&u) {
             return Err(Error::new(
                 Rv::TemplateInconsistent,
-                format!("a {:?} of type {:#x} cannot {}", class, alg_to_ckk(alg), u.name()),
+                format!(
+                    "a {:?} of type {:#x} cannot {}",
+                    class,
+                    alg_to_ckk(alg),
+                    u.name()
+                ),
             ));
         }
         f.set_usage(u, want);
@@ -538,7 +643,10 @@ pub fn new_key_flags(class: ObjectClass, alg: KeyAlg, t: &Template, origin: Orig
 /// is only changed if every attribute is acceptable. `is_so` gates `CKA_TRUSTED`.
 pub fn apply_set_template(rec: &mut ObjectRecord, t: &Template, is_so: bool) -> Result<()> {
     if !rec.flags.modifiable {
-        return Err(Error::new(Rv::ActionProhibited, "the object is not modifiable (CKA_MODIFIABLE = false)"));
+        return Err(Error::new(
+            Rv::ActionProhibited,
+            "the object is not modifiable (CKA_MODIFIABLE = false)",
+        ));
     }
     let mut next = rec.clone();
     let caps: &[Usage] = match rec.alg {
@@ -548,16 +656,27 @@ pub fn apply_set_template(rec: &mut ObjectRecord, t: &Template, is_so: bool) -> 
     for (ty, v) in t.iter() {
         let b = |v: &AttrValue| match v {
             AttrValue::Bool(b) => Ok(*b),
-            _ => Err(Error::new(Rv::AttributeValueInvalid, format!("attribute {ty:#x} must be a CK_BBOOL"))),
+            _ => Err(Error::new(
+                Rv::AttributeValueInvalid,
+                format!("attribute {ty:#x} must be a CK_BBOOL"),
+            )),
         };
         match ty {
             CKA_LABEL => {
                 next.label = t.string(CKA_LABEL)?.unwrap_or_default();
             }
-            CKA_ID if rec.class != ObjectClass::Data => next.ckaid = t.bytes(CKA_ID).unwrap_or_default().to_vec(),
-            CKA_SUBJECT if rec.class != ObjectClass::Data => next.subject = t.bytes(CKA_SUBJECT).unwrap_or_default().to_vec(),
-            CKA_START_DATE if rec.class.is_key() => next.start_date = t.bytes(ty).unwrap_or_default().to_vec(),
-            CKA_END_DATE if rec.class.is_key() => next.end_date = t.bytes(ty).unwrap_or_default().to_vec(),
+            CKA_ID if rec.class != ObjectClass::Data => {
+                next.ckaid = t.bytes(CKA_ID).unwrap_or_default().to_vec()
+            }
+            CKA_SUBJECT if rec.class != ObjectClass::Data => {
+                next.subject = t.bytes(CKA_SUBJECT).unwrap_or_default().to_vec()
+            }
+            CKA_START_DATE if rec.class.is_key() => {
+                next.start_date = t.bytes(ty).unwrap_or_default().to_vec()
+            }
+            CKA_END_DATE if rec.class.is_key() => {
+                next.end_date = t.bytes(ty).unwrap_or_default().to_vec()
+            }
             CKA_APPLICATION if rec.class == ObjectClass::Data => {
                 if let Some(d) = next.data.as_mut() {
                     d.application = t.bytes(ty).unwrap_or_default().to_vec();
@@ -566,58 +685,94 @@ pub fn apply_set_template(rec: &mut ObjectRecord, t: &Template, is_so: bool) -> 
             CKA_SENSITIVE if rec.class.has_secret() => {
                 let v = b(v)?;
                 if rec.flags.sensitive && !v {
-                    return Err(Error::new(Rv::AttributeReadOnly, "CKA_SENSITIVE can only change from false to true"));
+                    return Err(Error::new(
+                        Rv::AttributeReadOnly,
+                        "CKA_SENSITIVE can only change from false to true",
+                    ));
                 }
                 next.flags.sensitive = v;
             }
             CKA_EXTRACTABLE if rec.class.has_secret() => {
                 let v = b(v)?;
                 if !rec.flags.extractable && v {
-                    return Err(Error::new(Rv::AttributeReadOnly, "CKA_EXTRACTABLE can only change from true to false"));
+                    return Err(Error::new(
+                        Rv::AttributeReadOnly,
+                        "CKA_EXTRACTABLE can only change from true to false",
+                    ));
                 }
                 next.flags.extractable = v;
             }
             CKA_WRAP_WITH_TRUSTED if rec.class.has_secret() => {
                 let v = b(v)?;
                 if rec.flags.wrap_with_trusted && !v {
-                    return Err(Error::new(Rv::AttributeReadOnly, "CKA_WRAP_WITH_TRUSTED can only change from false to true"));
+                    return Err(Error::new(
+                        Rv::AttributeReadOnly,
+                        "CKA_WRAP_WITH_TRUSTED can only change from false to true",
+                    ));
                 }
                 next.flags.wrap_with_trusted = v;
             }
             CKA_COPYABLE => {
                 let v = b(v)?;
                 if !rec.flags.copyable && v {
-                    return Err(Error::new(Rv::AttributeReadOnly, "CKA_COPYABLE can only change from true to false"));
+                    return Err(Error::new(
+                        Rv::AttributeReadOnly,
+                        "CKA_COPYABLE can only change from true to false",
+                    ));
                 }
                 next.flags.copyable = v;
             }
             CKA_DESTROYABLE => {
                 let v = b(v)?;
                 if !rec.flags.destroyable && v {
-                    return Err(Error::new(Rv::AttributeReadOnly, "CKA_DESTROYABLE can only change from true to false"));
+                    return Err(Error::new(
+                        Rv::AttributeReadOnly,
+                        "CKA_DESTROYABLE can only change from true to false",
+                    ));
                 }
                 next.flags.destroyable = v;
             }
-            CKA_TRUSTED if matches!(rec.class, ObjectClass::PublicKey | ObjectClass::SecretKey | ObjectClass::Certificate) => {
+            CKA_TRUSTED
+                if matches!(
+                    rec.class,
+                    ObjectClass::PublicKey | ObjectClass::SecretKey | ObjectClass::Certificate
+                ) =>
+            {
                 let v = b(v)?;
                 if v && !is_so {
-                    return Err(Error::new(Rv::UserNotLoggedIn, "only the security officer can set CKA_TRUSTED"));
+                    return Err(Error::new(
+                        Rv::UserNotLoggedIn,
+                        "only the security officer can set CKA_TRUSTED",
+                    ));
                 }
                 next.flags.trusted = v;
             }
             _ if rec.class.is_key() && ALL_USAGES.iter().any(|u| u.attr() == ty) => {
                 let v = b(v)?;
-                let u = ALL_USAGES.iter().copied().find(|u| u.attr() == ty).ok_or_else(|| Error::new(Rv::GeneralError, "usage"))?;
+                let u = ALL_USAGES
+                    .iter()
+                    .copied()
+                    .find(|u| u.attr() == ty)
+                    .ok_or_else(|| Error::new(Rv::GeneralError, "usage"))?;
                 if v && !caps.contains(&u) {
-                    return Err(Error::new(Rv::TemplateInconsistent, format!("this key cannot {}", u.name())));
+                    return Err(Error::new(
+                        Rv::TemplateInconsistent,
+                        format!("this key cannot {}", u.name()),
+                    ));
                 }
                 next.flags.set_usage(u, v);
             }
             _ => {
                 return Err(if crate::template::attr_kind(ty).is_some() {
-                    Error::new(Rv::AttributeReadOnly, format!("attribute {ty:#x} cannot be changed"))
+                    Error::new(
+                        Rv::AttributeReadOnly,
+                        format!("attribute {ty:#x} cannot be changed"),
+                    )
                 } else {
-                    Error::new(Rv::AttributeTypeInvalid, format!("attribute {ty:#x} is not supported"))
+                    Error::new(
+                        Rv::AttributeTypeInvalid,
+                        format!("attribute {ty:#x} is not supported"),
+                    )
                 });
             }
         }
@@ -652,13 +807,27 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
     if let Some(b) = rec.flags.get(ty) {
         let applies = match ty {
             CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE => true,
-            CKA_TRUSTED => matches!(rec.class, ObjectClass::Certificate | ObjectClass::PublicKey | ObjectClass::SecretKey),
-            CKA_SENSITIVE | CKA_EXTRACTABLE | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE | CKA_WRAP_WITH_TRUSTED
-            | CKA_ALWAYS_AUTHENTICATE | CKA_SIGN_RECOVER => rec.class.has_secret(),
-            CKA_VERIFY_RECOVER => rec.class == ObjectClass::PublicKey || rec.class == ObjectClass::SecretKey,
+            CKA_TRUSTED => matches!(
+                rec.class,
+                ObjectClass::Certificate | ObjectClass::PublicKey | ObjectClass::SecretKey
+            ),
+            CKA_SENSITIVE
+            | CKA_EXTRACTABLE
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_WRAP_WITH_TRUSTED
+            | CKA_ALWAYS_AUTHENTICATE
+            | CKA_SIGN_RECOVER => rec.class.has_secret(),
+            CKA_VERIFY_RECOVER => {
+                rec.class == ObjectClass::PublicKey || rec.class == ObjectClass::SecretKey
+            }
             _ => rec.class.is_key(),
         };
-        return if applies { boolean(b) } else { AttrRead::Invalid };
+        return if applies {
+            boolean(b)
+        } else {
+            AttrRead::Invalid
+        };
     }
     let bytes = |v: &[u8]| AttrRead::Value(v.to_vec());
     match ty {
@@ -675,18 +844,26 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
         CKA_KEY_TYPE => rec.ckk().map(ulong).unwrap_or(AttrRead::Invalid),
         CKA_START_DATE if rec.class.is_key() => bytes(&rec.start_date),
         CKA_END_DATE if rec.class.is_key() => bytes(&rec.end_date),
-        CKA_KEY_GEN_MECHANISM if rec.class.is_key() => {
-            ulong(rec.key_gen_mechanism.unwrap_or(crate::ck::CK_UNAVAILABLE_INFORMATION))
-        }
+        CKA_KEY_GEN_MECHANISM if rec.class.is_key() => ulong(
+            rec.key_gen_mechanism
+                .unwrap_or(crate::ck::CK_UNAVAILABLE_INFORMATION),
+        ),
         CKA_VALUE_LEN if rec.class == ObjectClass::SecretKey => ulong(rec.value_len.unwrap_or(0)),
         CKA_TRESOR_POLICY if rec.class.is_key() => match &rec.policy {
             Some(p) => bytes(p.to_json().as_bytes()),
             None => AttrRead::Value(Vec::new()),
         },
         CKA_TRESOR_BLOCKED if rec.class.is_key() => boolean(rec.blocked()),
-        CKA_PARAMETER_SET => rec.alg.and_then(parameter_set).map(ulong).unwrap_or(AttrRead::Invalid),
-        CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_MODULUS_BITS | CKA_EC_PARAMS | CKA_EC_POINT | CKA_PUBLIC_KEY_INFO => {
-            let Some(p) = rec.public.as_ref() else { return AttrRead::Invalid };
+        CKA_PARAMETER_SET => rec
+            .alg
+            .and_then(parameter_set)
+            .map(ulong)
+            .unwrap_or(AttrRead::Invalid),
+        CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_MODULUS_BITS | CKA_EC_PARAMS | CKA_EC_POINT
+        | CKA_PUBLIC_KEY_INFO => {
+            let Some(p) = rec.public.as_ref() else {
+                return AttrRead::Invalid;
+            };
             let v = match ty {
                 CKA_MODULUS => p.modulus.clone(),
                 CKA_PUBLIC_EXPONENT => p.public_exponent.clone(),
@@ -699,15 +876,31 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
             };
             v.map(AttrRead::Value).unwrap_or(AttrRead::Invalid)
         }
-        CKA_VALUE if rec.class == ObjectClass::PublicKey => match rec.public.as_ref().and_then(|p| p.raw_public.clone()) {
-            Some(v) => AttrRead::Value(v),
-            None => AttrRead::Invalid,
-        },
-        CKA_VALUE if rec.class == ObjectClass::Certificate => rec.cert.as_ref().map(|c| bytes(&c.value)).unwrap_or(AttrRead::Invalid),
+        CKA_VALUE if rec.class == ObjectClass::PublicKey => {
+            match rec.public.as_ref().and_then(|p| p.raw_public.clone()) {
+                Some(v) => AttrRead::Value(v),
+                None => AttrRead::Invalid,
+            }
+        }
+        CKA_VALUE if rec.class == ObjectClass::Certificate => rec
+            .cert
+            .as_ref()
+            .map(|c| bytes(&c.value))
+            .unwrap_or(AttrRead::Invalid),
         CKA_CERTIFICATE_TYPE if rec.class == ObjectClass::Certificate => ulong(CKC_X_509),
-        CKA_CERTIFICATE_CATEGORY if rec.class == ObjectClass::Certificate => ulong(rec.cert.as_ref().map_or(0, |c| c.category)),
-        CKA_ISSUER if rec.class == ObjectClass::Certificate => rec.cert.as_ref().map(|c| bytes(&c.issuer)).unwrap_or(AttrRead::Invalid),
-        CKA_SERIAL_NUMBER if rec.class == ObjectClass::Certificate => rec.cert.as_ref().map(|c| bytes(&c.serial)).unwrap_or(AttrRead::Invalid),
+        CKA_CERTIFICATE_CATEGORY if rec.class == ObjectClass::Certificate => {
+            ulong(rec.cert.as_ref().map_or(0, |c| c.category))
+        }
+        CKA_ISSUER if rec.class == ObjectClass::Certificate => rec
+            .cert
+            .as_ref()
+            .map(|c| bytes(&c.issuer))
+            .unwrap_or(AttrRead::Invalid),
+        CKA_SERIAL_NUMBER if rec.class == ObjectClass::Certificate => rec
+            .cert
+            .as_ref()
+            .map(|c| bytes(&c.serial))
+            .unwrap_or(AttrRead::Invalid),
         CKA_VALUE | CKA_APPLICATION | CKA_OBJECT_ID if rec.class == ObjectClass::Data => {
             let d = rec.data.clone().unwrap_or_default();
             bytes(match ty {
@@ -717,7 +910,8 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
             })
         }
         CKA_VALUE if rec.class == ObjectClass::SecretKey => AttrRead::Sensitive,
-        CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
+        CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
+        | CKA_EXPONENT_2 | CKA_COEFFICIENT
             if rec.class == ObjectClass::PrivateKey =>
         {
             AttrRead::Sensitive
@@ -746,21 +940,37 @@ pub fn alg_from_template(ckk: u64, t: &Template) -> Result<KeyAlg> {
         CKK_GENERIC_SECRET => KeyAlg::GenericSecret,
         CKK_CHACHA20 => KeyAlg::ChaCha20,
         CKK_EC | CKK_EC_EDWARDS => {
-            let params = t
-                .bytes(CKA_EC_PARAMS)
-                .ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_EC_PARAMS is required for an EC key"))?;
+            let params = t.bytes(CKA_EC_PARAMS).ok_or_else(|| {
+                Error::new(
+                    Rv::TemplateIncomplete,
+                    "CKA_EC_PARAMS is required for an EC key",
+                )
+            })?;
             match crate::crypto::curve_from_oid_der(params)? {
                 crate::crypto::AnyCurve::Weierstrass(c) if ckk == CKK_EC => KeyAlg::Ec(c),
                 crate::crypto::AnyCurve::Edwards(c) if ckk == CKK_EC_EDWARDS => KeyAlg::Ed(c),
-                _ => return Err(Error::new(Rv::TemplateInconsistent, "CKA_EC_PARAMS names a curve of the other key type")),
+                _ => {
+                    return Err(Error::new(
+                        Rv::TemplateInconsistent,
+                        "CKA_EC_PARAMS names a curve of the other key type",
+                    ))
+                }
             }
         }
         CKK_ML_DSA | CKK_ML_KEM | CKK_SLH_DSA => {
-            let set = t
-                .ulong(CKA_PARAMETER_SET)
-                .ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_PARAMETER_SET is required for a post-quantum key"))?;
+            let set = t.ulong(CKA_PARAMETER_SET).ok_or_else(|| {
+                Error::new(
+                    Rv::TemplateIncomplete,
+                    "CKA_PARAMETER_SET is required for a post-quantum key",
+                )
+            })?;
             alg_from_parameter_set(ckk, set)?
         }
-        other => return Err(Error::new(Rv::AttributeValueInvalid, format!("key type {other:#x} is not supported"))),
+        other => {
+            return Err(Error::new(
+                Rv::AttributeValueInvalid,
+                format!("key type {other:#x} is not supported"),
+            ))
+        }
     })
 }

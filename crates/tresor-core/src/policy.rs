@@ -152,7 +152,12 @@ impl Policy {
     /// values decode to keys or certificates, names are present, a key created blocked can be
     /// unblocked.
     pub fn validate(&self) -> Result<()> {
-        for kind in [RuleKind::Use, RuleKind::Block, RuleKind::Unblock, RuleKind::Modify] {
+        for kind in [
+            RuleKind::Use,
+            RuleKind::Block,
+            RuleKind::Unblock,
+            RuleKind::Modify,
+        ] {
             if let Some(rule) = self.rule(kind) {
                 rule.validate(kind.name())?;
             }
@@ -172,20 +177,34 @@ impl Rule {
     /// ("always fulfillable"); a rule whose every token has a group is not.
     pub fn always_fulfilled(&self) -> bool {
         self.tokens.is_empty()
-            || self.tokens.iter().any(|t| t.groups.iter().all(|g| g.quorum == 0))
+            || self
+                .tokens
+                .iter()
+                .any(|t| t.groups.iter().all(|g| g.quorum == 0))
     }
 
     fn validate(&self, rule: &str) -> Result<()> {
-        let bad = |msg: String| Err(Error::new(Rv::AttributeValueInvalid, format!("policy {rule}: {msg}")));
+        let bad = |msg: String| {
+            Err(Error::new(
+                Rv::AttributeValueInvalid,
+                format!("policy {rule}: {msg}"),
+            ))
+        };
         for t in &self.tokens {
             if t.name.is_empty() {
                 return bad("a token has no name".into());
             }
             if t.timelock % 60 != 0 || t.timeout % 60 != 0 {
-                return bad(format!("token '{}': timelock and timeout must be multiples of 60 seconds", t.name));
+                return bad(format!(
+                    "token '{}': timelock and timeout must be multiples of 60 seconds",
+                    t.name
+                ));
             }
             if t.timeout != 0 && t.timelock >= t.timeout {
-                return bad(format!("token '{}': timelock must be shorter than timeout", t.name));
+                return bad(format!(
+                    "token '{}': timelock must be shorter than timeout",
+                    t.name
+                ));
             }
             for g in &t.groups {
                 if g.name.is_empty() {
@@ -201,7 +220,10 @@ impl Rule {
                 }
                 for a in &g.approvals {
                     a.validate().map_err(|e| {
-                        Error::new(Rv::AttributeValueInvalid, format!("policy {rule}, group '{}': {}", g.name, e.detail()))
+                        Error::new(
+                            Rv::AttributeValueInvalid,
+                            format!("policy {rule}, group '{}': {}", g.name, e.detail()),
+                        )
                     })?;
                 }
             }
@@ -217,15 +239,26 @@ impl Approval {
             .map_err(|_| Error::new(Rv::AttributeValueInvalid, "approval value is not base64"))?;
         match self.kind {
             ApprovalType::PublicKey => {
-                openssl::pkey::PKey::public_key_from_der(&der)
-                    .map_err(|_| Error::new(Rv::AttributeValueInvalid, "approval value is not a DER public key"))?;
+                openssl::pkey::PKey::public_key_from_der(&der).map_err(|_| {
+                    Error::new(
+                        Rv::AttributeValueInvalid,
+                        "approval value is not a DER public key",
+                    )
+                })?;
             }
             ApprovalType::Certificate | ApprovalType::OnboardedApproverCertificate => {
                 if self.kind == ApprovalType::OnboardedApproverCertificate && self.name.is_none() {
-                    return Err(Error::new(Rv::AttributeValueInvalid, "an onboarded approver needs a name"));
+                    return Err(Error::new(
+                        Rv::AttributeValueInvalid,
+                        "an onboarded approver needs a name",
+                    ));
                 }
-                openssl::x509::X509::from_der(&der)
-                    .map_err(|_| Error::new(Rv::AttributeValueInvalid, "approval value is not a DER certificate"))?;
+                openssl::x509::X509::from_der(&der).map_err(|_| {
+                    Error::new(
+                        Rv::AttributeValueInvalid,
+                        "approval value is not a DER certificate",
+                    )
+                })?;
             }
         }
         Ok(())
@@ -238,7 +271,8 @@ mod tests {
 
     fn approver_b64() -> String {
         let k = openssl::ec::EcKey::generate(
-            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("group"),
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("group"),
         )
         .expect("key");
         let pk = openssl::pkey::PKey::from_ec_key(k).expect("pkey");
@@ -254,7 +288,11 @@ mod tests {
                 groups: vec![Group {
                     name: "g".into(),
                     quorum,
-                    approvals: vec![Approval { kind: ApprovalType::PublicKey, name: Some("a".into()), value: approver_b64() }],
+                    approvals: vec![Approval {
+                        kind: ApprovalType::PublicKey,
+                        name: Some("a".into()),
+                        value: approver_b64(),
+                    }],
                 }],
             }],
         }
@@ -276,30 +314,67 @@ mod tests {
     #[test]
     fn structural_errors_are_named() {
         let mut r = one_of_one(2);
-        let p = Policy { rule_use: Some(r.clone()), ..Default::default() };
-        assert!(p.validate().unwrap_err().detail().contains("quorum 2 exceeds"));
+        let p = Policy {
+            rule_use: Some(r.clone()),
+            ..Default::default()
+        };
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .detail()
+            .contains("quorum 2 exceeds"));
         r.tokens[0].groups[0].quorum = 1;
         r.tokens[0].timeout = 90;
-        let p = Policy { rule_use: Some(r), ..Default::default() };
-        assert!(p.validate().unwrap_err().detail().contains("multiples of 60"));
-        let p = Policy { key_status: KeyStatus { blocked: true }, ..Default::default() };
+        let p = Policy {
+            rule_use: Some(r),
+            ..Default::default()
+        };
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .detail()
+            .contains("multiples of 60"));
+        let p = Policy {
+            key_status: KeyStatus { blocked: true },
+            ..Default::default()
+        };
         assert_eq!(p.validate().unwrap_err().rv(), Rv::TemplateInconsistent);
         let mut r = one_of_one(1);
         r.tokens[0].groups[0].approvals[0].value = "bm90IGEga2V5".into();
-        let p = Policy { rule_use: Some(r), ..Default::default() };
-        assert!(p.validate().unwrap_err().detail().contains("not a DER public key"));
+        let p = Policy {
+            rule_use: Some(r),
+            ..Default::default()
+        };
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .detail()
+            .contains("not a DER public key"));
     }
 
     #[test]
     fn empty_and_groupless_rules_need_no_approval() {
-        let p = Policy { rule_use: Some(Rule::default()), ..Default::default() };
-        assert!(!p.requires_approval(RuleKind::Use));
         let p = Policy {
-            rule_use: Some(Rule { tokens: vec![Token { name: "t".into(), timelock: 0, timeout: 0, groups: vec![] }] }),
+            rule_use: Some(Rule::default()),
             ..Default::default()
         };
         assert!(!p.requires_approval(RuleKind::Use));
-        let p = Policy { rule_use: Some(one_of_one(1)), ..Default::default() };
+        let p = Policy {
+            rule_use: Some(Rule {
+                tokens: vec![Token {
+                    name: "t".into(),
+                    timelock: 0,
+                    timeout: 0,
+                    groups: vec![],
+                }],
+            }),
+            ..Default::default()
+        };
+        assert!(!p.requires_approval(RuleKind::Use));
+        let p = Policy {
+            rule_use: Some(one_of_one(1)),
+            ..Default::default()
+        };
         assert!(p.requires_approval(RuleKind::Use));
     }
 }

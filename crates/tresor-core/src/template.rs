@@ -44,19 +44,48 @@ pub enum AttrKind {
 pub fn attr_kind(ty: u64) -> Option<AttrKind> {
     use AttrKind::*;
     Some(match ty {
-        CKA_TOKEN | CKA_PRIVATE | CKA_TRUSTED | CKA_SENSITIVE | CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP
-        | CKA_UNWRAP | CKA_SIGN | CKA_SIGN_RECOVER | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_DERIVE
-        | CKA_EXTRACTABLE | CKA_LOCAL | CKA_NEVER_EXTRACTABLE | CKA_ALWAYS_SENSITIVE | CKA_MODIFIABLE
-        | CKA_COPYABLE | CKA_DESTROYABLE | CKA_ALWAYS_AUTHENTICATE | CKA_WRAP_WITH_TRUSTED
-        | CKA_ENCAPSULATE | CKA_DECAPSULATE | CKA_TRESOR_BLOCKED => Bool,
-        CKA_CLASS | CKA_CERTIFICATE_TYPE | CKA_CERTIFICATE_CATEGORY | CKA_KEY_TYPE | CKA_MODULUS_BITS
-        | CKA_VALUE_LEN | CKA_KEY_GEN_MECHANISM | CKA_PARAMETER_SET | CKA_TRESOR_USAGE_COUNT
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_ALWAYS_AUTHENTICATE
+        | CKA_WRAP_WITH_TRUSTED
+        | CKA_ENCAPSULATE
+        | CKA_DECAPSULATE
+        | CKA_TRESOR_BLOCKED => Bool,
+        CKA_CLASS
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_KEY_TYPE
+        | CKA_MODULUS_BITS
+        | CKA_VALUE_LEN
+        | CKA_KEY_GEN_MECHANISM
+        | CKA_PARAMETER_SET
+        | CKA_TRESOR_USAGE_COUNT
         | CKA_TRESOR_CREATE_TIME => Ulong,
         CKA_LABEL | CKA_UNIQUE_ID | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ISSUER
-        | CKA_SERIAL_NUMBER | CKA_CHECK_VALUE | CKA_SUBJECT | CKA_ID | CKA_START_DATE | CKA_END_DATE
-        | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2
-        | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_PUBLIC_KEY_INFO | CKA_EC_PARAMS
-        | CKA_EC_POINT | CKA_TRESOR_POLICY | CKA_TRESOR_PKCS8 | CKA_TRESOR_UUID => Bytes,
+        | CKA_SERIAL_NUMBER | CKA_CHECK_VALUE | CKA_SUBJECT | CKA_ID | CKA_START_DATE
+        | CKA_END_DATE | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT | CKA_PRIME_1
+        | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_PUBLIC_KEY_INFO
+        | CKA_EC_PARAMS | CKA_EC_POINT | CKA_TRESOR_POLICY | CKA_TRESOR_PKCS8 | CKA_TRESOR_UUID => {
+            Bytes
+        }
         _ => return None,
     })
 }
@@ -81,21 +110,36 @@ impl Template {
     pub fn from_raw<'a>(raw: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<Template> {
         let mut t = Template::new();
         for (ty, bytes) in raw {
-            let kind = attr_kind(ty)
-                .ok_or_else(|| Error::new(Rv::AttributeTypeInvalid, format!("attribute type {ty:#x} is not supported")))?;
+            let kind = attr_kind(ty).ok_or_else(|| {
+                Error::new(
+                    Rv::AttributeTypeInvalid,
+                    format!("attribute type {ty:#x} is not supported"),
+                )
+            })?;
             let value = match kind {
                 AttrKind::Bool => {
                     if bytes.len() != 1 {
                         return Err(Error::new(
                             Rv::AttributeValueInvalid,
-                            format!("attribute {ty:#x} is a CK_BBOOL (1 byte), got {} bytes", bytes.len()),
+                            format!(
+                                "attribute {ty:#x} is a CK_BBOOL (1 byte), got {} bytes",
+                                bytes.len()
+                            ),
                         ));
                     }
                     AttrValue::Bool(bytes[0] != 0)
                 }
                 AttrKind::Ulong => AttrValue::Ulong(match bytes.len() {
-                    8 => u64::from_ne_bytes(bytes.try_into().map_err(|_| Error::new(Rv::GeneralError, "len"))?),
-                    4 => u64::from(u32::from_ne_bytes(bytes.try_into().map_err(|_| Error::new(Rv::GeneralError, "len"))?)),
+                    8 => u64::from_ne_bytes(
+                        bytes
+                            .try_into()
+                            .map_err(|_| Error::new(Rv::GeneralError, "len"))?,
+                    ),
+                    4 => u64::from(u32::from_ne_bytes(
+                        bytes
+                            .try_into()
+                            .map_err(|_| Error::new(Rv::GeneralError, "len"))?,
+                    )),
                     n => {
                         return Err(Error::new(
                             Rv::AttributeValueInvalid,
@@ -133,14 +177,23 @@ impl Template {
 
     /// Insert, checking the kind and refusing a conflicting duplicate.
     pub fn insert(&mut self, ty: u64, value: AttrValue) -> Result<()> {
-        let kind = attr_kind(ty)
-            .ok_or_else(|| Error::new(Rv::AttributeTypeInvalid, format!("attribute type {ty:#x} is not supported")))?;
+        let kind = attr_kind(ty).ok_or_else(|| {
+            Error::new(
+                Rv::AttributeTypeInvalid,
+                format!("attribute type {ty:#x} is not supported"),
+            )
+        })?;
         let ok = matches!(
             (kind, &value),
-            (AttrKind::Bool, AttrValue::Bool(_)) | (AttrKind::Ulong, AttrValue::Ulong(_)) | (AttrKind::Bytes, AttrValue::Bytes(_))
+            (AttrKind::Bool, AttrValue::Bool(_))
+                | (AttrKind::Ulong, AttrValue::Ulong(_))
+                | (AttrKind::Bytes, AttrValue::Bytes(_))
         );
         if !ok {
-            return Err(Error::new(Rv::AttributeValueInvalid, format!("attribute {ty:#x} has the wrong value kind")));
+            return Err(Error::new(
+                Rv::AttributeValueInvalid,
+                format!("attribute {ty:#x} has the wrong value kind"),
+            ));
         }
         if let Some(old) = self.attrs.get(&ty) {
             if *old != value {
@@ -197,9 +250,12 @@ impl Template {
     pub fn string(&self, ty: u64) -> Result<Option<String>> {
         match self.bytes(ty) {
             None => Ok(None),
-            Some(b) => String::from_utf8(b.to_vec())
-                .map(Some)
-                .map_err(|_| Error::new(Rv::AttributeValueInvalid, format!("attribute {ty:#x} is not UTF-8"))),
+            Some(b) => String::from_utf8(b.to_vec()).map(Some).map_err(|_| {
+                Error::new(
+                    Rv::AttributeValueInvalid,
+                    format!("attribute {ty:#x} is not UTF-8"),
+                )
+            }),
         }
     }
 
@@ -225,7 +281,8 @@ mod tests {
 
     #[test]
     fn raw_parsing_gives_precise_errors() {
-        let t = Template::from_raw([(CKA_SIGN, &[1u8][..]), (CKA_LABEL, b"k".as_slice())]).expect("ok");
+        let t =
+            Template::from_raw([(CKA_SIGN, &[1u8][..]), (CKA_LABEL, b"k".as_slice())]).expect("ok");
         assert_eq!(t.bool(CKA_SIGN), Some(true));
         assert_eq!(t.string(CKA_LABEL).expect("utf8").as_deref(), Some("k"));
         let e = Template::from_raw([(CKA_SIGN, &[1u8, 0][..])]).unwrap_err();

@@ -93,7 +93,10 @@ impl Context {
     pub(crate) fn check_live(&self) -> Result<()> {
         self.engine.check_active()?;
         if self.part.deleted.load(Ordering::Acquire) {
-            return Err(Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{}' was deleted", self.part.name)));
+            return Err(Error::new(
+                Rv::Vendor(vendor::USER_NOT_FOUND),
+                format!("partition '{}' was deleted", self.part.name),
+            ));
         }
         Ok(())
     }
@@ -103,7 +106,10 @@ impl Context {
         self.check_live()?;
         match *self.login.read() {
             Some(UserType::User) => Ok(()),
-            _ => Err(Error::new(Rv::UserNotLoggedIn, "this operation needs the user to be logged in")),
+            _ => Err(Error::new(
+                Rv::UserNotLoggedIn,
+                "this operation needs the user to be logged in",
+            )),
         }
     }
 
@@ -125,7 +131,10 @@ impl Context {
             return Err(if current == user {
                 Error::new(Rv::UserAlreadyLoggedIn, "already logged in")
             } else {
-                Error::new(Rv::UserAnotherAlreadyLoggedIn, "the other user is logged in")
+                Error::new(
+                    Rv::UserAnotherAlreadyLoggedIn,
+                    "the other user is logged in",
+                )
             });
         }
         check_pin_len(pin).map_err(|_| Error::new(Rv::PinIncorrect, "wrong PIN"))?;
@@ -135,14 +144,22 @@ impl Context {
             .partition(self.part.id)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), "partition was deleted"))?;
+            .ok_or_else(|| {
+                Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), "partition was deleted")
+            })?;
         let failures = match user {
             UserType::SecurityOfficer => row.so_failures,
             UserType::User => row.user_failures,
         };
         let max = engine.config.max_pin_failures;
         if failures >= max {
-            return Err(Error::new(Rv::PinLocked, format!("the {} PIN is locked after {failures} wrong attempts", user.name())));
+            return Err(Error::new(
+                Rv::PinLocked,
+                format!(
+                    "the {} PIN is locked after {failures} wrong attempts",
+                    user.name()
+                ),
+            ));
         }
         let phc = {
             let w = self.part.writer.lock().await;
@@ -151,7 +168,12 @@ impl Context {
                 UserType::User => w.record.user_pin.clone(),
             }
         };
-        let phc = phc.ok_or_else(|| Error::new(Rv::UserPinNotInitialized, "the user PIN has not been set by the security officer"))?;
+        let phc = phc.ok_or_else(|| {
+            Error::new(
+                Rv::UserPinNotInitialized,
+                "the user PIN has not been set by the security officer",
+            )
+        })?;
         let ok = engine.verify_pin(&phc, pin).await?;
         let new_failures = if ok { 0 } else { failures + 1 };
         if new_failures != failures || !ok {
@@ -166,15 +188,29 @@ impl Context {
                 None,
                 serde_json::json!({"failures": new_failures}).to_string(),
             );
-            let m = vec![Mutation::SetPinFailures { partition_id: self.part.id, so_failures: so, user_failures: us }];
+            let m = vec![Mutation::SetPinFailures {
+                partition_id: self.part.id,
+                so_failures: so,
+                user_failures: us,
+            }];
             self.part.commit(engine, m, vec![entry], None).await?;
         } else {
-            let entry = EntryContent::now(format!("{}/{}", user.name(), self.id), "login", None, "{}".into());
-            self.part.commit(engine, Vec::new(), vec![entry], None).await?;
+            let entry = EntryContent::now(
+                format!("{}/{}", user.name(), self.id),
+                "login",
+                None,
+                "{}".into(),
+            );
+            self.part
+                .commit(engine, Vec::new(), vec![entry], None)
+                .await?;
         }
         if !ok {
             return Err(if new_failures >= max {
-                Error::new(Rv::PinLocked, format!("wrong PIN; the {} PIN is now locked", user.name()))
+                Error::new(
+                    Rv::PinLocked,
+                    format!("wrong PIN; the {} PIN is now locked", user.name()),
+                )
             } else {
                 Error::new(Rv::PinIncorrect, "wrong PIN")
             });
@@ -199,13 +235,25 @@ impl Context {
     pub async fn init_pin(&self, new_pin: &[u8]) -> Result<()> {
         self.check_live()?;
         if *self.login.read() != Some(UserType::SecurityOfficer) {
-            return Err(Error::new(Rv::UserNotLoggedIn, "only the security officer can set the user PIN"));
+            return Err(Error::new(
+                Rv::UserNotLoggedIn,
+                "only the security officer can set the user PIN",
+            ));
         }
         let hash = self.engine.hash_pin(new_pin).await?;
         let entry = EntryContent::now(self.actor(), "pin.init", None, "{}".into());
-        let row = self.engine.store.partition(self.part.id).await.map_err(store_err)?;
+        let row = self
+            .engine
+            .store
+            .partition(self.part.id)
+            .await
+            .map_err(store_err)?;
         let so_failures = row.map_or(0, |r| r.so_failures);
-        let m = vec![Mutation::SetPinFailures { partition_id: self.part.id, so_failures, user_failures: 0 }];
+        let m = vec![Mutation::SetPinFailures {
+            partition_id: self.part.id,
+            so_failures,
+            user_failures: 0,
+        }];
         self.part
             .commit_with(&self.engine, m, vec![entry], None, |r| {
                 r.user_pin = Some(hash);
@@ -217,7 +265,8 @@ impl Context {
     /// Change the logged-in user's own PIN (`C_SetPIN`).
     pub async fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
         self.check_live()?;
-        let user = (*self.login.read()).ok_or_else(|| Error::new(Rv::UserNotLoggedIn, "log in to change a PIN"))?;
+        let user = (*self.login.read())
+            .ok_or_else(|| Error::new(Rv::UserNotLoggedIn, "log in to change a PIN"))?;
         check_pin_len(new_pin)?;
         let phc = {
             let w = self.part.writer.lock().await;

@@ -13,7 +13,8 @@ use crate::error::{Error, Result, Rv};
 use crate::template::Template;
 
 fn need<'a>(t: &'a Template, ty: u64, what: &str) -> Result<&'a [u8]> {
-    t.bytes(ty).ok_or_else(|| Error::new(Rv::TemplateIncomplete, format!("{what} is required")))
+    t.bytes(ty)
+        .ok_or_else(|| Error::new(Rv::TemplateIncomplete, format!("{what} is required")))
 }
 
 fn bn(b: &[u8]) -> Result<BigNum> {
@@ -21,7 +22,9 @@ fn bn(b: &[u8]) -> Result<BigNum> {
 }
 
 fn ec_group(alg: KeyAlg) -> Result<EcGroup> {
-    let KeyAlg::Ec(c) = alg else { return Err(Error::new(Rv::GeneralError, "not an EC key")) };
+    let KeyAlg::Ec(c) = alg else {
+        return Err(Error::new(Rv::GeneralError, "not an EC key"));
+    };
     let nid = match c {
         crypto::Curve::P256 => openssl::nid::Nid::X9_62_PRIME256V1,
         crypto::Curve::P384 => openssl::nid::Nid::SECP384R1,
@@ -52,12 +55,23 @@ fn unwrap_octet_string(b: &[u8]) -> &[u8] {
 }
 
 /// Private key material of a `C_CreateObject` template → (PKCS#8, public info).
-pub(crate) fn private_from_template(alg: KeyAlg, t: &Template) -> Result<(KeyMaterial, PublicInfo)> {
-    let invalid = |what: &str| Error::new(Rv::AttributeValueInvalid, format!("{what} is not a valid key"));
+pub(crate) fn private_from_template(
+    alg: KeyAlg,
+    t: &Template,
+) -> Result<(KeyMaterial, PublicInfo)> {
+    let invalid = |what: &str| {
+        Error::new(
+            Rv::AttributeValueInvalid,
+            format!("{what} is not a valid key"),
+        )
+    };
     let pk8: Zeroizing<Vec<u8>> = if let Some(der) = t.bytes(CKA_TRESOR_PKCS8) {
         let detected = crypto::detect_private(der)?;
         if detected != alg {
-            return Err(Error::new(Rv::TemplateInconsistent, "the PKCS#8 key is not of the template's key type or curve"));
+            return Err(Error::new(
+                Rv::TemplateInconsistent,
+                "the PKCS#8 key is not of the template's key type or curve",
+            ));
         }
         Zeroizing::new(der.to_vec())
     } else {
@@ -70,7 +84,11 @@ pub(crate) fn private_from_template(alg: KeyAlg, t: &Template) -> Result<(KeyMat
                 if let (Some(p), Some(q)) = (t.bytes(CKA_PRIME_1), t.bytes(CKA_PRIME_2)) {
                     b = b.set_factors(bn(p)?, bn(q)?)?;
                 }
-                if let (Some(a), Some(b2), Some(c)) = (t.bytes(CKA_EXPONENT_1), t.bytes(CKA_EXPONENT_2), t.bytes(CKA_COEFFICIENT)) {
+                if let (Some(a), Some(b2), Some(c)) = (
+                    t.bytes(CKA_EXPONENT_1),
+                    t.bytes(CKA_EXPONENT_2),
+                    t.bytes(CKA_COEFFICIENT),
+                ) {
                     b = b.set_crt_params(bn(a)?, bn(b2)?, bn(c)?)?;
                 }
                 let rsa = b.build();
@@ -91,8 +109,13 @@ pub(crate) fn private_from_template(alg: KeyAlg, t: &Template) -> Result<(KeyMat
             }
             KeyAlg::Ed(c) => {
                 let raw = need(t, CKA_VALUE, "CKA_VALUE (the private key)")?;
-                let id = if c == EdCurve::Ed25519 { Id::ED25519 } else { Id::ED448 };
-                let k = PKey::private_key_from_raw_bytes(raw, id).map_err(|_| invalid("the EdDSA private key"))?;
+                let id = if c == EdCurve::Ed25519 {
+                    Id::ED25519
+                } else {
+                    Id::ED448
+                };
+                let k = PKey::private_key_from_raw_bytes(raw, id)
+                    .map_err(|_| invalid("the EdDSA private key"))?;
                 Zeroizing::new(k.private_key_to_pkcs8()?)
             }
             _ => {
@@ -123,23 +146,44 @@ pub(crate) fn public_from_template(alg: KeyAlg, t: &Template) -> Result<PublicIn
                 let group = ec_group(alg)?;
                 let mut ctx = BigNumContext::new()?;
                 let point = unwrap_octet_string(need(t, CKA_EC_POINT, "CKA_EC_POINT")?);
-                let p = EcPoint::from_bytes(&group, point, &mut ctx)
-                    .map_err(|_| Error::new(Rv::AttributeValueInvalid, "CKA_EC_POINT is not a point on the curve"))?;
+                let p = EcPoint::from_bytes(&group, point, &mut ctx).map_err(|_| {
+                    Error::new(
+                        Rv::AttributeValueInvalid,
+                        "CKA_EC_POINT is not a point on the curve",
+                    )
+                })?;
                 PKey::from_ec_key(EcKey::from_public_key(&group, &p)?)?.public_key_to_der()?
             }
             KeyAlg::Ed(c) => {
                 let point = unwrap_octet_string(need(t, CKA_EC_POINT, "CKA_EC_POINT")?);
-                let id = if c == EdCurve::Ed25519 { Id::ED25519 } else { Id::ED448 };
+                let id = if c == EdCurve::Ed25519 {
+                    Id::ED25519
+                } else {
+                    Id::ED448
+                };
                 PKey::public_key_from_raw_bytes(point, id)
-                    .map_err(|_| Error::new(Rv::AttributeValueInvalid, "CKA_EC_POINT is not an EdDSA public key"))?
+                    .map_err(|_| {
+                        Error::new(
+                            Rv::AttributeValueInvalid,
+                            "CKA_EC_POINT is not an EdDSA public key",
+                        )
+                    })?
                     .public_key_to_der()?
             }
-            _ => return Err(Error::new(Rv::TemplateIncomplete, "CKA_PUBLIC_KEY_INFO is required for this key type")),
+            _ => {
+                return Err(Error::new(
+                    Rv::TemplateIncomplete,
+                    "CKA_PUBLIC_KEY_INFO is required for this key type",
+                ))
+            }
         }
     };
     let (detected, info) = crypto::detect_public(&spki)?;
     if detected != alg {
-        return Err(Error::new(Rv::TemplateInconsistent, "the public key is not of the template's key type or curve"));
+        return Err(Error::new(
+            Rv::TemplateInconsistent,
+            "the public key is not of the template's key type or curve",
+        ));
     }
     Ok(info)
 }
@@ -155,6 +199,9 @@ pub(crate) fn check_secret_len(alg: KeyAlg, len: usize) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::new(Rv::KeySizeRange, format!("{len} bytes is not a valid length for this key type")))
+        Err(Error::new(
+            Rv::KeySizeRange,
+            format!("{len} bytes is not a valid length for this key type"),
+        ))
     }
 }

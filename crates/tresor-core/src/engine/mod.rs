@@ -118,15 +118,22 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("store", &self.store).field("active", &self.active).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
     }
 }
 
 /// Map a store error to an engine error.
 pub(crate) fn store_err(e: tresor_store::StoreError) -> Error {
     match e {
-        tresor_store::StoreError::Conflict(m) => Error::new(Rv::FunctionFailed, format!("store conflict: {m}")),
-        tresor_store::StoreError::NotFound(m) => Error::new(Rv::ObjectHandleInvalid, format!("store: {m}")),
+        tresor_store::StoreError::Conflict(m) => {
+            Error::new(Rv::FunctionFailed, format!("store conflict: {m}"))
+        }
+        tresor_store::StoreError::NotFound(m) => {
+            Error::new(Rv::ObjectHandleInvalid, format!("store: {m}"))
+        }
         e => Error::new(Rv::DeviceError, format!("store: {e}")),
     }
 }
@@ -134,15 +141,23 @@ pub(crate) fn store_err(e: tresor_store::StoreError) -> Error {
 impl Engine {
     /// Open the engine over a store. It starts sealed (or uninitialised).
     pub async fn open(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Engine>> {
-        let seal_config = match store.cluster_get(keys::SEAL_CONFIG).await.map_err(store_err)? {
-            Some(bytes) => Some(
-                serde_json::from_slice::<SealConfig>(&bytes)
-                    .map_err(|e| Error::integrity(format!("stored seal configuration is unreadable: {e}")))?,
-            ),
+        let seal_config = match store
+            .cluster_get(keys::SEAL_CONFIG)
+            .await
+            .map_err(store_err)?
+        {
+            Some(bytes) => Some(serde_json::from_slice::<SealConfig>(&bytes).map_err(|e| {
+                Error::integrity(format!("stored seal configuration is unreadable: {e}"))
+            })?),
             None => None,
         };
-        let head = store.audit_head(CLUSTER_PARTITION).await.map_err(store_err)?;
-        let (head_seq, head_hash) = head.map(|r| (r.seq, r.hash)).unwrap_or((0, audit::GENESIS.to_vec()));
+        let head = store
+            .audit_head(CLUSTER_PARTITION)
+            .await
+            .map_err(store_err)?;
+        let (head_seq, head_hash) = head
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, audit::GENESIS.to_vec()));
         Ok(Arc::new(Engine {
             store,
             config,
@@ -150,7 +165,10 @@ impl Engine {
             unsealed: RwLock::new(None),
             active: AtomicBool::new(false),
             partitions: RwLock::new(HashMap::new()),
-            cluster_chain: tokio::sync::Mutex::new(ClusterChain { head_seq, head_hash }),
+            cluster_chain: tokio::sync::Mutex::new(ClusterChain {
+                head_seq,
+                head_hash,
+            }),
         }))
     }
 
@@ -187,7 +205,10 @@ impl Engine {
     /// out; they are not stored) and leaves the engine unsealed.
     pub async fn init(&self, threshold: usize, share_count: usize) -> Result<Vec<Share>> {
         if self.seal_config.read().is_some() {
-            return Err(Error::new(Rv::Vendor(crate::error::vendor::ALREADY_EXISTS), "this store is already initialised"));
+            return Err(Error::new(
+                Rv::Vendor(crate::error::vendor::ALREADY_EXISTS),
+                "this store is already initialised",
+            ));
         }
         let (master, config, shares) = seal::init(threshold, share_count)?;
         let cluster_id = config.cluster_id().to_string();
@@ -212,16 +233,26 @@ impl Engine {
         let mk = master.seal_key();
         let root_pk8 = zeroize::Zeroizing::new(root_key.private_key_to_pkcs8()?);
         let node_pk8 = zeroize::Zeroizing::new(node_key.private_key_to_pkcs8()?);
-        let config_json = serde_json::to_vec(&config).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let config_json =
+            serde_json::to_vec(&config).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
         let mut batch = WriteBatch::new();
         batch
-            .push(Mutation::InsertCluster { key: keys::SEAL_CONFIG.into(), value: config_json })
-            .push(Mutation::InsertCluster { key: keys::ROOT_CERT.into(), value: root_cert.to_der()? })
+            .push(Mutation::InsertCluster {
+                key: keys::SEAL_CONFIG.into(),
+                value: config_json,
+            })
+            .push(Mutation::InsertCluster {
+                key: keys::ROOT_CERT.into(),
+                value: root_cert.to_der()?,
+            })
             .push(Mutation::InsertCluster {
                 key: keys::ROOT_KEY.into(),
                 value: seal::seal(mk, &seal::aad_cluster(keys::ROOT_KEY), &root_pk8)?,
             })
-            .push(Mutation::InsertCluster { key: keys::NODE_CERT.into(), value: node_cert.to_der()? })
+            .push(Mutation::InsertCluster {
+                key: keys::NODE_CERT.into(),
+                value: node_cert.to_der()?,
+            })
             .push(Mutation::InsertCluster {
                 key: keys::NODE_KEY.into(),
                 value: seal::seal(mk, &seal::aad_cluster(keys::NODE_KEY), &node_pk8)?,
@@ -233,29 +264,48 @@ impl Engine {
             None,
             serde_json::json!({"cluster_id": cluster_id, "threshold": threshold, "shares": share_count}).to_string(),
         );
-        let (rows, seq, hash) = audit::chain_rows(CLUSTER_PARTITION, chain.head_seq, &chain.head_hash, &[entry])?;
+        let (rows, seq, hash) = audit::chain_rows(
+            CLUSTER_PARTITION,
+            chain.head_seq,
+            &chain.head_hash,
+            &[entry],
+        )?;
         for r in rows {
             batch.push(Mutation::AppendAudit(r));
         }
-        batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(&node_key, &node_cert.to_der()?, CLUSTER_PARTITION, seq, &hash)?));
+        batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(
+            &node_key,
+            &node_cert.to_der()?,
+            CLUSTER_PARTITION,
+            seq,
+            &hash,
+        )?));
         self.store.commit(batch).await.map_err(|e| match e {
-            tresor_store::StoreError::Conflict(_) => {
-                Error::new(Rv::Vendor(crate::error::vendor::ALREADY_EXISTS), "this store is already initialised")
-            }
+            tresor_store::StoreError::Conflict(_) => Error::new(
+                Rv::Vendor(crate::error::vendor::ALREADY_EXISTS),
+                "this store is already initialised",
+            ),
             e => store_err(e),
         })?;
         chain.head_seq = seq;
         chain.head_hash = hash;
         drop(chain);
         *self.seal_config.write() = Some(config);
-        *self.unsealed.write() = Some(Arc::new(Unsealed { master, node_key, node_cert, root_cert }));
+        *self.unsealed.write() = Some(Arc::new(Unsealed {
+            master,
+            node_key,
+            node_cert,
+            root_cert,
+        }));
         self.active.store(true, Ordering::Release);
         Ok(shares)
     }
 
     /// Check one share against the stored configuration (as an operator enters it).
     pub fn check_share(&self, share: &Share) -> Result<()> {
-        let config = self.seal_config().ok_or_else(|| Error::new(Rv::GeneralError, "this store is not initialised"))?;
+        let config = self
+            .seal_config()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "this store is not initialised"))?;
         seal::check_share(&config, share)
     }
 
@@ -264,7 +314,12 @@ impl Engine {
         if self.active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let config = self.seal_config().ok_or_else(|| Error::new(Rv::GeneralError, "this store is not initialised; run `tresor init`"))?;
+        let config = self.seal_config().ok_or_else(|| {
+            Error::new(
+                Rv::GeneralError,
+                "this store is not initialised; run `tresor init`",
+            )
+        })?;
         let master = seal::combine(&config, shares)?;
         let get = |k: &'static str| async move {
             self.store
@@ -273,15 +328,29 @@ impl Engine {
                 .map_err(store_err)?
                 .ok_or_else(|| Error::integrity(format!("cluster setting '{k}' is missing")))
         };
-        let root_cert = X509::from_der(&get(keys::ROOT_CERT).await?).map_err(|_| Error::integrity("root certificate is corrupt"))?;
-        let node_cert = X509::from_der(&get(keys::NODE_CERT).await?).map_err(|_| Error::integrity("node certificate is corrupt"))?;
-        let node_pk8 = seal::open(master.seal_key(), &seal::aad_cluster(keys::NODE_KEY), &get(keys::NODE_KEY).await?)?;
-        let node_key = PKey::private_key_from_pkcs8(&node_pk8).map_err(|_| Error::integrity("node key is corrupt"))?;
+        let root_cert = X509::from_der(&get(keys::ROOT_CERT).await?)
+            .map_err(|_| Error::integrity("root certificate is corrupt"))?;
+        let node_cert = X509::from_der(&get(keys::NODE_CERT).await?)
+            .map_err(|_| Error::integrity("node certificate is corrupt"))?;
+        let node_pk8 = seal::open(
+            master.seal_key(),
+            &seal::aad_cluster(keys::NODE_KEY),
+            &get(keys::NODE_KEY).await?,
+        )?;
+        let node_key = PKey::private_key_from_pkcs8(&node_pk8)
+            .map_err(|_| Error::integrity("node key is corrupt"))?;
         crate::attest::verify_issued_by(&node_cert, &root_cert)?;
         if !node_cert.public_key()?.public_eq(&node_key) {
-            return Err(Error::integrity("node certificate does not match the node key"));
+            return Err(Error::integrity(
+                "node certificate does not match the node key",
+            ));
         }
-        *self.unsealed.write() = Some(Arc::new(Unsealed { master, node_key, node_cert, root_cert }));
+        *self.unsealed.write() = Some(Arc::new(Unsealed {
+            master,
+            node_key,
+            node_cert,
+            root_cert,
+        }));
         self.active.store(true, Ordering::Release);
         Ok(())
     }
@@ -320,14 +389,29 @@ impl Engine {
     }
 
     /// Append entries to the cluster chain together with `mutations`, atomically.
-    pub(crate) async fn commit_cluster(&self, mut batch: WriteBatch, entries: Vec<EntryContent>) -> Result<()> {
+    pub(crate) async fn commit_cluster(
+        &self,
+        mut batch: WriteBatch,
+        entries: Vec<EntryContent>,
+    ) -> Result<()> {
         let un = self.unsealed()?;
         let mut chain = self.cluster_chain.lock().await;
-        let (rows, seq, hash) = audit::chain_rows(CLUSTER_PARTITION, chain.head_seq, &chain.head_hash, &entries)?;
+        let (rows, seq, hash) = audit::chain_rows(
+            CLUSTER_PARTITION,
+            chain.head_seq,
+            &chain.head_hash,
+            &entries,
+        )?;
         for r in rows {
             batch.push(Mutation::AppendAudit(r));
         }
-        batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(&un.node_key, &un.node_cert.to_der()?, CLUSTER_PARTITION, seq, &hash)?));
+        batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(
+            &un.node_key,
+            &un.node_cert.to_der()?,
+            CLUSTER_PARTITION,
+            seq,
+            &hash,
+        )?));
         self.store.commit(batch).await.map_err(store_err)?;
         chain.head_seq = seq;
         chain.head_hash = hash;

@@ -15,8 +15,8 @@ use crate::ck::*;
 use crate::crypto::{self, KeyAlg, KeyMaterial, KeyPairParams, PublicInfo};
 use crate::error::{Error, Result, Rv};
 use crate::object::{
-    self, alg_from_template, apply_set_template, check_creation_template, new_key_flags, AttrRead, CertInfo, DataInfo,
-    Flags, ObjectClass, ObjectId, ObjectRecord, Origin,
+    self, alg_from_template, apply_set_template, check_creation_template, new_key_flags, AttrRead,
+    CertInfo, DataInfo, Flags, ObjectClass, ObjectId, ObjectRecord, Origin,
 };
 use crate::policy::Policy;
 use crate::template::Template;
@@ -27,7 +27,13 @@ pub(crate) struct NewObject {
     pub secret: Option<KeyMaterial>,
 }
 
-fn base_record(class: ObjectClass, alg: Option<KeyAlg>, t: &Template, flags: Flags, origin: Origin) -> Result<ObjectRecord> {
+fn base_record(
+    class: ObjectClass,
+    alg: Option<KeyAlg>,
+    t: &Template,
+    flags: Flags,
+    origin: Origin,
+) -> Result<ObjectRecord> {
     Ok(ObjectRecord {
         class,
         alg,
@@ -54,7 +60,10 @@ fn base_record(class: ObjectClass, alg: Option<KeyAlg>, t: &Template, flags: Fla
 fn apply_policy(rec: &mut ObjectRecord, t: &Template) -> Result<()> {
     let Some(json) = t.bytes(CKA_TRESOR_POLICY) else {
         if t.bool(CKA_TRESOR_BLOCKED) == Some(true) {
-            return Err(Error::new(Rv::TemplateInconsistent, "only a key with an approval policy can be blocked"));
+            return Err(Error::new(
+                Rv::TemplateInconsistent,
+                "only a key with an approval policy can be blocked",
+            ));
         }
         return Ok(());
     };
@@ -64,10 +73,16 @@ fn apply_policy(rec: &mut ObjectRecord, t: &Template) -> Result<()> {
         p.validate()?;
     }
     if !rec.class.has_secret() {
-        return Err(Error::new(Rv::TemplateInconsistent, "an approval policy belongs on a private or secret key"));
+        return Err(Error::new(
+            Rv::TemplateInconsistent,
+            "an approval policy belongs on a private or secret key",
+        ));
     }
     if rec.flags.extractable {
-        return Err(Error::new(Rv::TemplateInconsistent, "a key with an approval policy cannot be extractable"));
+        return Err(Error::new(
+            Rv::TemplateInconsistent,
+            "a key with an approval policy cannot be extractable",
+        ));
     }
     rec.policy = Some(p);
     Ok(())
@@ -76,7 +91,10 @@ fn apply_policy(rec: &mut ObjectRecord, t: &Template) -> Result<()> {
 fn check_class_in_template(t: &Template, class: ObjectClass) -> Result<()> {
     if let Some(c) = t.ulong(CKA_CLASS) {
         if c != class.ck() {
-            return Err(Error::new(Rv::TemplateInconsistent, "CKA_CLASS does not match the operation"));
+            return Err(Error::new(
+                Rv::TemplateInconsistent,
+                "CKA_CLASS does not match the operation",
+            ));
         }
     }
     Ok(())
@@ -85,7 +103,10 @@ fn check_class_in_template(t: &Template, class: ObjectClass) -> Result<()> {
 fn check_key_type_in_template(t: &Template, ckk: u64) -> Result<()> {
     if let Some(k) = t.ulong(CKA_KEY_TYPE) {
         if k != ckk {
-            return Err(Error::new(Rv::TemplateInconsistent, "CKA_KEY_TYPE does not match the mechanism"));
+            return Err(Error::new(
+                Rv::TemplateInconsistent,
+                "CKA_KEY_TYPE does not match the mechanism",
+            ));
         }
     }
     Ok(())
@@ -100,12 +121,20 @@ impl Context {
                 .read()
                 .get(&oid)
                 .cloned()
-                .ok_or_else(|| Error::new(Rv::ObjectHandleInvalid, format!("object {oid} does not exist")))?
+                .ok_or_else(|| {
+                    Error::new(
+                        Rv::ObjectHandleInvalid,
+                        format!("object {oid} does not exist"),
+                    )
+                })?
         } else {
             self.part.object(&self.engine, oid).await?
         };
         if c.rec.flags.private && self.logged_in() != Some(UserType::User) {
-            return Err(Error::new(Rv::ObjectHandleInvalid, format!("object {oid} does not exist")));
+            return Err(Error::new(
+                Rv::ObjectHandleInvalid,
+                format!("object {oid} does not exist"),
+            ));
         }
         Ok(c)
     }
@@ -115,13 +144,21 @@ impl Context {
             Some(UserType::User) => Ok(()),
             // PKCS#11: the SO and public sessions may only create public objects.
             _ if !rec.flags.private && !rec.class.has_secret() => Ok(()),
-            _ => Err(Error::new(Rv::UserNotLoggedIn, "creating private objects needs the user to be logged in")),
+            _ => Err(Error::new(
+                Rv::UserNotLoggedIn,
+                "creating private objects needs the user to be logged in",
+            )),
         }
     }
 
     /// Store new objects (token objects in one transaction with their audit entry; session
     /// objects in this context). Returns their handles in order.
-    pub(crate) async fn store_new(&self, objs: Vec<NewObject>, action: &str, detail: serde_json::Value) -> Result<Vec<ObjectId>> {
+    pub(crate) async fn store_new(
+        &self,
+        objs: Vec<NewObject>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<Vec<ObjectId>> {
         for o in &objs {
             self.check_may_create(&o.rec)?;
         }
@@ -132,7 +169,13 @@ impl Context {
         for o in &objs {
             if o.rec.flags.token {
                 let oid = random_id()?;
-                mutations.push(Mutation::InsertObject(self.part.object_row(oid, 1, &o.rec, o.secret.as_ref(), 0)?));
+                mutations.push(Mutation::InsertObject(self.part.object_row(
+                    oid,
+                    1,
+                    &o.rec,
+                    o.secret.as_ref(),
+                    0,
+                )?));
                 changes.push((oid, 0, 1));
                 ids.push(oid);
             } else {
@@ -154,9 +197,13 @@ impl Context {
         });
         if mutations.is_empty() {
             // Session objects only: still audited.
-            self.part.commit(&self.engine, Vec::new(), vec![entry], None).await?;
+            self.part
+                .commit(&self.engine, Vec::new(), vec![entry], None)
+                .await?;
         } else {
-            self.part.commit(&self.engine, mutations, vec![entry], Some(changes)).await?;
+            self.part
+                .commit(&self.engine, mutations, vec![entry], Some(changes))
+                .await?;
         }
         let mut so = self.session_objects.write();
         for c in built {
@@ -168,7 +215,10 @@ impl Context {
     /// `C_CreateObject`: import a key, certificate or data object.
     pub async fn create_object(&self, t: &Template) -> Result<ObjectId> {
         self.check_live()?;
-        let class = ObjectClass::from_ck(t.ulong(CKA_CLASS).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_CLASS is required"))?)?;
+        let class = ObjectClass::from_ck(
+            t.ulong(CKA_CLASS)
+                .ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_CLASS is required"))?,
+        )?;
         check_creation_template(class, t, true)?;
         let obj = match class {
             ObjectClass::Data => {
@@ -191,12 +241,24 @@ impl Context {
             ObjectClass::Certificate => {
                 if let Some(ct) = t.ulong(CKA_CERTIFICATE_TYPE) {
                     if ct != CKC_X_509 {
-                        return Err(Error::new(Rv::AttributeValueInvalid, "only X.509 certificates are supported"));
+                        return Err(Error::new(
+                            Rv::AttributeValueInvalid,
+                            "only X.509 certificates are supported",
+                        ));
                     }
                 }
-                let der = t.bytes(CKA_VALUE).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_VALUE (the DER certificate) is required"))?;
-                let x = openssl::x509::X509::from_der(der)
-                    .map_err(|_| Error::new(Rv::AttributeValueInvalid, "CKA_VALUE is not a DER X.509 certificate"))?;
+                let der = t.bytes(CKA_VALUE).ok_or_else(|| {
+                    Error::new(
+                        Rv::TemplateIncomplete,
+                        "CKA_VALUE (the DER certificate) is required",
+                    )
+                })?;
+                let x = openssl::x509::X509::from_der(der).map_err(|_| {
+                    Error::new(
+                        Rv::AttributeValueInvalid,
+                        "CKA_VALUE is not a DER X.509 certificate",
+                    )
+                })?;
                 let flags = Flags {
                     token: t.bool(CKA_TOKEN).unwrap_or(false),
                     private: t.bool(CKA_PRIVATE).unwrap_or(false),
@@ -216,18 +278,34 @@ impl Context {
                 NewObject { rec, secret: None }
             }
             _ => {
-                let ckk = t.ulong(CKA_KEY_TYPE).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_KEY_TYPE is required"))?;
+                let ckk = t.ulong(CKA_KEY_TYPE).ok_or_else(|| {
+                    Error::new(Rv::TemplateIncomplete, "CKA_KEY_TYPE is required")
+                })?;
                 let alg = match class {
                     // The curve / parameter set may come from the key itself for PKCS#8 imports.
-                    ObjectClass::PrivateKey if t.has(CKA_TRESOR_PKCS8) && !t.has(CKA_EC_PARAMS) && !t.has(CKA_PARAMETER_SET) => {
-                        let a = crypto::detect_private(t.bytes(CKA_TRESOR_PKCS8).unwrap_or_default())?;
+                    ObjectClass::PrivateKey
+                        if t.has(CKA_TRESOR_PKCS8)
+                            && !t.has(CKA_EC_PARAMS)
+                            && !t.has(CKA_PARAMETER_SET) =>
+                    {
+                        let a =
+                            crypto::detect_private(t.bytes(CKA_TRESOR_PKCS8).unwrap_or_default())?;
                         if object::alg_to_ckk(a) != ckk {
-                            return Err(Error::new(Rv::TemplateInconsistent, "the PKCS#8 key is not of CKA_KEY_TYPE"));
+                            return Err(Error::new(
+                                Rv::TemplateInconsistent,
+                                "the PKCS#8 key is not of CKA_KEY_TYPE",
+                            ));
                         }
                         a
                     }
-                    ObjectClass::PublicKey if t.has(CKA_PUBLIC_KEY_INFO) && !t.has(CKA_EC_PARAMS) && !t.has(CKA_PARAMETER_SET) => {
-                        let (a, _) = crypto::detect_public(t.bytes(CKA_PUBLIC_KEY_INFO).unwrap_or_default())?;
+                    ObjectClass::PublicKey
+                        if t.has(CKA_PUBLIC_KEY_INFO)
+                            && !t.has(CKA_EC_PARAMS)
+                            && !t.has(CKA_PARAMETER_SET) =>
+                    {
+                        let (a, _) = crypto::detect_public(
+                            t.bytes(CKA_PUBLIC_KEY_INFO).unwrap_or_default(),
+                        )?;
                         a
                     }
                     _ => alg_from_template(ckk, t)?,
@@ -245,11 +323,21 @@ impl Context {
                         None
                     }
                     _ => {
-                        let v = t.bytes(CKA_VALUE).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_VALUE is required for a secret key"))?;
-                        import::check_secret_len(alg, v.len()).map_err(|e| Error::new(Rv::AttributeValueInvalid, e.detail().to_owned()))?;
+                        let v = t.bytes(CKA_VALUE).ok_or_else(|| {
+                            Error::new(
+                                Rv::TemplateIncomplete,
+                                "CKA_VALUE is required for a secret key",
+                            )
+                        })?;
+                        import::check_secret_len(alg, v.len()).map_err(|e| {
+                            Error::new(Rv::AttributeValueInvalid, e.detail().to_owned())
+                        })?;
                         if let Some(l) = t.ulong(CKA_VALUE_LEN) {
                             if l != v.len() as u64 {
-                                return Err(Error::new(Rv::TemplateInconsistent, "CKA_VALUE_LEN does not match CKA_VALUE"));
+                                return Err(Error::new(
+                                    Rv::TemplateInconsistent,
+                                    "CKA_VALUE_LEN does not match CKA_VALUE",
+                                ));
                             }
                         }
                         rec.value_len = Some(v.len() as u64);
@@ -260,8 +348,16 @@ impl Context {
                 NewObject { rec, secret }
             }
         };
-        let ids = self.store_new(vec![obj], "object.create", serde_json::json!({"class": class.ck()})).await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        let ids = self
+            .store_new(
+                vec![obj],
+                "object.create",
+                serde_json::json!({"class": class.ck()}),
+            )
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// `C_GenerateKey`: a secret key (`CKM_AES_KEY_GEN`, `CKM_GENERIC_SECRET_KEY_GEN`,
@@ -272,31 +368,62 @@ impl Context {
             CKM_AES_KEY_GEN => KeyAlg::Aes,
             CKM_GENERIC_SECRET_KEY_GEN => KeyAlg::GenericSecret,
             CKM_CHACHA20_KEY_GEN => KeyAlg::ChaCha20,
-            m => return Err(Error::new(Rv::MechanismInvalid, format!("mechanism {m:#x} does not generate secret keys"))),
+            m => {
+                return Err(Error::new(
+                    Rv::MechanismInvalid,
+                    format!("mechanism {m:#x} does not generate secret keys"),
+                ))
+            }
         };
         check_class_in_template(t, ObjectClass::SecretKey)?;
         check_key_type_in_template(t, object::alg_to_ckk(alg))?;
         check_creation_template(ObjectClass::SecretKey, t, false)?;
         let len = match (alg, t.ulong(CKA_VALUE_LEN)) {
             (KeyAlg::ChaCha20, None) => 32,
-            (_, Some(l)) => usize::try_from(l).map_err(|_| Error::new(Rv::KeySizeRange, "CKA_VALUE_LEN too large"))?,
-            (_, None) => return Err(Error::new(Rv::TemplateIncomplete, "CKA_VALUE_LEN is required")),
+            (_, Some(l)) => usize::try_from(l)
+                .map_err(|_| Error::new(Rv::KeySizeRange, "CKA_VALUE_LEN too large"))?,
+            (_, None) => {
+                return Err(Error::new(
+                    Rv::TemplateIncomplete,
+                    "CKA_VALUE_LEN is required",
+                ))
+            }
         };
         import::check_secret_len(alg, len)?;
         let flags = new_key_flags(ObjectClass::SecretKey, alg, t, Origin::Generated)?;
-        let mut rec = base_record(ObjectClass::SecretKey, Some(alg), t, flags, Origin::Generated)?;
+        let mut rec = base_record(
+            ObjectClass::SecretKey,
+            Some(alg),
+            t,
+            flags,
+            Origin::Generated,
+        )?;
         rec.key_gen_mechanism = Some(mechanism);
         rec.value_len = Some(len as u64);
         apply_policy(&mut rec, t)?;
         let secret = crypto::generate_secret(alg, len)?;
         let ids = self
-            .store_new(vec![NewObject { rec, secret: Some(secret) }], "key.generate", serde_json::json!({"mechanism": mechanism}))
+            .store_new(
+                vec![NewObject {
+                    rec,
+                    secret: Some(secret),
+                }],
+                "key.generate",
+                serde_json::json!({"mechanism": mechanism}),
+            )
             .await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// `C_GenerateKeyPair`: returns (public, private) handles.
-    pub async fn generate_key_pair(&self, mechanism: u64, pub_t: &Template, priv_t: &Template) -> Result<(ObjectId, ObjectId)> {
+    pub async fn generate_key_pair(
+        &self,
+        mechanism: u64,
+        pub_t: &Template,
+        priv_t: &Template,
+    ) -> Result<(ObjectId, ObjectId)> {
         self.require_user()?;
         check_class_in_template(pub_t, ObjectClass::PublicKey)?;
         check_class_in_template(priv_t, ObjectClass::PrivateKey)?;
@@ -307,7 +434,12 @@ impl Context {
             CKM_ML_DSA_KEY_PAIR_GEN => CKK_ML_DSA,
             CKM_ML_KEM_KEY_PAIR_GEN => CKK_ML_KEM,
             CKM_SLH_DSA_KEY_PAIR_GEN => CKK_SLH_DSA,
-            m => return Err(Error::new(Rv::MechanismInvalid, format!("mechanism {m:#x} does not generate key pairs"))),
+            m => {
+                return Err(Error::new(
+                    Rv::MechanismInvalid,
+                    format!("mechanism {m:#x} does not generate key pairs"),
+                ))
+            }
         };
         check_key_type_in_template(pub_t, ckk)?;
         check_key_type_in_template(priv_t, ckk)?;
@@ -334,8 +466,10 @@ impl Context {
         let kp = KeyPairParams {
             modulus_bits: match ckk {
                 CKK_RSA => Some(
-                    u32::try_from(pub_t.ulong(CKA_MODULUS_BITS).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_MODULUS_BITS is required"))?)
-                        .map_err(|_| Error::new(Rv::KeySizeRange, "CKA_MODULUS_BITS too large"))?,
+                    u32::try_from(pub_t.ulong(CKA_MODULUS_BITS).ok_or_else(|| {
+                        Error::new(Rv::TemplateIncomplete, "CKA_MODULUS_BITS is required")
+                    })?)
+                    .map_err(|_| Error::new(Rv::KeySizeRange, "CKA_MODULUS_BITS too large"))?,
                 ),
                 _ => None,
             },
@@ -343,8 +477,20 @@ impl Context {
         };
         let pub_flags = new_key_flags(ObjectClass::PublicKey, alg, pub_t, Origin::Generated)?;
         let priv_flags = new_key_flags(ObjectClass::PrivateKey, alg, priv_t, Origin::Generated)?;
-        let mut pub_rec = base_record(ObjectClass::PublicKey, Some(alg), pub_t, pub_flags, Origin::Generated)?;
-        let mut priv_rec = base_record(ObjectClass::PrivateKey, Some(alg), priv_t, priv_flags, Origin::Generated)?;
+        let mut pub_rec = base_record(
+            ObjectClass::PublicKey,
+            Some(alg),
+            pub_t,
+            pub_flags,
+            Origin::Generated,
+        )?;
+        let mut priv_rec = base_record(
+            ObjectClass::PrivateKey,
+            Some(alg),
+            priv_t,
+            priv_flags,
+            Origin::Generated,
+        )?;
         apply_policy(&mut priv_rec, priv_t)?;
         // Generation is CPU work of up to seconds (RSA-8192): keep it off the async threads.
         let (material, info): (KeyMaterial, PublicInfo) =
@@ -357,7 +503,16 @@ impl Context {
         priv_rec.public = Some(info);
         let ids = self
             .store_new(
-                vec![NewObject { rec: pub_rec, secret: None }, NewObject { rec: priv_rec, secret: Some(material) }],
+                vec![
+                    NewObject {
+                        rec: pub_rec,
+                        secret: None,
+                    },
+                    NewObject {
+                        rec: priv_rec,
+                        secret: Some(material),
+                    },
+                ],
                 "key.generate_pair",
                 serde_json::json!({"mechanism": mechanism}),
             )
@@ -373,32 +528,73 @@ impl Context {
         let c = self.object(oid).await?;
         self.check_may_create(&c.rec)?;
         if !c.rec.flags.destroyable {
-            return Err(Error::new(Rv::ActionProhibited, "the object is not destroyable (CKA_DESTROYABLE = false)"));
+            return Err(Error::new(
+                Rv::ActionProhibited,
+                "the object is not destroyable (CKA_DESTROYABLE = false)",
+            ));
         }
-        let entry = EntryContent::now(self.actor(), "object.destroy", Some(oid), serde_json::json!({"label": c.rec.label}).to_string());
+        let entry = EntryContent::now(
+            self.actor(),
+            "object.destroy",
+            Some(oid),
+            serde_json::json!({"label": c.rec.label}).to_string(),
+        );
         if oid < 0 {
-            self.part.commit(&self.engine, Vec::new(), vec![entry], None).await?;
+            self.part
+                .commit(&self.engine, Vec::new(), vec![entry], None)
+                .await?;
             self.session_objects.write().remove(&oid);
         } else {
-            let m = vec![Mutation::DeleteObject { partition_id: self.part.id, object_id: oid, expected_version: c.version }];
-            self.part.commit(&self.engine, m, vec![entry], Some(vec![(oid, c.version, 0)])).await?;
+            let m = vec![Mutation::DeleteObject {
+                partition_id: self.part.id,
+                object_id: oid,
+                expected_version: c.version,
+            }];
+            self.part
+                .commit(
+                    &self.engine,
+                    m,
+                    vec![entry],
+                    Some(vec![(oid, c.version, 0)]),
+                )
+                .await?;
         }
         Ok(())
     }
 
     /// Replace an object's record (token objects: new version, one transaction).
-    pub(crate) async fn update_record(&self, c: &Cached, rec: ObjectRecord, action: &str, detail: serde_json::Value) -> Result<()> {
+    pub(crate) async fn update_record(
+        &self,
+        c: &Cached,
+        rec: ObjectRecord,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
         let entry = EntryContent::now(self.actor(), action, Some(c.oid), detail.to_string());
         if c.oid < 0 {
-            self.part.commit(&self.engine, Vec::new(), vec![entry], None).await?;
+            self.part
+                .commit(&self.engine, Vec::new(), vec![entry], None)
+                .await?;
             let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
             let n = Arc::new(Cached::new(c.oid, c.version + 1, rec, secret, c.usage())?);
             self.session_objects.write().insert(c.oid, n);
         } else {
             let v = c.version + 1;
-            let row = self.part.object_row(c.oid, v, &rec, c.secret.as_ref(), c.usage())?;
-            let m = vec![Mutation::UpdateObject { row, expected_version: c.version }];
-            self.part.commit(&self.engine, m, vec![entry], Some(vec![(c.oid, c.version, v)])).await?;
+            let row = self
+                .part
+                .object_row(c.oid, v, &rec, c.secret.as_ref(), c.usage())?;
+            let m = vec![Mutation::UpdateObject {
+                row,
+                expected_version: c.version,
+            }];
+            self.part
+                .commit(
+                    &self.engine,
+                    m,
+                    vec![entry],
+                    Some(vec![(c.oid, c.version, v)]),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -415,7 +611,13 @@ impl Context {
         let mut rec = c.rec.clone();
         apply_set_template(&mut rec, t, is_so)?;
         let names: Vec<String> = t.types().map(|ty| format!("{ty:#x}")).collect();
-        self.update_record(&c, rec, "object.set_attributes", serde_json::json!({"attributes": names})).await
+        self.update_record(
+            &c,
+            rec,
+            "object.set_attributes",
+            serde_json::json!({"attributes": names}),
+        )
+        .await
     }
 
     /// `C_CopyObject`: a copy with some attributes changed (`CKA_TOKEN`, `CKA_PRIVATE`,
@@ -423,7 +625,10 @@ impl Context {
     pub async fn copy_object(&self, oid: ObjectId, t: &Template) -> Result<ObjectId> {
         let c = self.object(oid).await?;
         if !c.rec.flags.copyable {
-            return Err(Error::new(Rv::ActionProhibited, "the object is not copyable (CKA_COPYABLE = false)"));
+            return Err(Error::new(
+                Rv::ActionProhibited,
+                "the object is not copyable (CKA_COPYABLE = false)",
+            ));
         }
         let mut rec = c.rec.clone();
         let mut rest = t.clone();
@@ -433,14 +638,20 @@ impl Context {
         }
         if let Some(v) = rest.bool(CKA_PRIVATE) {
             if c.rec.class.has_secret() && !v {
-                return Err(Error::new(Rv::TemplateInconsistent, "a private or secret key cannot become a public object"));
+                return Err(Error::new(
+                    Rv::TemplateInconsistent,
+                    "a private or secret key cannot become a public object",
+                ));
             }
             rec.flags.private = v;
             rest.take(CKA_PRIVATE);
         }
         let make_unmodifiable = match rest.bool(CKA_MODIFIABLE) {
             Some(true) if !c.rec.flags.modifiable => {
-                return Err(Error::new(Rv::AttributeReadOnly, "CKA_MODIFIABLE can only change from true to false"))
+                return Err(Error::new(
+                    Rv::AttributeReadOnly,
+                    "CKA_MODIFIABLE can only change from true to false",
+                ))
             }
             Some(v) => {
                 rest.take(CKA_MODIFIABLE);
@@ -451,7 +662,11 @@ impl Context {
         if !rest.is_empty() {
             let was = rec.flags.modifiable;
             rec.flags.modifiable = true;
-            apply_set_template(&mut rec, &rest, self.logged_in() == Some(UserType::SecurityOfficer))?;
+            apply_set_template(
+                &mut rec,
+                &rest,
+                self.logged_in() == Some(UserType::SecurityOfficer),
+            )?;
             rec.flags.modifiable = was;
         }
         if make_unmodifiable {
@@ -460,8 +675,16 @@ impl Context {
         rec.uuid = uuid::Uuid::new_v4().to_string();
         rec.created = now_ns() / 1_000_000_000;
         let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
-        let ids = self.store_new(vec![NewObject { rec, secret }], "object.copy", serde_json::json!({"from": oid})).await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        let ids = self
+            .store_new(
+                vec![NewObject { rec, secret }],
+                "object.copy",
+                serde_json::json!({"from": oid}),
+            )
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// `C_GetAttributeValue`: one answer per requested type, in order.
@@ -479,7 +702,9 @@ impl Context {
         if c.rec.flags.sensitive || !c.rec.flags.extractable {
             return AttrRead::Sensitive;
         }
-        let Some(secret) = c.secret.as_ref() else { return AttrRead::Invalid };
+        let Some(secret) = c.secret.as_ref() else {
+            return AttrRead::Invalid;
+        };
         match (c.rec.class, ty) {
             (ObjectClass::SecretKey, CKA_VALUE) => AttrRead::Value(secret.expose().to_vec()),
             (ObjectClass::PrivateKey, _) => private_component(c.rec.alg, secret.expose(), ty),
@@ -491,8 +716,16 @@ impl Context {
     pub async fn find_objects(&self, t: &Template, max: usize) -> Result<Vec<ObjectId>> {
         self.check_live()?;
         let user = self.logged_in() == Some(UserType::User);
-        let visible = |c: &Cached| (!c.rec.flags.private || user) && object::matches_template(&c.rec, c.usage(), t);
-        let mut out: Vec<ObjectId> = self.session_objects.read().values().filter(|c| visible(c)).map(|c| c.oid).collect();
+        let visible = |c: &Cached| {
+            (!c.rec.flags.private || user) && object::matches_template(&c.rec, c.usage(), t)
+        };
+        let mut out: Vec<ObjectId> = self
+            .session_objects
+            .read()
+            .values()
+            .filter(|c| visible(c))
+            .map(|c| c.oid)
+            .collect();
         out.sort_unstable_by(|a, b| b.cmp(a));
         if t.bool(CKA_TOKEN) == Some(false) {
             out.truncate(max);
@@ -507,7 +740,12 @@ impl Context {
             limit: None,
             after: None,
         };
-        let rows = self.engine.store.find_objects(self.part.id, &filter).await.map_err(store_err)?;
+        let rows = self
+            .engine
+            .store
+            .find_objects(self.part.id, &filter)
+            .await
+            .map_err(store_err)?;
         for row in rows {
             if out.len() >= max {
                 break;
@@ -536,7 +774,9 @@ impl Context {
 }
 
 fn private_component(alg: Option<KeyAlg>, pk8: &[u8], ty: u64) -> AttrRead {
-    let Ok(k) = openssl::pkey::PKey::private_key_from_pkcs8(pk8) else { return AttrRead::Invalid };
+    let Ok(k) = openssl::pkey::PKey::private_key_from_pkcs8(pk8) else {
+        return AttrRead::Invalid;
+    };
     let v = match (alg, ty) {
         (Some(KeyAlg::Rsa), _) => k.rsa().ok().and_then(|r| match ty {
             CKA_PRIVATE_EXPONENT => Some(r.d().to_vec()),

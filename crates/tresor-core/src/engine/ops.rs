@@ -14,7 +14,9 @@ use crate::audit::now_ns;
 use crate::ck::*;
 use crate::crypto::{self, HashAlg, KeyAlg, KeyMaterial, LoadedKey, Mechanism, MlKemParam};
 use crate::error::{vendor, Error, Result, Rv};
-use crate::object::{self, check_creation_template, new_key_flags, ObjectClass, ObjectId, Origin, Usage};
+use crate::object::{
+    self, check_creation_template, new_key_flags, ObjectClass, ObjectId, Origin, Usage,
+};
 use crate::policy::RuleKind;
 use crate::template::Template;
 
@@ -69,18 +71,31 @@ impl Context {
         self.require_user()?;
         let c = self.object(oid).await?;
         if !c.rec.class.is_key() || !class_allows(c.rec.class, u) {
-            return Err(Error::new(Rv::KeyTypeInconsistent, format!("object {oid} is not a key that can {}", u.name())));
+            return Err(Error::new(
+                Rv::KeyTypeInconsistent,
+                format!("object {oid} is not a key that can {}", u.name()),
+            ));
         }
         if !c.rec.flags.allows(u) {
             return Err(Error::new(
                 Rv::KeyFunctionNotPermitted,
-                format!("key {oid} does not allow {} ({} = false)", u.name(), u.name()),
+                format!(
+                    "key {oid} does not allow {} ({} = false)",
+                    u.name(),
+                    u.name()
+                ),
             ));
         }
-        if matches!(u, Usage::Sign | Usage::Decrypt | Usage::Unwrap | Usage::Decapsulate) {
+        if matches!(
+            u,
+            Usage::Sign | Usage::Decrypt | Usage::Unwrap | Usage::Decapsulate
+        ) {
             if let Some(p) = &c.rec.policy {
                 if p.key_status.blocked {
-                    return Err(Error::new(Rv::Vendor(vendor::KEY_BLOCKED), format!("key {oid} is blocked")));
+                    return Err(Error::new(
+                        Rv::Vendor(vendor::KEY_BLOCKED),
+                        format!("key {oid} is blocked"),
+                    ));
                 }
                 if p.requires_approval(RuleKind::Use) {
                     return Err(Error::new(
@@ -97,7 +112,14 @@ impl Context {
     fn used(&self, c: &Cached, action: &'static str, m: &Mechanism, len: usize) {
         self.part.record_use(
             c,
-            PendingUse { time_ns: now_ns(), context: self.id, action, object_id: c.oid, mechanism: mechanism_name(m), len },
+            PendingUse {
+                time_ns: now_ns(),
+                context: self.id,
+                action,
+                object_id: c.oid,
+                mechanism: mechanism_name(m),
+                len,
+            },
         );
     }
 
@@ -116,7 +138,13 @@ impl Context {
     }
 
     /// `C_Verify`: `Err(CKR_SIGNATURE_INVALID)` if the signature is wrong.
-    pub async fn verify(&self, key: ObjectId, m: &Mechanism, data: &[u8], signature: &[u8]) -> Result<()> {
+    pub async fn verify(
+        &self,
+        key: ObjectId,
+        m: &Mechanism,
+        data: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
         let c = self.key_for(key, Usage::Verify).await?;
         let r = c.loaded()?.verify(m, data, signature);
         self.used(&c, "key.verify", m, data.len());
@@ -132,7 +160,12 @@ impl Context {
     }
 
     /// `C_Decrypt`.
-    pub async fn decrypt(&self, key: ObjectId, m: &Mechanism, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub async fn decrypt(
+        &self,
+        key: ObjectId,
+        m: &Mechanism,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let c = self.key_for(key, Usage::Decrypt).await?;
         let out = c.loaded()?.decrypt(m, data)?;
         self.used(&c, "key.decrypt", m, data.len());
@@ -142,19 +175,36 @@ impl Context {
     /// `C_WrapKey`: the target must be extractable; a `wrap_with_trusted` target needs a
     /// trusted wrapping key. With an ML-KEM public key the result is `ciphertext ‖ AES-KWP(
     /// shared secret, target)`.
-    pub async fn wrap_key(&self, wrapping: ObjectId, m: &Mechanism, target: ObjectId) -> Result<Vec<u8>> {
+    pub async fn wrap_key(
+        &self,
+        wrapping: ObjectId,
+        m: &Mechanism,
+        target: ObjectId,
+    ) -> Result<Vec<u8>> {
         let w = self.key_for(wrapping, Usage::Wrap).await?;
         let t = self.object(target).await?;
         if !t.rec.class.has_secret() {
-            return Err(Error::new(Rv::KeyHandleInvalid, "only private and secret keys can be wrapped"));
+            return Err(Error::new(
+                Rv::KeyHandleInvalid,
+                "only private and secret keys can be wrapped",
+            ));
         }
         if !t.rec.flags.extractable || t.rec.policy.is_some() {
-            return Err(Error::new(Rv::KeyUnextractable, format!("key {target} is not extractable")));
+            return Err(Error::new(
+                Rv::KeyUnextractable,
+                format!("key {target} is not extractable"),
+            ));
         }
         if t.rec.flags.wrap_with_trusted && !w.rec.flags.trusted {
-            return Err(Error::new(Rv::KeyNotWrappable, format!("key {target} may only be wrapped by a trusted key")));
+            return Err(Error::new(
+                Rv::KeyNotWrappable,
+                format!("key {target} may only be wrapped by a trusted key"),
+            ));
         }
-        let secret = t.secret.as_ref().ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the key has no material"))?;
+        let secret = t
+            .secret
+            .as_ref()
+            .ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the key has no material"))?;
         let out = match (m, w.rec.alg) {
             (Mechanism::MlKem, Some(KeyAlg::MlKem(_))) => {
                 let (ct, ss) = w.loaded()?.encapsulate(m)?;
@@ -170,27 +220,50 @@ impl Context {
     }
 
     /// `C_UnwrapKey`: a new key from a wrapped blob; `t` gives its class, type and attributes.
-    pub async fn unwrap_key(&self, unwrapping: ObjectId, m: &Mechanism, wrapped: &[u8], t: &Template) -> Result<ObjectId> {
+    pub async fn unwrap_key(
+        &self,
+        unwrapping: ObjectId,
+        m: &Mechanism,
+        wrapped: &[u8],
+        t: &Template,
+    ) -> Result<ObjectId> {
         let u = self.key_for(unwrapping, Usage::Unwrap).await?;
         let bytes = match (m, u.rec.alg) {
             (Mechanism::MlKem, Some(KeyAlg::MlKem(p))) => {
                 let n = mlkem_ct_len(p);
                 if wrapped.len() <= n {
-                    return Err(Error::new(Rv::WrappedKeyLenRange, "the wrapped key is shorter than the ML-KEM ciphertext"));
+                    return Err(Error::new(
+                        Rv::WrappedKeyLenRange,
+                        "the wrapped key is shorter than the ML-KEM ciphertext",
+                    ));
                 }
                 let ss = u.loaded()?.decapsulate(m, &wrapped[..n])?;
-                LoadedKey::secret(KeyAlg::Aes, &ss)?.unwrap(&Mechanism::AesKeyWrapPad, &wrapped[n..])?
+                LoadedKey::secret(KeyAlg::Aes, &ss)?
+                    .unwrap(&Mechanism::AesKeyWrapPad, &wrapped[n..])?
             }
             _ => u.loaded()?.unwrap(m, wrapped)?,
         };
         self.used(&u, "key.unwrap", m, wrapped.len());
         let obj = self.new_key_from_bytes(t, bytes, Origin::Unwrapped, None)?;
-        let ids = self.store_new(vec![obj], "key.unwrap", serde_json::json!({"unwrapping_key": unwrapping})).await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        let ids = self
+            .store_new(
+                vec![obj],
+                "key.unwrap",
+                serde_json::json!({"unwrapping_key": unwrapping}),
+            )
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// `C_DeriveKey` (ECDH): a new secret key; `t` gives its type and `CKA_VALUE_LEN`.
-    pub async fn derive_key(&self, base: ObjectId, m: &Mechanism, t: &Template) -> Result<ObjectId> {
+    pub async fn derive_key(
+        &self,
+        base: ObjectId,
+        m: &Mechanism,
+        t: &Template,
+    ) -> Result<ObjectId> {
         let b = self.key_for(base, Usage::Derive).await?;
         let len = t.ulong(CKA_VALUE_LEN).map(|l| l as usize);
         let want = match (t.ulong(CKA_KEY_TYPE), len) {
@@ -202,37 +275,92 @@ impl Context {
         let bytes = b.loaded()?.derive(m, want)?;
         self.used(&b, "key.derive", m, 0);
         let obj = self.new_key_from_bytes(t, bytes, Origin::Derived, Some(&b))?;
-        let ids = self.store_new(vec![obj], "key.derive", serde_json::json!({"base_key": base})).await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        let ids = self
+            .store_new(
+                vec![obj],
+                "key.derive",
+                serde_json::json!({"base_key": base}),
+            )
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// `C_EncapsulateKey` (ML-KEM): returns the ciphertext and the new secret key's handle.
-    pub async fn encapsulate(&self, key: ObjectId, m: &Mechanism, t: &Template) -> Result<(Vec<u8>, ObjectId)> {
+    pub async fn encapsulate(
+        &self,
+        key: ObjectId,
+        m: &Mechanism,
+        t: &Template,
+    ) -> Result<(Vec<u8>, ObjectId)> {
         let k = self.key_for(key, Usage::Encapsulate).await?;
         let (ct, ss) = k.loaded()?.encapsulate(m)?;
         self.used(&k, "key.encapsulate", m, 0);
         let obj = self.new_key_from_bytes(t, ss, Origin::Derived, None)?;
-        let ids = self.store_new(vec![obj], "key.encapsulate", serde_json::json!({"key": key})).await?;
-        Ok((ct, ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))?))
+        let ids = self
+            .store_new(
+                vec![obj],
+                "key.encapsulate",
+                serde_json::json!({"key": key}),
+            )
+            .await?;
+        Ok((
+            ct,
+            ids.first()
+                .copied()
+                .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))?,
+        ))
     }
 
     /// `C_DecapsulateKey` (ML-KEM): the new secret key's handle.
-    pub async fn decapsulate(&self, key: ObjectId, m: &Mechanism, ciphertext: &[u8], t: &Template) -> Result<ObjectId> {
+    pub async fn decapsulate(
+        &self,
+        key: ObjectId,
+        m: &Mechanism,
+        ciphertext: &[u8],
+        t: &Template,
+    ) -> Result<ObjectId> {
         let k = self.key_for(key, Usage::Decapsulate).await?;
         let ss = k.loaded()?.decapsulate(m, ciphertext)?;
         self.used(&k, "key.decapsulate", m, ciphertext.len());
         let obj = self.new_key_from_bytes(t, ss, Origin::Derived, None)?;
-        let ids = self.store_new(vec![obj], "key.decapsulate", serde_json::json!({"key": key})).await?;
-        ids.first().copied().ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        let ids = self
+            .store_new(
+                vec![obj],
+                "key.decapsulate",
+                serde_json::json!({"key": key}),
+            )
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
     }
 
     /// Build a key object from unwrapped / derived bytes and a template.
-    fn new_key_from_bytes(&self, t: &Template, bytes: Zeroizing<Vec<u8>>, origin: Origin, base: Option<&Cached>) -> Result<NewObject> {
-        let class = object::ObjectClass::from_ck(
-            t.ulong(CKA_CLASS).unwrap_or(if origin == Origin::Unwrapped { u64::MAX } else { CKO_SECRET_KEY }),
-        )
-        .map_err(|_| Error::new(Rv::TemplateIncomplete, "CKA_CLASS (private or secret key) is required"))?;
-        let ckk = t.ulong(CKA_KEY_TYPE).ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_KEY_TYPE is required"))?;
+    fn new_key_from_bytes(
+        &self,
+        t: &Template,
+        bytes: Zeroizing<Vec<u8>>,
+        origin: Origin,
+        base: Option<&Cached>,
+    ) -> Result<NewObject> {
+        let class = object::ObjectClass::from_ck(t.ulong(CKA_CLASS).unwrap_or(
+            if origin == Origin::Unwrapped {
+                u64::MAX
+            } else {
+                CKO_SECRET_KEY
+            },
+        ))
+        .map_err(|_| {
+            Error::new(
+                Rv::TemplateIncomplete,
+                "CKA_CLASS (private or secret key) is required",
+            )
+        })?;
+        let ckk = t
+            .ulong(CKA_KEY_TYPE)
+            .ok_or_else(|| Error::new(Rv::TemplateIncomplete, "CKA_KEY_TYPE is required"))?;
         check_creation_template(class, t, false)?;
         let (alg, public, value_len) = match class {
             ObjectClass::SecretKey => {
@@ -240,22 +368,47 @@ impl Context {
                 let mut bytes_len = bytes.len();
                 if let Some(l) = t.ulong(CKA_VALUE_LEN) {
                     if origin == Origin::Unwrapped && l as usize != bytes_len {
-                        return Err(Error::new(Rv::TemplateInconsistent, "CKA_VALUE_LEN does not match the unwrapped key"));
+                        return Err(Error::new(
+                            Rv::TemplateInconsistent,
+                            "CKA_VALUE_LEN does not match the unwrapped key",
+                        ));
                     }
                     bytes_len = l as usize;
                 }
-                super::import::check_secret_len(alg, bytes_len)
-                    .map_err(|e| if origin == Origin::Unwrapped { Error::new(Rv::WrappedKeyInvalid, e.detail().to_owned()) } else { e })?;
+                super::import::check_secret_len(alg, bytes_len).map_err(|e| {
+                    if origin == Origin::Unwrapped {
+                        Error::new(Rv::WrappedKeyInvalid, e.detail().to_owned())
+                    } else {
+                        e
+                    }
+                })?;
                 (alg, None, Some(bytes_len as u64))
             }
             ObjectClass::PrivateKey => {
-                let alg = crypto::detect_private(&bytes).map_err(|_| Error::new(Rv::WrappedKeyInvalid, "the unwrapped bytes are not a PKCS#8 private key"))?;
+                let alg = crypto::detect_private(&bytes).map_err(|_| {
+                    Error::new(
+                        Rv::WrappedKeyInvalid,
+                        "the unwrapped bytes are not a PKCS#8 private key",
+                    )
+                })?;
                 if object::alg_to_ckk(alg) != ckk {
-                    return Err(Error::new(Rv::TemplateInconsistent, "the unwrapped key is not of CKA_KEY_TYPE"));
+                    return Err(Error::new(
+                        Rv::TemplateInconsistent,
+                        "the unwrapped key is not of CKA_KEY_TYPE",
+                    ));
                 }
-                (alg, Some(crypto::public_info_from_private(alg, &bytes)?), None)
+                (
+                    alg,
+                    Some(crypto::public_info_from_private(alg, &bytes)?),
+                    None,
+                )
             }
-            _ => return Err(Error::new(Rv::TemplateInconsistent, "only private and secret keys can be unwrapped or derived")),
+            _ => {
+                return Err(Error::new(
+                    Rv::TemplateInconsistent,
+                    "only private and secret keys can be unwrapped or derived",
+                ))
+            }
         };
         let bytes = match value_len {
             Some(l) if (l as usize) < bytes.len() => Zeroizing::new(bytes[..l as usize].to_vec()),
@@ -287,11 +440,17 @@ impl Context {
         };
         if let Some(json) = t.bytes(CKA_TRESOR_POLICY) {
             if rec.flags.extractable {
-                return Err(Error::new(Rv::TemplateInconsistent, "a key with an approval policy cannot be extractable"));
+                return Err(Error::new(
+                    Rv::TemplateInconsistent,
+                    "a key with an approval policy cannot be extractable",
+                ));
             }
             rec.policy = Some(crate::policy::Policy::from_json(json)?);
         }
-        Ok(NewObject { rec, secret: Some(KeyMaterial(bytes)) })
+        Ok(NewObject {
+            rec,
+            secret: Some(KeyMaterial(bytes)),
+        })
     }
 
     /// Block an SKA key: it then refuses sign, decrypt and unwrap.
@@ -308,20 +467,36 @@ impl Context {
         self.require_user()?;
         let c = self.object(key).await?;
         let Some(p) = c.rec.policy.as_ref() else {
-            return Err(Error::new(Rv::KeyFunctionNotPermitted, "only keys with an approval policy can be blocked"));
+            return Err(Error::new(
+                Rv::KeyFunctionNotPermitted,
+                "only keys with an approval policy can be blocked",
+            ));
         };
-        let kind = if blocked { RuleKind::Block } else { RuleKind::Unblock };
+        let kind = if blocked {
+            RuleKind::Block
+        } else {
+            RuleKind::Unblock
+        };
         if p.requires_approval(kind) {
             return Err(Error::new(
                 Rv::Vendor(vendor::APPROVAL_REQUIRED),
-                format!("key {key} needs approvals to {}", if blocked { "block" } else { "unblock" }),
+                format!(
+                    "key {key} needs approvals to {}",
+                    if blocked { "block" } else { "unblock" }
+                ),
             ));
         }
         let mut rec = c.rec.clone();
         if let Some(p) = rec.policy.as_mut() {
             p.key_status.blocked = blocked;
         }
-        self.update_record(&c, rec, if blocked { "key.block" } else { "key.unblock" }, serde_json::json!({})).await
+        self.update_record(
+            &c,
+            rec,
+            if blocked { "key.block" } else { "key.unblock" },
+            serde_json::json!({}),
+        )
+        .await
     }
 
     /// The attestation of a key: the XML document, its signature by the partition's
@@ -334,8 +509,17 @@ impl Context {
         let xml = attest::attestation_xml(&c.rec, c.usage(), now_ns() / 1_000_000_000);
         let signature = attest::sign_document(&self.part.attest_key, xml.as_bytes())?;
         let un = self.engine.unsealed()?;
-        let chain_pem = format!("{}{}", attest::pem(&self.part.attest_cert)?, attest::pem(&un.node_cert)?);
-        Ok(Attestation { xml, signature, chain_pem, attestation_key_name: attest::ATTESTATION_KEY_NAME })
+        let chain_pem = format!(
+            "{}{}",
+            attest::pem(&self.part.attest_cert)?,
+            attest::pem(&un.node_cert)?
+        );
+        Ok(Attestation {
+            xml,
+            signature,
+            chain_pem,
+            attestation_key_name: attest::ATTESTATION_KEY_NAME,
+        })
     }
 
     /// `C_Digest`.

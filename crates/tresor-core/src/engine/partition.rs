@@ -78,17 +78,39 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
-    pub fn new(oid: ObjectId, version: i64, rec: ObjectRecord, secret: Option<KeyMaterial>, usage_base: i64) -> Result<Cached> {
+    pub fn new(
+        oid: ObjectId,
+        version: i64,
+        rec: ObjectRecord,
+        secret: Option<KeyMaterial>,
+        usage_base: i64,
+    ) -> Result<Cached> {
         let key = match (rec.class, rec.alg, &secret) {
-            (ObjectClass::PrivateKey, Some(alg), Some(s)) => Some(LoadedKey::private(alg, s.expose())?),
-            (ObjectClass::SecretKey, Some(alg), Some(s)) => Some(LoadedKey::secret(alg, s.expose())?),
+            (ObjectClass::PrivateKey, Some(alg), Some(s)) => {
+                Some(LoadedKey::private(alg, s.expose())?)
+            }
+            (ObjectClass::SecretKey, Some(alg), Some(s)) => {
+                Some(LoadedKey::secret(alg, s.expose())?)
+            }
             (ObjectClass::PublicKey, Some(alg), _) => {
-                let spki = rec.public.as_ref().map(|p| p.spki.as_slice()).ok_or_else(|| Error::integrity("public key without SPKI"))?;
+                let spki = rec
+                    .public
+                    .as_ref()
+                    .map(|p| p.spki.as_slice())
+                    .ok_or_else(|| Error::integrity("public key without SPKI"))?;
                 Some(LoadedKey::public(alg, spki)?)
             }
             _ => None,
         };
-        Ok(Cached { oid, version, rec, secret, key, usage_base, usage_delta: AtomicI64::new(0) })
+        Ok(Cached {
+            oid,
+            version,
+            rec,
+            secret,
+            key,
+            usage_base,
+            usage_delta: AtomicI64::new(0),
+        })
     }
 
     pub fn usage(&self) -> i64 {
@@ -96,9 +118,10 @@ impl Cached {
     }
 
     pub fn loaded(&self) -> Result<&LoadedKey> {
-        self.key.as_ref().ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
+        self.key
+            .as_ref()
+            .ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
     }
-
 }
 
 /// A key use waiting to be written to the audit chain.
@@ -147,12 +170,28 @@ pub(crate) struct Partition {
 
 impl Partition {
     /// Seal a partition record into the row's `sealed` column.
-    pub fn seal_row(master: &seal::MasterKey, id: i64, version: i64, key: &SealKey, rec: &PartitionRecord, attest_pk8: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal_row(
+        master: &seal::MasterKey,
+        id: i64,
+        version: i64,
+        key: &SealKey,
+        rec: &PartitionRecord,
+        attest_pk8: &[u8],
+    ) -> Result<Vec<u8>> {
         let wrapped = master.wrap_partition_key(id, key)?;
-        let json = serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
-        let sealed = seal::seal(key, &seal::aad_partition_record(id, version), &join_payload(&json, attest_pk8))?;
+        let json =
+            serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let sealed = seal::seal(
+            key,
+            &seal::aad_partition_record(id, version),
+            &join_payload(&json, attest_pk8),
+        )?;
         let mut out = Vec::with_capacity(4 + wrapped.len() + sealed.len());
-        out.extend_from_slice(&u32::try_from(wrapped.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(
+            &u32::try_from(wrapped.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         out.extend_from_slice(&wrapped);
         out.extend_from_slice(&sealed);
         Ok(out)
@@ -164,17 +203,31 @@ impl Partition {
         let un = engine.unsealed()?;
         let (wrapped, sealed) = split_payload(&row.sealed)?;
         let key = un.master.unwrap_partition_key(row.id, wrapped)?;
-        let payload = seal::open(&key, &seal::aad_partition_record(row.id, row.version), sealed)?;
+        let payload = seal::open(
+            &key,
+            &seal::aad_partition_record(row.id, row.version),
+            sealed,
+        )?;
         let (json, pk8) = split_payload(&payload)?;
-        let record: PartitionRecord =
-            serde_json::from_slice(json).map_err(|e| Error::integrity(format!("partition {}: record unreadable: {e}", row.id)))?;
+        let record: PartitionRecord = serde_json::from_slice(json).map_err(|e| {
+            Error::integrity(format!("partition {}: record unreadable: {e}", row.id))
+        })?;
         if record.name != row.name {
-            return Err(Error::integrity(format!("partition {}: name column does not match the sealed record", row.id)));
+            return Err(Error::integrity(format!(
+                "partition {}: name column does not match the sealed record",
+                row.id
+            )));
         }
-        let attest_key = PKey::private_key_from_pkcs8(pk8).map_err(|_| Error::integrity("attestation key is corrupt"))?;
-        let attest_cert = X509::from_der(&record.attest_cert).map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
+        let attest_key = PKey::private_key_from_pkcs8(pk8)
+            .map_err(|_| Error::integrity("attestation key is corrupt"))?;
+        let attest_cert = X509::from_der(&record.attest_cert)
+            .map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
         let digest_key = VersionDigest::new(&key)?;
-        let pairs = engine.store.object_versions(row.id).await.map_err(store_err)?;
+        let pairs = engine
+            .store
+            .object_versions(row.id)
+            .await
+            .map_err(store_err)?;
         let actual = digest_key.of_all(pairs.iter().copied())?;
         let stored = parse_digest(&record.digest)?;
         if !VersionDigest::matches(&actual, &stored) {
@@ -184,8 +237,16 @@ impl Partition {
             )));
         }
         let head = engine.store.audit_head(row.id).await.map_err(store_err)?;
-        let (head_seq, head_hash) = head.map(|r| (r.seq, r.hash)).unwrap_or((0, audit::GENESIS.to_vec()));
-        let last_checkpoint = engine.store.checkpoints(row.id).await.map_err(store_err)?.last().map_or(0, |c| c.seq);
+        let (head_seq, head_hash) = head
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, audit::GENESIS.to_vec()));
+        let last_checkpoint = engine
+            .store
+            .checkpoints(row.id)
+            .await
+            .map_err(store_err)?
+            .last()
+            .map_or(0, |c| c.seq);
         Ok(Partition {
             id: row.id,
             name: row.name.clone(),
@@ -193,7 +254,15 @@ impl Partition {
             digest_key,
             attest_key,
             attest_cert,
-            writer: tokio::sync::Mutex::new(WriterState { row_version: row.version, record, digest: stored, head_seq, head_hash, last_checkpoint, last_checkpoint_ns: 0 }),
+            writer: tokio::sync::Mutex::new(WriterState {
+                row_version: row.version,
+                record,
+                digest: stored,
+                head_seq,
+                head_hash,
+                last_checkpoint,
+                last_checkpoint_ns: 0,
+            }),
             versions: RwLock::new(pairs.into_iter().collect()),
             cache: RwLock::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
@@ -210,10 +279,16 @@ impl Partition {
     /// Fail closed if key-use entries cannot be recorded.
     pub fn audit_ready(&self, engine: &Engine) -> Result<()> {
         if self.audit_failed.load(Ordering::Acquire) {
-            return Err(Error::new(Rv::DeviceError, "the audit log cannot be written; key use is refused"));
+            return Err(Error::new(
+                Rv::DeviceError,
+                "the audit log cannot be written; key use is refused",
+            ));
         }
         if self.pending.lock().uses.len() >= engine.config.max_pending_audit {
-            return Err(Error::new(Rv::DeviceError, "the audit queue is full; key use is refused until it is written"));
+            return Err(Error::new(
+                Rv::DeviceError,
+                "the audit queue is full; key use is refused until it is written",
+            ));
         }
         Ok(())
     }
@@ -229,14 +304,32 @@ impl Partition {
     }
 
     /// Seal an object blob.
-    pub fn seal_object(&self, oid: ObjectId, version: i64, rec: &ObjectRecord, secret: Option<&KeyMaterial>) -> Result<Vec<u8>> {
-        let json = serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+    pub fn seal_object(
+        &self,
+        oid: ObjectId,
+        version: i64,
+        rec: &ObjectRecord,
+        secret: Option<&KeyMaterial>,
+    ) -> Result<Vec<u8>> {
+        let json =
+            serde_json::to_vec(rec).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
         let payload = join_payload(&json, secret.map(|s| s.expose()).unwrap_or_default());
-        seal::seal(&self.key, &seal::aad_object(self.id, oid, version), &payload)
+        seal::seal(
+            &self.key,
+            &seal::aad_object(self.id, oid, version),
+            &payload,
+        )
     }
 
     /// The store row for an object.
-    pub fn object_row(&self, oid: ObjectId, version: i64, rec: &ObjectRecord, secret: Option<&KeyMaterial>, usage: i64) -> Result<ObjectRow> {
+    pub fn object_row(
+        &self,
+        oid: ObjectId,
+        version: i64,
+        rec: &ObjectRecord,
+        secret: Option<&KeyMaterial>,
+        usage: i64,
+    ) -> Result<ObjectRow> {
         Ok(ObjectRow {
             partition_id: self.id,
             object_id: oid,
@@ -256,28 +349,43 @@ impl Partition {
         let expected = self.versions.read().get(&row.object_id).copied();
         match expected {
             Some(v) if v == row.version => {}
-            Some(v) => {
+            Some(v) => return Err(Error::integrity(format!(
+                "object {}: stored version {} but the engine expects {v} (rolled back or replayed)",
+                row.object_id, row.version
+            ))),
+            None => {
                 return Err(Error::integrity(format!(
-                    "object {}: stored version {} but the engine expects {v} (rolled back or replayed)",
-                    row.object_id, row.version
+                    "object {}: not in the partition's sealed object set",
+                    row.object_id
                 )))
             }
-            None => return Err(Error::integrity(format!("object {}: not in the partition's sealed object set", row.object_id))),
         }
-        let payload = seal::open(&self.key, &seal::aad_object(self.id, row.object_id, row.version), &row.sealed)
-            .map_err(|e| Error::integrity(format!("object {}: {}", row.object_id, e.detail())))?;
+        let payload = seal::open(
+            &self.key,
+            &seal::aad_object(self.id, row.object_id, row.version),
+            &row.sealed,
+        )
+        .map_err(|e| Error::integrity(format!("object {}: {}", row.object_id, e.detail())))?;
         let (json, secret) = split_payload(&payload)?;
-        let rec: ObjectRecord =
-            serde_json::from_slice(json).map_err(|e| Error::integrity(format!("object {}: record unreadable: {e}", row.object_id)))?;
+        let rec: ObjectRecord = serde_json::from_slice(json).map_err(|e| {
+            Error::integrity(format!("object {}: record unreadable: {e}", row.object_id))
+        })?;
         let index_ok = i64::try_from(rec.class.ck()).ok() == Some(row.class)
             && rec.ckk().and_then(|k| i64::try_from(k).ok()) == row.key_type
             && rec.label == row.label
             && rec.ckaid == row.ckaid
             && rec.uuid == row.uuid;
         if !index_ok {
-            return Err(Error::integrity(format!("object {}: lookup columns do not match the sealed record", row.object_id)));
+            return Err(Error::integrity(format!(
+                "object {}: lookup columns do not match the sealed record",
+                row.object_id
+            )));
         }
-        let secret = if secret.is_empty() { None } else { Some(KeyMaterial(Zeroizing::new(secret.to_vec()))) };
+        let secret = if secret.is_empty() {
+            None
+        } else {
+            Some(KeyMaterial(Zeroizing::new(secret.to_vec())))
+        };
         Cached::new(row.object_id, row.version, rec, secret, row.usage_count)
     }
 
@@ -287,14 +395,21 @@ impl Partition {
             return Ok(c.clone());
         }
         if !self.versions.read().contains_key(&oid) {
-            return Err(Error::new(Rv::ObjectHandleInvalid, format!("object {oid} does not exist")));
+            return Err(Error::new(
+                Rv::ObjectHandleInvalid,
+                format!("object {oid} does not exist"),
+            ));
         }
         let row = engine
             .store
             .object(self.id, oid)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| Error::integrity(format!("object {oid} is in the sealed object set but missing from the store")))?;
+            .ok_or_else(|| {
+                Error::integrity(format!(
+                    "object {oid} is in the sealed object set but missing from the store"
+                ))
+            })?;
         let c = Arc::new(self.open_row(&row)?);
         self.cache_insert(engine, c.clone());
         Ok(c)
@@ -322,7 +437,8 @@ impl Partition {
         entries: Vec<EntryContent>,
         digest_change: Option<Vec<(ObjectId, i64, i64)>>,
     ) -> Result<()> {
-        self.commit_with(engine, mutations, entries, digest_change, |_| Ok(false)).await
+        self.commit_with(engine, mutations, entries, digest_change, |_| Ok(false))
+            .await
     }
 
     /// Commit queued key uses; `force_checkpoint` signs a checkpoint at the new head even if
@@ -345,7 +461,10 @@ impl Partition {
         change_record: impl FnOnce(&mut PartitionRecord) -> Result<bool>,
     ) -> Result<()> {
         if self.deleted.load(Ordering::Acquire) {
-            return Err(Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{}' was deleted", self.name)));
+            return Err(Error::new(
+                Rv::Vendor(vendor::USER_NOT_FOUND),
+                format!("partition '{}' was deleted", self.name),
+            ));
         }
         let un = engine.unsealed()?;
         let mut w = self.writer.lock().await;
@@ -353,7 +472,11 @@ impl Partition {
         let mut batch = WriteBatch::new();
         batch.mutations = mutations;
         for (oid, n) in &taken.usage {
-            batch.push(Mutation::AddUsage { partition_id: self.id, object_id: *oid, n: *n });
+            batch.push(Mutation::AddUsage {
+                partition_id: self.id,
+                object_id: *oid,
+                n: *n,
+            });
         }
         // The partition record: new digest and/or changed settings.
         let mut new_digest = w.digest;
@@ -367,16 +490,24 @@ impl Partition {
                 }
             }
         }
-        let record_json_before = serde_json::to_string(&w.record).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
-        let mut record: PartitionRecord =
-            serde_json::from_str(&record_json_before).map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let record_json_before = serde_json::to_string(&w.record)
+            .map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
+        let mut record: PartitionRecord = serde_json::from_str(&record_json_before)
+            .map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
         let changed = change_record(&mut record)?;
         let mut new_row_version = w.row_version;
         if changed || digest_change.is_some() {
             record.digest = hex::encode(new_digest);
             new_row_version += 1;
             let pk8 = Zeroizing::new(self.attest_key.private_key_to_pkcs8()?);
-            let sealed = Partition::seal_row(&un.master, self.id, new_row_version, &self.key, &record, &pk8)?;
+            let sealed = Partition::seal_row(
+                &un.master,
+                self.id,
+                new_row_version,
+                &self.key,
+                &record,
+                &pk8,
+            )?;
             batch.push(Mutation::UpdatePartition {
                 row: PartitionRow {
                     id: self.id,
@@ -416,7 +547,13 @@ impl Partition {
                 || now - w.last_checkpoint_ns >= 1_000_000_000
                 || self.force_checkpoint.swap(false, Ordering::AcqRel));
         if checkpoint {
-            batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(&un.node_key, &un.node_cert.to_der()?, self.id, seq, &hash)?));
+            batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(
+                &un.node_key,
+                &un.node_cert.to_der()?,
+                self.id,
+                seq,
+                &hash,
+            )?));
         }
         if let Err(e) = engine.store.commit(batch).await {
             // Nothing was written: put the queued uses back, in front of newer ones.
@@ -462,7 +599,8 @@ impl Partition {
 
 fn parse_digest(s: &str) -> Result<Digest> {
     let v = hex::decode(s).map_err(|_| Error::integrity("partition digest is not hex"))?;
-    v.try_into().map_err(|_| Error::integrity("partition digest has the wrong length"))
+    v.try_into()
+        .map_err(|_| Error::integrity("partition digest has the wrong length"))
 }
 
 /// A random non-zero positive i64.
@@ -480,13 +618,35 @@ pub(crate) fn random_id() -> Result<i64> {
 /// Engine methods for partitions (administration; no login).
 impl Engine {
     /// Create a partition with its SO PIN and, optionally, the user PIN.
-    pub async fn create_partition(&self, name: &str, so_pin: &[u8], user_pin: Option<&[u8]>) -> Result<i64> {
+    pub async fn create_partition(
+        &self,
+        name: &str,
+        so_pin: &[u8],
+        user_pin: Option<&[u8]>,
+    ) -> Result<i64> {
         self.check_active()?;
-        if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(Error::new(Rv::ArgumentsBad, "partition names are 1-32 characters of A-Z a-z 0-9 - _ ."));
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::new(
+                Rv::ArgumentsBad,
+                "partition names are 1-32 characters of A-Z a-z 0-9 - _ .",
+            ));
         }
-        if self.store.partition_by_name(name).await.map_err(store_err)?.is_some() {
-            return Err(Error::new(Rv::Vendor(vendor::ALREADY_EXISTS), format!("partition '{name}' already exists")));
+        if self
+            .store
+            .partition_by_name(name)
+            .await
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(Error::new(
+                Rv::Vendor(vendor::ALREADY_EXISTS),
+                format!("partition '{name}' already exists"),
+            ));
         }
         let so_hash = self.hash_pin(so_pin).await?;
         let user_hash = match user_pin {
@@ -526,7 +686,12 @@ impl Engine {
             so_failures: 0,
             user_failures: 0,
         }));
-        let entry = EntryContent::now("admin", "partition.create", None, serde_json::json!({"partition": name, "id": id}).to_string());
+        let entry = EntryContent::now(
+            "admin",
+            "partition.create",
+            None,
+            serde_json::json!({"partition": name, "id": id}).to_string(),
+        );
         self.commit_cluster(batch, vec![entry]).await?;
         Ok(id)
     }
@@ -537,7 +702,12 @@ impl Engine {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let objects = self.store.count_objects(r.id).await.map_err(store_err)?;
-            out.push(PartitionSummary { id: r.id, name: r.name, created: r.created, objects });
+            out.push(PartitionSummary {
+                id: r.id,
+                name: r.name,
+                created: r.created,
+                objects,
+            });
         }
         Ok(out)
     }
@@ -551,7 +721,12 @@ impl Engine {
             .partition_by_name(name)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{name}' does not exist")))?;
+            .ok_or_else(|| {
+                Error::new(
+                    Rv::Vendor(vendor::USER_NOT_FOUND),
+                    format!("partition '{name}' does not exist"),
+                )
+            })?;
         let loaded = self.partitions.read().get(&row.id).cloned();
         if let Some(p) = loaded {
             // Write its queued key uses first; a failure here must not keep the partition alive.
@@ -560,8 +735,15 @@ impl Engine {
             }
         }
         let mut batch = WriteBatch::new();
-        batch.push(Mutation::DeletePartition { partition_id: row.id });
-        let entry = EntryContent::now("admin", "partition.delete", None, serde_json::json!({"partition": name, "id": row.id}).to_string());
+        batch.push(Mutation::DeletePartition {
+            partition_id: row.id,
+        });
+        let entry = EntryContent::now(
+            "admin",
+            "partition.delete",
+            None,
+            serde_json::json!({"partition": name, "id": row.id}).to_string(),
+        );
         self.commit_cluster(batch, vec![entry]).await?;
         if let Some(p) = self.partitions.write().remove(&row.id) {
             p.deleted.store(true, Ordering::Release);
@@ -580,7 +762,12 @@ impl Engine {
             .partition_by_name(name)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| Error::new(Rv::Vendor(vendor::USER_NOT_FOUND), format!("partition '{name}' does not exist")))?;
+            .ok_or_else(|| {
+                Error::new(
+                    Rv::Vendor(vendor::USER_NOT_FOUND),
+                    format!("partition '{name}' does not exist"),
+                )
+            })?;
         let loaded = Arc::new(Partition::load(self, &row).await?);
         let mut map = self.partitions.write();
         Ok(map.entry(row.id).or_insert(loaded).clone())
@@ -589,15 +776,22 @@ impl Engine {
     /// Argon2id hash of a PIN (on a blocking thread: it takes tens of milliseconds).
     pub(crate) async fn hash_pin(&self, pin: &[u8]) -> Result<String> {
         check_pin_len(pin)?;
-        let params = argon2::Params::new(self.config.argon2_m_kib, self.config.argon2_t, self.config.argon2_p, None)
-            .map_err(|e| Error::new(Rv::GeneralError, format!("argon2 parameters: {e}")))?;
+        let params = argon2::Params::new(
+            self.config.argon2_m_kib,
+            self.config.argon2_t,
+            self.config.argon2_p,
+            None,
+        )
+        .map_err(|e| Error::new(Rv::GeneralError, format!("argon2 parameters: {e}")))?;
         let pin = Zeroizing::new(pin.to_vec());
         tokio::task::spawn_blocking(move || {
             use argon2::password_hash::{PasswordHasher, SaltString};
             let mut salt = [0u8; 16];
             openssl::rand::rand_bytes(&mut salt)?;
-            let salt = SaltString::encode_b64(&salt).map_err(|e| Error::new(Rv::GeneralError, format!("salt: {e}")))?;
-            let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+            let salt = SaltString::encode_b64(&salt)
+                .map_err(|e| Error::new(Rv::GeneralError, format!("salt: {e}")))?;
+            let a =
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
             a.hash_password(&pin, &salt)
                 .map(|h| h.to_string())
                 .map_err(|e| Error::new(Rv::GeneralError, format!("argon2: {e}")))
@@ -612,7 +806,8 @@ impl Engine {
         let pin = Zeroizing::new(pin.to_vec());
         tokio::task::spawn_blocking(move || {
             use argon2::password_hash::{PasswordHash, PasswordVerifier};
-            let h = PasswordHash::new(&phc).map_err(|_| Error::integrity("stored PIN hash is malformed"))?;
+            let h = PasswordHash::new(&phc)
+                .map_err(|_| Error::integrity("stored PIN hash is malformed"))?;
             Ok(argon2::Argon2::default().verify_password(&pin, &h).is_ok())
         })
         .await
@@ -625,6 +820,9 @@ pub(crate) fn check_pin_len(pin: &[u8]) -> Result<()> {
     if (4..=64).contains(&pin.len()) {
         Ok(())
     } else {
-        Err(Error::new(Rv::PinLenRange, "a PIN must be 4 to 64 bytes long"))
+        Err(Error::new(
+            Rv::PinLenRange,
+            "a PIN must be 4 to 64 bytes long",
+        ))
     }
 }

@@ -1,6 +1,5 @@
 //! Shared helpers for the engine tests.
 #![allow(dead_code)]
-
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -15,9 +14,15 @@ pub const USER_PIN: &[u8] = b"user-pin-1234";
 
 /// Cheap Argon2 for tests (the real cost is the default config).
 pub fn test_config() -> EngineConfig {
-    EngineConfig { argon2_m_kib: 1024, argon2_t: 1, max_pin_failures: 3, ..EngineConfig::default() }
+    EngineConfig {
+        argon2_m_kib: 1024,
+        argon2_t: 1,
+        max_pin_failures: 3,
+        ..EngineConfig::default()
+    }
 }
 
+#[derive(Debug)]
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
@@ -27,11 +32,25 @@ pub struct Fixture {
 
 pub async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.expect("store"));
-    let engine = Engine::open(store.clone(), test_config()).await.expect("engine");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("store"),
+    );
+    let engine = Engine::open(store.clone(), test_config())
+        .await
+        .expect("engine");
     let shares = engine.init(2, 3).await.expect("init");
-    engine.create_partition("p1", SO_PIN, Some(USER_PIN)).await.expect("partition");
-    Fixture { dir, store, engine, shares }
+    engine
+        .create_partition("p1", SO_PIN, Some(USER_PIN))
+        .await
+        .expect("partition");
+    Fixture {
+        dir,
+        store,
+        engine,
+        shares,
+    }
 }
 
 impl Fixture {
@@ -44,7 +63,9 @@ impl Fixture {
     /// Reopen the engine on the same store (a restart).
     pub async fn restart(&self) -> Arc<Engine> {
         self.engine.flush_audit().await.expect("flush");
-        let engine = Engine::open(self.store.clone(), test_config()).await.expect("engine");
+        let engine = Engine::open(self.store.clone(), test_config())
+            .await
+            .expect("engine");
         engine.unseal(&self.shares[..2]).await.expect("unseal");
         engine
     }
@@ -76,5 +97,7 @@ pub async fn p256_pair(ctx: &Context, label: &str, priv_extra: Template) -> (i64
     for (ty, v) in priv_extra.iter() {
         priv_t.insert(ty, v.clone()).expect("extra");
     }
-    ctx.generate_key_pair(CKM_EC_KEY_PAIR_GEN, &pub_t, &priv_t).await.expect("keygen")
+    ctx.generate_key_pair(CKM_EC_KEY_PAIR_GEN, &pub_t, &priv_t)
+        .await
+        .expect("keygen")
 }
