@@ -182,6 +182,7 @@ struct Measured {
     ops_per_s: f64,
     p50_us: f64,
     p99_us: f64,
+    max_us: f64,
 }
 
 impl Measured {
@@ -191,6 +192,7 @@ impl Measured {
             "ops_per_s": round2(self.ops_per_s),
             "p50_us": round2(self.p50_us),
             "p99_us": round2(self.p99_us),
+            "max_us": round2(self.max_us),
         })
     }
 }
@@ -288,6 +290,7 @@ where
         ops_per_s: rate,
         p50_us: percentile_us(&all, 0.50),
         p99_us: percentile_us(&all, 0.99),
+        max_us: percentile_us(&all, 1.0),
     })
 }
 
@@ -799,12 +802,13 @@ fn fmt_opt(m: Option<Measured>) -> String {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<18} {:>3} {:>11} {:>9} {:>9} {:>11} {:<9} {:>6} {:>11} {:>11} {:>9} {:>9} {:>8}",
+        "{:<18} {:>3} {:>11} {:>9} {:>9} {:>8} {:>11} {:<9} {:>6} {:>11} {:>11} {:>9} {:>9} {:>8}",
         "case",
         "thr",
         "engine op/s",
         "p50 µs",
         "p99 µs",
+        "max ms",
         "raw op/s",
         "raw lib",
         "ratio",
@@ -817,12 +821,13 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         let raw = r.raw();
         println!(
-            "{:<18} {:>3} {:>11.0} {:>9.1} {:>9.1} {:>11} {:<9} {:>6} {:>11} {:>11} {:>9} {:>9} {:>8}",
+            "{:<18} {:>3} {:>11.0} {:>9.1} {:>9.1} {:>8.1} {:>11} {:<9} {:>6} {:>11} {:>11} {:>9} {:>9} {:>8}",
             r.case.name(),
             r.threads,
             r.engine.ops_per_s,
             r.engine.p50_us,
             r.engine.p99_us,
+            r.engine.max_us / 1000.0,
             raw.map_or_else(|| "-".into(), |(_, m)| format!("{:.0}", m.ops_per_s)),
             raw.map_or("-", |(l, _)| l.name()),
             r.ratio().map_or_else(|| "-".into(), |x| format!("{x:.2}")),
