@@ -26,14 +26,33 @@ fn tresor(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn init(dir: &Path, n: &str, m: &str) -> (String, String) {
     let db = dir.join("t.db").to_str().unwrap().to_owned();
     let root = dir.join("root.pem").to_str().unwrap().to_owned();
     let shares = dir.join("shares");
-    let o = tresor(&["init", "--store", &db, "--shares", n, "--threshold", m, "--share-dir", shares.to_str().unwrap(), "--root-cert", &root], None);
+    let o = tresor(
+        &[
+            "init",
+            "--store",
+            &db,
+            "--shares",
+            n,
+            "--threshold",
+            m,
+            "--share-dir",
+            shares.to_str().unwrap(),
+            "--root-cert",
+            &root,
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
     (db, root)
 }
@@ -42,11 +61,31 @@ fn init(dir: &Path, n: &str, m: &str) -> (String, String) {
 fn init_and_unseal_name_bad_shares() {
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = init(dir.path(), "3", "2");
-    let s = |i: u32| dir.path().join(format!("shares/share-{i}.txt")).to_str().unwrap().to_owned();
+    let s = |i: u32| {
+        dir.path()
+            .join(format!("shares/share-{i}.txt"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     // Shares are written 0600.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(s(1)).unwrap().permissions().mode() & 0o777, 0o600);
-    let o = tresor(&["unseal", "--store", &db, "--share-file", &s(1), "--share-file", &s(3)], None);
+    assert_eq!(
+        std::fs::metadata(s(1)).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let o = tresor(
+        &[
+            "unseal",
+            "--store",
+            &db,
+            "--share-file",
+            &s(1),
+            "--share-file",
+            &s(3),
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("Unsealed"));
     // Too few shares on standard input.
@@ -61,14 +100,40 @@ fn init_and_unseal_name_bad_shares() {
     bad.replace_range(i..i + 1, c);
     let badf = dir.path().join("bad.txt");
     std::fs::write(&badf, &bad).unwrap();
-    let o = tresor(&["unseal", "--store", &db, "--share-file", &s(1), "--share-file", badf.to_str().unwrap()], None);
+    let o = tresor(
+        &[
+            "unseal",
+            "--store",
+            &db,
+            "--share-file",
+            &s(1),
+            "--share-file",
+            badf.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("bad.txt") && text(&o).contains("share 2"), "{}", text(&o));
+    assert!(
+        text(&o).contains("bad.txt") && text(&o).contains("share 2"),
+        "{}",
+        text(&o)
+    );
     // A share of another cluster is named.
     let other = tempfile::tempdir().unwrap();
     init(other.path(), "2", "2");
     let foreign = other.path().join("shares/share-2.txt");
-    let o = tresor(&["unseal", "--store", &db, "--share-file", &s(1), "--share-file", foreign.to_str().unwrap()], None);
+    let o = tresor(
+        &[
+            "unseal",
+            "--store",
+            &db,
+            "--share-file",
+            &s(1),
+            "--share-file",
+            foreign.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("another cluster"), "{}", text(&o));
     // init refuses an existing store.
@@ -81,12 +146,52 @@ fn init_and_unseal_name_bad_shares() {
 fn audit_verify_names_the_first_bad_entry() {
     let dir = tempfile::tempdir().unwrap();
     let (db, root) = init(dir.path(), "1", "1");
-    let share = dir.path().join("shares/share-1.txt").to_str().unwrap().to_owned();
-    let o = tresor(&["admin", "partition", "create", "--store", &db, "--share-file", &share, "p", "--so-pin", "so-pin-1", "--user-pin", "user-pin-1"], None);
+    let share = dir
+        .path()
+        .join("shares/share-1.txt")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let o = tresor(
+        &[
+            "admin",
+            "partition",
+            "create",
+            "--store",
+            &db,
+            "--share-file",
+            &share,
+            "p",
+            "--so-pin",
+            "so-pin-1",
+            "--user-pin",
+            "user-pin-1",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = tresor(&["admin", "keygen-loop", "--store", &db, "--share-file", &share, "--partition", "p", "--pin", "user-pin-1", "--count", "5"], None);
+    let o = tresor(
+        &[
+            "admin",
+            "keygen-loop",
+            "--store",
+            &db,
+            "--share-file",
+            &share,
+            "--partition",
+            "p",
+            "--pin",
+            "user-pin-1",
+            "--count",
+            "5",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o = tresor(&["audit", "verify", "--store", &db, "--root-cert", &root], None);
+    let o = tresor(
+        &["audit", "verify", "--store", &db, "--root-cert", &root],
+        None,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("OK"));
     let o = tresor(&["admin", "partition", "list", "--store", &db], None);
@@ -95,10 +200,20 @@ fn audit_verify_names_the_first_bad_entry() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
-        sqlx::query("UPDATE audit SET detail = '{\"forged\":1}' WHERE partition_id != 0 AND seq = 3").execute(&mut c).await.unwrap();
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE audit SET detail = '{\"forged\":1}' WHERE partition_id != 0 AND seq = 3",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
     });
-    let o = tresor(&["audit", "verify", "--store", &db, "--root-cert", &root], None);
+    let o = tresor(
+        &["audit", "verify", "--store", &db, "--root-cert", &root],
+        None,
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("first bad entry 3"), "{}", text(&o));
 }
@@ -112,13 +227,29 @@ fn attest_verify_accepts_genuine_and_rejects_altered_documents() {
     let a = rt.block_on(async {
         use tresor_core::ck::*;
         use tresor_core::template::Template;
-        let store: std::sync::Arc<dyn tresor_store::Store> = std::sync::Arc::new(tresor_store::SqliteStore::open(Path::new(&db)).await.unwrap());
-        let e = tresor_core::Engine::open(store, tresor_core::EngineConfig::default()).await.unwrap();
-        e.unseal(&[tresor_core::seal::Share::parse(share.trim()).unwrap()]).await.unwrap();
-        e.create_partition("p", b"so-pin-1", Some(b"user-pin-1")).await.unwrap();
+        let store: std::sync::Arc<dyn tresor_store::Store> = std::sync::Arc::new(
+            tresor_store::SqliteStore::open(Path::new(&db))
+                .await
+                .unwrap(),
+        );
+        let e = tresor_core::Engine::open(store, tresor_core::EngineConfig::default())
+            .await
+            .unwrap();
+        e.unseal(&[tresor_core::seal::Share::parse(share.trim()).unwrap()])
+            .await
+            .unwrap();
+        e.create_partition("p", b"so-pin-1", Some(b"user-pin-1"))
+            .await
+            .unwrap();
         let ctx = e.open_context("p").await.unwrap();
-        ctx.login(tresor_core::UserType::User, b"user-pin-1").await.unwrap();
-        let t = Template::new().with_bool(CKA_TOKEN, true).unwrap().with_ulong(CKA_VALUE_LEN, 32).unwrap();
+        ctx.login(tresor_core::UserType::User, b"user-pin-1")
+            .await
+            .unwrap();
+        let t = Template::new()
+            .with_bool(CKA_TOKEN, true)
+            .unwrap()
+            .with_ulong(CKA_VALUE_LEN, 32)
+            .unwrap();
         let k = ctx.generate_key(CKM_AES_KEY_GEN, &t).await.unwrap();
         let a = ctx.attest(k).await.unwrap();
         e.seal().await.unwrap();
@@ -129,7 +260,11 @@ fn attest_verify_accepts_genuine_and_rejects_altered_documents() {
     let chain = dir.path().join("chain.pem");
     std::fs::write(&xml, &a.xml).unwrap();
     use base64::Engine as _;
-    std::fs::write(&sig, base64::engine::general_purpose::STANDARD.encode(&a.signature)).unwrap();
+    std::fs::write(
+        &sig,
+        base64::engine::general_purpose::STANDARD.encode(&a.signature),
+    )
+    .unwrap();
     std::fs::write(&chain, &a.chain_pem).unwrap();
     let args = |x: &Path| {
         vec![
@@ -152,10 +287,27 @@ fn attest_verify_accepts_genuine_and_rejects_altered_documents() {
     std::fs::write(&sig, &a.signature).unwrap();
     let o = tresor(&a1.iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert!(o.status.success(), "{}", text(&o));
-    let o = Command::new("openssl").args(["verify", "-CAfile", &root, "-untrusted", chain.to_str().unwrap(), chain.to_str().unwrap()]).output().expect("openssl CLI (apt-get install openssl)");
+    let o = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            &root,
+            "-untrusted",
+            chain.to_str().unwrap(),
+            chain.to_str().unwrap(),
+        ])
+        .output()
+        .expect("openssl CLI (apt-get install openssl)");
     assert!(o.status.success(), "openssl verify: {}", text(&o));
     let altered = dir.path().join("altered.xml");
-    std::fs::write(&altered, a.xml.replace("<extractable>false</extractable>", "<extractable>true</extractable>")).unwrap();
+    std::fs::write(
+        &altered,
+        a.xml.replace(
+            "<extractable>false</extractable>",
+            "<extractable>true</extractable>",
+        ),
+    )
+    .unwrap();
     let a2 = args(&altered);
     let o = tresor(&a2.iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert!(!o.status.success());
@@ -172,6 +324,11 @@ fn dev_reuses_its_store_and_credentials() {
     assert!(first.contains("user PIN"));
     let o = tresor(&["dev", "--dir", d.to_str().unwrap(), "--no-serve"], None);
     assert!(o.status.success(), "{}", text(&o));
-    let pin_line = |s: &str| s.lines().find(|l| l.contains("user PIN")).unwrap().to_owned();
+    let pin_line = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("user PIN"))
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(pin_line(&first), pin_line(&text(&o)));
 }

@@ -683,54 +683,26 @@ pub fn apply_set_template(rec: &mut ObjectRecord, t: &Template, is_so: bool) -> 
                 }
             }
             CKA_SENSITIVE if rec.class.has_secret() => {
-                let v = b(v)?;
-                if rec.flags.sensitive && !v {
-                    return Err(Error::new(
-                        Rv::AttributeReadOnly,
-                        "CKA_SENSITIVE can only change from false to true",
-                    ));
-                }
-                next.flags.sensitive = v;
+                next.flags.sensitive = one_way(rec.flags.sensitive, b(v)?, true, "CKA_SENSITIVE")?;
             }
             CKA_EXTRACTABLE if rec.class.has_secret() => {
-                let v = b(v)?;
-                if !rec.flags.extractable && v {
-                    return Err(Error::new(
-                        Rv::AttributeReadOnly,
-                        "CKA_EXTRACTABLE can only change from true to false",
-                    ));
-                }
-                next.flags.extractable = v;
+                next.flags.extractable =
+                    one_way(rec.flags.extractable, b(v)?, false, "CKA_EXTRACTABLE")?;
             }
             CKA_WRAP_WITH_TRUSTED if rec.class.has_secret() => {
-                let v = b(v)?;
-                if rec.flags.wrap_with_trusted && !v {
-                    return Err(Error::new(
-                        Rv::AttributeReadOnly,
-                        "CKA_WRAP_WITH_TRUSTED can only change from false to true",
-                    ));
-                }
-                next.flags.wrap_with_trusted = v;
+                next.flags.wrap_with_trusted = one_way(
+                    rec.flags.wrap_with_trusted,
+                    b(v)?,
+                    true,
+                    "CKA_WRAP_WITH_TRUSTED",
+                )?;
             }
             CKA_COPYABLE => {
-                let v = b(v)?;
-                if !rec.flags.copyable && v {
-                    return Err(Error::new(
-                        Rv::AttributeReadOnly,
-                        "CKA_COPYABLE can only change from true to false",
-                    ));
-                }
-                next.flags.copyable = v;
+                next.flags.copyable = one_way(rec.flags.copyable, b(v)?, false, "CKA_COPYABLE")?
             }
             CKA_DESTROYABLE => {
-                let v = b(v)?;
-                if !rec.flags.destroyable && v {
-                    return Err(Error::new(
-                        Rv::AttributeReadOnly,
-                        "CKA_DESTROYABLE can only change from true to false",
-                    ));
-                }
-                next.flags.destroyable = v;
+                next.flags.destroyable =
+                    one_way(rec.flags.destroyable, b(v)?, false, "CKA_DESTROYABLE")?
             }
             CKA_TRUSTED
                 if matches!(
@@ -779,6 +751,17 @@ pub fn apply_set_template(rec: &mut ObjectRecord, t: &Template, is_so: bool) -> 
     }
     *rec = next;
     Ok(())
+}
+
+/// A one-way boolean: once it holds `toward`, it can never change back.
+fn one_way(current: bool, new: bool, toward: bool, name: &str) -> Result<bool> {
+    if current == toward && new != toward {
+        return Err(Error::new(
+            Rv::AttributeReadOnly,
+            format!("{name} can only change from {} to {toward}", !toward),
+        ));
+    }
+    Ok(new)
 }
 
 /// The answer to reading one attribute.

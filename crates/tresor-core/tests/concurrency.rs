@@ -23,14 +23,18 @@ async fn concurrent_signing_and_key_creation() {
         let engine = f.engine.clone();
         handles.push(tokio::spawn(async move {
             let c = engine.open_context("p1").await.unwrap();
-            c.login(tresor_core::UserType::User, USER_PIN).await.unwrap();
+            c.login(tresor_core::UserType::User, USER_PIN)
+                .await
+                .unwrap();
             let m = Mechanism::EcdsaHash(HashAlg::Sha256);
             for j in 0..per_task {
                 let msg = format!("task {i} message {j}");
                 let sig = c.sign(privk, &m, msg.as_bytes()).await.unwrap();
                 c.verify(pubk, &m, msg.as_bytes(), &sig).await.unwrap();
                 if j % 25 == 0 {
-                    c.generate_key(CKM_AES_KEY_GEN, &aes_template(&format!("k-{i}-{j}"), true)).await.unwrap();
+                    c.generate_key(CKM_AES_KEY_GEN, &aes_template(&format!("k-{i}-{j}"), true))
+                        .await
+                        .unwrap();
                 }
             }
         }));
@@ -40,8 +44,14 @@ async fn concurrent_signing_and_key_creation() {
     }
     f.engine.flush_audit().await.unwrap();
     // Every use counted, every entry chained.
-    let r = ctx.get_attributes(privk, &[CKA_TRESOR_USAGE_COUNT]).await.unwrap();
-    assert_eq!(r[0], AttrRead::Value(((tasks * per_task) as u64).to_ne_bytes().to_vec()));
+    let r = ctx
+        .get_attributes(privk, &[CKA_TRESOR_USAGE_COUNT])
+        .await
+        .unwrap();
+    assert_eq!(
+        r[0],
+        AttrRead::Value(((tasks * per_task) as u64).to_ne_bytes().to_vec())
+    );
     let pid = ctx.partition_id();
     let mut rows = Vec::new();
     let mut from = 1;
@@ -51,15 +61,29 @@ async fn concurrent_signing_and_key_creation() {
         from = last.seq + 1;
         rows.extend(chunk);
     }
-    assert_eq!(rows.iter().filter(|r| r.action == "key.sign").count(), tasks * per_task);
-    assert_eq!(rows.iter().filter(|r| r.action == "key.generate").count(), tasks * 4);
+    assert_eq!(
+        rows.iter().filter(|r| r.action == "key.sign").count(),
+        tasks * per_task
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.action == "key.generate").count(),
+        tasks * 4
+    );
     let root = openssl::x509::X509::from_der(&f.engine.root_cert_der().unwrap()).unwrap();
     let cps = f.store.checkpoints(pid).await.unwrap();
     tresor_core::audit::verify_chain(pid, rows, &cps, &root).unwrap();
     // After a restart the stored usage counter is the same.
     let e2 = f.restart().await;
     let c2 = e2.open_context("p1").await.unwrap();
-    c2.login(tresor_core::UserType::User, USER_PIN).await.unwrap();
-    let r = c2.get_attributes(privk, &[CKA_TRESOR_USAGE_COUNT]).await.unwrap();
-    assert_eq!(r[0], AttrRead::Value(((tasks * per_task) as u64).to_ne_bytes().to_vec()));
+    c2.login(tresor_core::UserType::User, USER_PIN)
+        .await
+        .unwrap();
+    let r = c2
+        .get_attributes(privk, &[CKA_TRESOR_USAGE_COUNT])
+        .await
+        .unwrap();
+    assert_eq!(
+        r[0],
+        AttrRead::Value(((tasks * per_task) as u64).to_ne_bytes().to_vec())
+    );
 }

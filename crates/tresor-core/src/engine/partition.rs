@@ -349,10 +349,12 @@ impl Partition {
         let expected = self.versions.read().get(&row.object_id).copied();
         match expected {
             Some(v) if v == row.version => {}
-            Some(v) => return Err(Error::integrity(format!(
+            Some(v) => {
+                return Err(Error::integrity(format!(
                 "object {}: stored version {} but the engine expects {v} (rolled back or replayed)",
                 row.object_id, row.version
-            ))),
+            )))
+            }
             None => {
                 return Err(Error::integrity(format!(
                     "object {}: not in the partition's sealed object set",
