@@ -87,3 +87,38 @@ async fn concurrent_signing_and_key_creation() {
         AttrRead::Value(((tasks * per_task) as u64).to_ne_bytes().to_vec())
     );
 }
+
+/// Two engines (two processes or nodes) on one store: a write based on stale state is
+/// refused without forking the audit chain, and the retry succeeds on the refreshed state.
+#[tokio::test]
+async fn two_writers_on_one_store_never_fork() {
+    let f = fixture().await;
+    let a = f.user().await;
+    let b_engine = f.restart().await;
+    let b = b_engine.open_context("p1").await.unwrap();
+    b.login(tresor_core::UserType::User, USER_PIN)
+        .await
+        .unwrap();
+    // B's login moved the partition's audit head, so A's view is stale: A's first write is
+    // refused (nothing written), its retry succeeds. Then B is stale in turn.
+    for (ctx, label) in [(&a, "from-a"), (&b, "from-b"), (&a, "from-a-2")] {
+        let err = ctx
+            .generate_key(CKM_AES_KEY_GEN, &aes_template(label, true))
+            .await
+            .unwrap_err();
+        assert_eq!(err.rv(), tresor_core::Rv::FunctionFailed);
+        assert!(err.detail().contains("retry"), "{}", err.detail());
+        ctx.generate_key(CKM_AES_KEY_GEN, &aes_template(label, true))
+            .await
+            .unwrap();
+    }
+    let t = Template::new().with_bytes(CKA_LABEL, b"from-b").unwrap();
+    assert_eq!(a.find_objects(&t, 10).await.unwrap().len(), 1);
+    f.engine.flush_audit().await.unwrap();
+    b_engine.flush_audit().await.unwrap();
+    let pid = a.partition_id();
+    let rows = f.store.audit_range(pid, 1, 1000).await.unwrap();
+    let root = openssl::x509::X509::from_der(&f.engine.root_cert_der().unwrap()).unwrap();
+    let cps = f.store.checkpoints(pid).await.unwrap();
+    tresor_core::audit::verify_chain(pid, rows, &cps, &root).unwrap();
+}

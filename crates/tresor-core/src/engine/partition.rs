@@ -558,16 +558,28 @@ impl Partition {
             )?));
         }
         if let Err(e) = engine.store.commit(batch).await {
+            let conflict = matches!(e, tresor_store::StoreError::Conflict(_));
             // Nothing was written: put the queued uses back, in front of newer ones.
-            let mut p = self.pending.lock();
-            let newer = std::mem::take(&mut *p);
-            *p = taken;
-            p.uses.extend(newer.uses);
-            for (k, n) in newer.usage {
-                *p.usage.entry(k).or_insert(0) += n;
+            {
+                let mut p = self.pending.lock();
+                let newer = std::mem::take(&mut *p);
+                *p = taken;
+                p.uses.extend(newer.uses);
+                for (k, n) in newer.usage {
+                    *p.usage.entry(k).or_insert(0) += n;
+                }
+                if !all.is_empty() && p.uses.len() >= engine.config.max_pending_audit {
+                    self.audit_failed.store(true, Ordering::Release);
+                }
             }
-            if !all.is_empty() && p.uses.len() >= engine.config.max_pending_audit {
-                self.audit_failed.store(true, Ordering::Release);
+            if conflict {
+                // Another writer (a second process or node on the same store) changed this
+                // partition: re-read its state so that the caller's retry builds on it.
+                self.refresh(engine, &mut w).await?;
+                return Err(Error::new(
+                    Rv::FunctionFailed,
+                    format!("partition '{}' was changed concurrently by another writer; retry the operation", self.name),
+                ));
             }
             return Err(store_err(e));
         }
@@ -595,6 +607,69 @@ impl Partition {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Partition {
+    /// Re-read the partition's sealed record, object versions and audit head from the store
+    /// (after another writer changed them), checking the version digest again.
+    async fn refresh(&self, engine: &Engine, w: &mut WriterState) -> Result<()> {
+        let row = engine
+            .store
+            .partition(self.id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                Error::new(
+                    Rv::Vendor(vendor::USER_NOT_FOUND),
+                    format!("partition '{}' was deleted", self.name),
+                )
+            })?;
+        let (_, sealed) = split_payload(&row.sealed)?;
+        let payload = seal::open(
+            &self.key,
+            &seal::aad_partition_record(row.id, row.version),
+            sealed,
+        )?;
+        let (json, _) = split_payload(&payload)?;
+        let record: PartitionRecord = serde_json::from_slice(json).map_err(|e| {
+            Error::integrity(format!("partition {}: record unreadable: {e}", row.id))
+        })?;
+        let pairs = engine
+            .store
+            .object_versions(self.id)
+            .await
+            .map_err(store_err)?;
+        let stored = parse_digest(&record.digest)?;
+        if !VersionDigest::matches(&self.digest_key.of_all(pairs.iter().copied())?, &stored) {
+            return Err(Error::integrity(format!(
+                "partition '{}': the stored objects or their versions differ from the sealed digest",
+                self.name
+            )));
+        }
+        let head = engine.store.audit_head(self.id).await.map_err(store_err)?;
+        let (head_seq, head_hash) = head
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, audit::GENESIS.to_vec()));
+        let last_checkpoint = engine
+            .store
+            .checkpoints(self.id)
+            .await
+            .map_err(store_err)?
+            .last()
+            .map_or(0, |c| c.seq);
+        *w = WriterState {
+            row_version: row.version,
+            record,
+            digest: stored,
+            head_seq,
+            head_hash,
+            last_checkpoint,
+            last_checkpoint_ns: 0,
+        };
+        *self.versions.write() = pairs.into_iter().collect();
+        self.cache.write().clear();
         Ok(())
     }
 }
