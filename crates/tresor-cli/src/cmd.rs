@@ -113,6 +113,17 @@ pub enum PartitionCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Reset a partition's SO PIN (e.g. after the SO locked itself out).
+    ResetSoPin {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        shares: ShareArgs,
+        name: String,
+        /// The new SO PIN.
+        #[arg(long, env = "TRESOR_SO_PIN")]
+        so_pin: String,
+    },
     /// Delete a partition and all its keys (its audit chain is kept).
     Delete {
         #[command(flatten)]

@@ -79,6 +79,25 @@ async fn login_lockout_and_pin_management() {
         ctx.set_pin(b"newer-pin", b"ab").await.unwrap_err().rv(),
         Rv::PinLenRange
     );
+    // A wrong old PIN counts towards the lockout too; an admin resets a locked SO PIN.
+    let so2 = f.engine.open_context("p1").await.expect("ctx");
+    for _ in 0..3 {
+        let _ = so2.login(UserType::SecurityOfficer, b"wrong-so-pin").await;
+    }
+    assert_eq!(
+        so2.login(UserType::SecurityOfficer, SO_PIN)
+            .await
+            .unwrap_err()
+            .rv(),
+        Rv::PinLocked
+    );
+    f.engine
+        .reset_so_pin("p1", b"new-so-pin")
+        .await
+        .expect("reset");
+    so2.login(UserType::SecurityOfficer, b"new-so-pin")
+        .await
+        .expect("SO login after reset");
     ctx.logout().expect("logout");
     // Login state is per context: another context is not logged in.
     let other = f.engine.open_context("p1").await.expect("ctx");

@@ -137,6 +137,21 @@ impl Context {
                 )
             });
         }
+        self.check_pin_counted(user, pin, "login", "login.fail")
+            .await?;
+        *self.login.write() = Some(user);
+        Ok(())
+    }
+
+    /// Verify a PIN of `user`, counting wrong PINs towards the lockout (and a correct one
+    /// resetting the count), with an audit entry for each failure.
+    async fn check_pin_counted(
+        &self,
+        user: UserType,
+        pin: &[u8],
+        ok_action: &'static str,
+        fail_action: &'static str,
+    ) -> Result<()> {
         check_pin_len(pin).map_err(|_| Error::new(Rv::PinIncorrect, "wrong PIN"))?;
         let engine = &self.engine;
         let row = engine
@@ -181,7 +196,7 @@ impl Context {
                 UserType::SecurityOfficer => (new_failures, row.user_failures),
                 UserType::User => (row.so_failures, new_failures),
             };
-            let action = if ok { "login" } else { "login.fail" };
+            let action = if ok { ok_action } else { fail_action };
             let entry = EntryContent::now(
                 format!("{}/{}", user.name(), self.id),
                 action,
@@ -197,7 +212,7 @@ impl Context {
         } else {
             let entry = EntryContent::now(
                 format!("{}/{}", user.name(), self.id),
-                "login",
+                ok_action,
                 None,
                 "{}".into(),
             );
@@ -215,7 +230,6 @@ impl Context {
                 Error::new(Rv::PinIncorrect, "wrong PIN")
             });
         }
-        *self.login.write() = Some(user);
         Ok(())
     }
 
@@ -268,17 +282,8 @@ impl Context {
         let user = (*self.login.read())
             .ok_or_else(|| Error::new(Rv::UserNotLoggedIn, "log in to change a PIN"))?;
         check_pin_len(new_pin)?;
-        let phc = {
-            let w = self.part.writer.lock().await;
-            match user {
-                UserType::SecurityOfficer => Some(w.record.so_pin.clone()),
-                UserType::User => w.record.user_pin.clone(),
-            }
-        }
-        .ok_or_else(|| Error::new(Rv::UserPinNotInitialized, "the user PIN is not set"))?;
-        if !self.engine.verify_pin(&phc, old_pin).await? {
-            return Err(Error::new(Rv::PinIncorrect, "the old PIN is wrong"));
-        }
+        self.check_pin_counted(user, old_pin, "pin.verify", "pin.verify.fail")
+            .await?;
         let hash = self.engine.hash_pin(new_pin).await?;
         let entry = EntryContent::now(self.actor(), "pin.change", None, "{}".into());
         self.part

@@ -828,6 +828,26 @@ impl Engine {
         Ok(())
     }
 
+    /// Reset a partition's SO PIN (administration, e.g. after an SO lockout); clears the SO
+    /// failure count.
+    pub async fn reset_so_pin(&self, name: &str, new_pin: &[u8]) -> Result<()> {
+        let p = self.partition(name).await?;
+        let hash = self.hash_pin(new_pin).await?;
+        let row = self.store.partition(p.id).await.map_err(store_err)?;
+        let user_failures = row.map_or(0, |r| r.user_failures);
+        let m = vec![Mutation::SetPinFailures {
+            partition_id: p.id,
+            so_failures: 0,
+            user_failures,
+        }];
+        let entry = EntryContent::now("admin", "pin.reset_so", None, "{}".into());
+        p.commit_with(self, m, vec![entry], None, |r| {
+            r.so_pin = hash;
+            Ok(true)
+        })
+        .await
+    }
+
     /// The loaded partition, loading it on first use.
     pub(crate) async fn partition(&self, name: &str) -> Result<Arc<Partition>> {
         self.check_active()?;
