@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-60}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for t in template_from_raw share_parse policy_json key_der; do
+for t in template_from_raw share_parse policy_json key_der proto_decode client_config; do
   echo "== fuzz $t for ${secs}s"
   cargo fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=4096
 done

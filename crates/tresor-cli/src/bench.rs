@@ -451,8 +451,12 @@ fn with_backpressure<T, Fut>(h: &Handle, mut call: impl FnMut() -> Fut) -> Resul
 where
     Fut: std::future::Future<Output = tresor_core::Result<T>>,
 {
+    // The engine's hot operations complete without waiting on the runtime; a plain executor
+    // drives them with less overhead than `Handle::block_on`, while the entered runtime context
+    // still serves any store access a cache miss needs.
+    let _runtime = h.enter();
     loop {
-        match h.block_on(call()) {
+        match futures_executor::block_on(call()) {
             Ok(v) => return Ok(v),
             Err(e)
                 if matches!(e.rv(), tresor_core::Rv::DeviceError)

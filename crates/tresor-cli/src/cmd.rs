@@ -382,6 +382,17 @@ pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
                 );
             }
         }
+        AdminCommand::Partition(PartitionCommand::ResetSoPin {
+            store,
+            shares,
+            name,
+            so_pin,
+        }) => {
+            let engine = open_unsealed(&store, &shares).await?;
+            engine.reset_so_pin(&name, so_pin.as_bytes()).await?;
+            println!("Reset the SO PIN of partition {name}.");
+            engine.seal().await?;
+        }
         AdminCommand::Partition(PartitionCommand::Delete {
             store,
             shares,

@@ -61,10 +61,16 @@ async fn concurrent_signing_and_key_creation() {
         from = last.seq + 1;
         rows.extend(chunk);
     }
-    assert_eq!(
-        rows.iter().filter(|r| r.action == "key.sign").count(),
-        tasks * per_task
-    );
+    let signs: u64 = rows
+        .iter()
+        .filter(|r| r.action == "key.sign")
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.detail).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(signs, (tasks * per_task) as u64);
     assert_eq!(
         rows.iter().filter(|r| r.action == "key.generate").count(),
         tasks * 4

@@ -567,7 +567,16 @@ async fn audit_chain_records_and_verifies() {
     let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
     assert!(actions.contains(&"login"));
     assert!(actions.contains(&"key.generate_pair"));
-    assert_eq!(actions.iter().filter(|a| **a == "key.sign").count(), 5);
+    let signs: u64 = rows
+        .iter()
+        .filter(|r| r.action == "key.sign")
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.detail).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(signs, 5, "every use is counted in the chain");
     let cps = f.store.checkpoints(pid).await.expect("cps");
     let report =
         tresor_core::audit::verify_chain(pid, rows.clone(), &cps, &root).expect("chain ok");

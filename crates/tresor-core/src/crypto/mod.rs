@@ -14,6 +14,7 @@ mod types;
 
 pub use types::*;
 
+mod aead;
 mod der;
 mod ec;
 mod ed;

@@ -56,6 +56,34 @@ fn context(alg: KeyAlg, m: &Mechanism) -> Result<(&[u8], usize)> {
     Ok((ctx, len))
 }
 
+/// The aws-lc-rs ML-DSA key for the fast signing path (pure mode, empty context), if aws-lc-rs
+/// accepts the PKCS#8 encoding; `Fast::None` otherwise (OpenSSL then signs).
+pub(crate) fn fast_mldsa(p: MlDsaParam, pkcs8_der: &[u8]) -> super::keys::Fast {
+    use aws_lc_rs::signature as sig;
+    let alg = match p {
+        MlDsaParam::MlDsa44 => &sig::ML_DSA_44_SIGNING,
+        MlDsaParam::MlDsa65 => &sig::ML_DSA_65_SIGNING,
+        MlDsaParam::MlDsa87 => &sig::ML_DSA_87_SIGNING,
+    };
+    match sig::PqdsaKeyPair::from_pkcs8(alg, pkcs8_der) {
+        Ok(k) => super::keys::Fast::MlDsa(k),
+        Err(_) => super::keys::Fast::None,
+    }
+}
+
+/// Signs with aws-lc-rs (pure ML-DSA, empty context; FIPS 204 hedged signing).
+pub(crate) fn sign_fast_mldsa(
+    k: &aws_lc_rs::signature::PqdsaKeyPair,
+    data: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; k.algorithm().signature_len()];
+    let n = k
+        .sign(data, &mut out)
+        .map_err(|_| Error::new(Rv::FunctionFailed, "ML-DSA signing failed"))?;
+    out.truncate(n);
+    Ok(out)
+}
+
 /// Signs `data` (pure mode, with the mechanism's context string).
 pub(crate) fn sign(
     alg: KeyAlg,

@@ -196,10 +196,10 @@ impl Context {
             d.to_string()
         });
         if mutations.is_empty() {
-            // Session objects only: still audited.
-            self.part
-                .commit(&self.engine, Vec::new(), vec![entry], None)
-                .await?;
+            // Session objects only: no durable state changes, so the entry is queued like a
+            // key use (and, like one, refused if the audit log cannot take it).
+            self.part.audit_ready(&self.engine)?;
+            self.part.record_event(entry);
         } else {
             self.part
                 .commit(&self.engine, mutations, vec![entry], Some(changes))
@@ -492,11 +492,18 @@ impl Context {
             Origin::Generated,
         )?;
         apply_policy(&mut priv_rec, priv_t)?;
-        // Generation is CPU work of up to seconds (RSA-8192): keep it off the async threads.
+        // RSA and SLH-DSA generation take milliseconds to seconds: keep them off the async
+        // threads. The others take microseconds, less than a hop to the blocking pool.
         let (material, info): (KeyMaterial, PublicInfo) =
-            tokio::task::spawn_blocking(move || crypto::generate_key_pair(alg, &kp))
-                .await
-                .map_err(|e| Error::new(Rv::GeneralError, format!("key generation task: {e}")))??;
+            if matches!(alg, KeyAlg::Rsa | KeyAlg::SlhDsa(_)) {
+                tokio::task::spawn_blocking(move || crypto::generate_key_pair(alg, &kp))
+                    .await
+                    .map_err(|e| {
+                        Error::new(Rv::GeneralError, format!("key generation task: {e}"))
+                    })??
+            } else {
+                crypto::generate_key_pair(alg, &kp)?
+            };
         pub_rec.key_gen_mechanism = Some(mechanism);
         priv_rec.key_gen_mechanism = Some(mechanism);
         pub_rec.public = Some(info.clone());
@@ -540,9 +547,8 @@ impl Context {
             serde_json::json!({"label": c.rec.label}).to_string(),
         );
         if oid < 0 {
-            self.part
-                .commit(&self.engine, Vec::new(), vec![entry], None)
-                .await?;
+            self.part.audit_ready(&self.engine)?;
+            self.part.record_event(entry);
             self.session_objects.write().remove(&oid);
         } else {
             let m = vec![Mutation::DeleteObject {
@@ -572,9 +578,8 @@ impl Context {
     ) -> Result<()> {
         let entry = EntryContent::now(self.actor(), action, Some(c.oid), detail.to_string());
         if c.oid < 0 {
-            self.part
-                .commit(&self.engine, Vec::new(), vec![entry], None)
-                .await?;
+            self.part.audit_ready(&self.engine)?;
+            self.part.record_event(entry);
             let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
             let n = Arc::new(Cached::new(c.oid, c.version + 1, rec, secret, c.usage())?);
             self.session_objects.write().insert(c.oid, n);

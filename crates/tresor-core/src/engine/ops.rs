@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::context::Context;
 use super::objects::NewObject;
-use super::partition::{Cached, PendingUse};
+use super::partition::{Cached, UseKey};
 use crate::attest::{self, Attestation};
 use crate::audit::now_ns;
 use crate::ck::*;
@@ -110,17 +110,13 @@ impl Context {
     }
 
     fn used(&self, c: &Cached, action: &'static str, m: &Mechanism, len: usize) {
-        self.part.record_use(
-            c,
-            PendingUse {
-                time_ns: now_ns(),
-                context: self.id,
-                action,
-                object_id: c.oid,
-                mechanism: mechanism_name(m),
-                len,
-            },
-        );
+        let key = UseKey {
+            object_id: c.oid,
+            context: self.id,
+            action,
+            mechanism: mechanism_name(m),
+        };
+        self.part.record_use(c, key, len);
     }
 
     /// `C_Sign` (also HMAC with a generic secret key).

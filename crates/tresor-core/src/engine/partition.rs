@@ -64,13 +64,14 @@ pub(crate) fn split_payload(p: &[u8]) -> Result<(&[u8], &[u8])> {
     Ok((&p[4..4 + n], &p[4 + n..]))
 }
 
-/// A loaded object: its record, material and parsed key.
+/// A loaded object: its record, material and (on first use) parsed key.
 pub(crate) struct Cached {
     pub oid: ObjectId,
     pub version: i64,
     pub rec: ObjectRecord,
     pub secret: Option<KeyMaterial>,
-    pub key: Option<LoadedKey>,
+    /// The parsed key, built on first use and kept: an operation never re-parses DER.
+    key: std::sync::OnceLock<Result<LoadedKey>>,
     /// Usage count stored when loaded.
     pub usage_base: i64,
     /// Uses since loaded.
@@ -85,29 +86,17 @@ impl Cached {
         secret: Option<KeyMaterial>,
         usage_base: i64,
     ) -> Result<Cached> {
-        let key = match (rec.class, rec.alg, &secret) {
-            (ObjectClass::PrivateKey, Some(alg), Some(s)) => {
-                Some(LoadedKey::private(alg, s.expose())?)
-            }
-            (ObjectClass::SecretKey, Some(alg), Some(s)) => {
-                Some(LoadedKey::secret(alg, s.expose())?)
-            }
-            (ObjectClass::PublicKey, Some(alg), _) => {
-                let spki = rec
-                    .public
-                    .as_ref()
-                    .map(|p| p.spki.as_slice())
-                    .ok_or_else(|| Error::integrity("public key without SPKI"))?;
-                Some(LoadedKey::public(alg, spki)?)
-            }
-            _ => None,
-        };
+        if rec.class.is_key() && rec.alg.is_none() {
+            return Err(Error::integrity(format!(
+                "object {oid}: a key without an algorithm"
+            )));
+        }
         Ok(Cached {
             oid,
             version,
             rec,
             secret,
-            key,
+            key: std::sync::OnceLock::new(),
             usage_base,
             usage_delta: AtomicI64::new(0),
         })
@@ -117,27 +106,111 @@ impl Cached {
         self.usage_base + self.usage_delta.load(Ordering::Relaxed)
     }
 
+    fn parse(&self) -> Result<LoadedKey> {
+        match (self.rec.class, self.rec.alg, &self.secret) {
+            (ObjectClass::PrivateKey, Some(alg), Some(s)) => LoadedKey::private(alg, s.expose()),
+            (ObjectClass::SecretKey, Some(alg), Some(s)) => LoadedKey::secret(alg, s.expose()),
+            (ObjectClass::PublicKey, Some(alg), _) => {
+                let spki = self
+                    .rec
+                    .public
+                    .as_ref()
+                    .map(|p| p.spki.as_slice())
+                    .ok_or_else(|| Error::integrity("public key without SPKI"))?;
+                LoadedKey::public(alg, spki)
+            }
+            _ => Err(Error::new(Rv::KeyHandleInvalid, "the object is not a key")),
+        }
+    }
+
+    /// The parsed key (parsed once, on first use).
     pub fn loaded(&self) -> Result<&LoadedKey> {
         self.key
+            .get_or_init(|| self.parse())
             .as_ref()
-            .ok_or_else(|| Error::new(Rv::KeyHandleInvalid, "the object is not a key"))
+            .map_err(Clone::clone)
     }
 }
 
-/// A key use waiting to be written to the audit chain.
-pub(crate) struct PendingUse {
-    pub time_ns: i64,
+/// What identifies an aggregated key-use audit entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct UseKey {
+    pub object_id: ObjectId,
     pub context: u64,
     pub action: &'static str,
-    pub object_id: ObjectId,
     pub mechanism: &'static str,
-    pub len: usize,
 }
 
+/// Uses of one [`UseKey`] since the last flush.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UseAgg {
+    pub count: u64,
+    pub bytes: u64,
+    pub first_ns: i64,
+    pub last_ns: i64,
+}
+
+/// Audit events waiting to be written. Key uses are aggregated per key, caller, operation and
+/// mechanism between two flushes (one entry carries the count, the bytes processed and the
+/// first and last time), so that writing the log never limits the crypto rate; session-object
+/// events (not durable state) are queued as they are.
 #[derive(Default)]
 pub(crate) struct Pending {
-    pub uses: Vec<PendingUse>,
+    pub uses: HashMap<UseKey, UseAgg>,
     pub usage: HashMap<ObjectId, i64>,
+    pub events: Vec<EntryContent>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.uses.is_empty() && self.events.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.uses.len() + self.events.len()
+    }
+
+    /// Add `newer` (queued after `self` was taken) back on top of `self`.
+    pub fn merge(&mut self, newer: Pending) {
+        for (k, n) in newer.uses {
+            match self.uses.get_mut(&k) {
+                Some(a) => {
+                    a.count += n.count;
+                    a.bytes += n.bytes;
+                    a.last_ns = a.last_ns.max(n.last_ns);
+                    a.first_ns = a.first_ns.min(n.first_ns);
+                }
+                None => {
+                    self.uses.insert(k, n);
+                }
+            }
+        }
+        for (k, n) in newer.usage {
+            *self.usage.entry(k).or_insert(0) += n;
+        }
+        self.events.extend(newer.events);
+    }
+
+    /// The audit entries, in time order.
+    pub fn entries(&self) -> Vec<EntryContent> {
+        let mut out: Vec<EntryContent> = self
+            .uses
+            .iter()
+            .map(|(k, a)| EntryContent {
+                time_ns: a.first_ns,
+                actor: format!("user/{}", k.context),
+                action: k.action.to_owned(),
+                object_id: Some(k.object_id),
+                detail: format!(
+                    "{{\"mechanism\":\"{}\",\"count\":{},\"bytes\":{},\"last_ns\":{}}}",
+                    k.mechanism, a.count, a.bytes, a.last_ns
+                ),
+            })
+            .chain(self.events.iter().cloned())
+            .collect();
+        out.sort_by_key(|e| e.time_ns);
+        out
+    }
 }
 
 /// State guarded by the partition's writer lock.
@@ -273,7 +346,7 @@ impl Partition {
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.pending.lock().uses.is_empty()
+        !self.pending.lock().is_empty()
     }
 
     /// Fail closed if key-use entries cannot be recorded.
@@ -284,7 +357,7 @@ impl Partition {
                 "the audit log cannot be written; key use is refused",
             ));
         }
-        if self.pending.lock().uses.len() >= engine.config.max_pending_audit {
+        if self.pending.lock().len() >= engine.config.max_pending_audit {
             return Err(Error::new(
                 Rv::DeviceError,
                 "the audit queue is full; key use is refused until it is written",
@@ -293,14 +366,28 @@ impl Partition {
         Ok(())
     }
 
-    /// Queue a key-use entry (committed by the next flush or state change).
-    pub fn record_use(&self, obj: &Cached, u: PendingUse) {
+    /// Count a key use (written by the next flush or state change).
+    pub fn record_use(&self, obj: &Cached, key: UseKey, len: usize) {
         obj.usage_delta.fetch_add(1, Ordering::Relaxed);
+        let now = audit::now_ns();
         let mut p = self.pending.lock();
         if obj.rec.flags.token {
-            *p.usage.entry(u.object_id).or_insert(0) += 1;
+            *p.usage.entry(key.object_id).or_insert(0) += 1;
         }
-        p.uses.push(u);
+        let a = p.uses.entry(key).or_insert(UseAgg {
+            count: 0,
+            bytes: 0,
+            first_ns: now,
+            last_ns: now,
+        });
+        a.count += 1;
+        a.bytes += len as u64;
+        a.last_ns = now;
+    }
+
+    /// Queue an event that changes no durable state (session objects).
+    pub fn record_event(&self, e: EntryContent) {
+        self.pending.lock().events.push(e);
     }
 
     /// Seal an object blob.
@@ -524,17 +611,8 @@ impl Partition {
             });
         }
         // The audit chain: queued key uses first, then this change's entries.
-        let mut all: Vec<EntryContent> = taken
-            .uses
-            .iter()
-            .map(|u| EntryContent {
-                time_ns: u.time_ns,
-                actor: format!("user/{}", u.context),
-                action: u.action.to_owned(),
-                object_id: Some(u.object_id),
-                detail: format!("{{\"mechanism\":\"{}\",\"len\":{}}}", u.mechanism, u.len),
-            })
-            .collect();
+        let state_change = !entries.is_empty();
+        let mut all = taken.entries();
         all.extend(entries);
         let (rows, seq, hash) = audit::chain_rows(self.id, w.head_seq, &w.head_hash, &all)?;
         for r in rows {
@@ -545,7 +623,7 @@ impl Partition {
         let now = audit::now_ns();
         let checkpoint = seq > w.last_checkpoint
             && (seq - w.last_checkpoint >= CHECKPOINT_EVERY
-                || taken.uses.len() < all.len()
+                || state_change
                 || now - w.last_checkpoint_ns >= 1_000_000_000
                 || self.force_checkpoint.swap(false, Ordering::AcqRel));
         if checkpoint {
@@ -564,11 +642,8 @@ impl Partition {
                 let mut p = self.pending.lock();
                 let newer = std::mem::take(&mut *p);
                 *p = taken;
-                p.uses.extend(newer.uses);
-                for (k, n) in newer.usage {
-                    *p.usage.entry(k).or_insert(0) += n;
-                }
-                if !all.is_empty() && p.uses.len() >= engine.config.max_pending_audit {
+                p.merge(newer);
+                if !all.is_empty() && p.len() >= engine.config.max_pending_audit {
                     self.audit_failed.store(true, Ordering::Release);
                 }
             }

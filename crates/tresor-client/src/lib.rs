@@ -1,0 +1,13 @@
+//! Tresor's client library.
+//!
+//! For now this crate holds the configuration layer: a complete parser and serializer for the
+//! libconfig syntax ([`config::libconfig`]), the typed `primus.cfg` configuration
+//! ([`config::primus`]), the `.secrets.cfg` credentials file ([`config::secrets`]) and the lookup
+//! order of both files ([`config::lookup`]). Files written for the Securosys Primus PKCS#11
+//! provider are accepted unchanged.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod error;
+
+pub use error::{Diagnostic, Error, Position, VendorCode};

@@ -1,0 +1,269 @@
+//! [`Request`]: one variant per engine operation. The variant's code is the message kind
+//! byte of the header (`0x01..=0x7f`). Codes are part of the wire format: never renumber,
+//! only append.
+
+use crate::codec::wire_variants;
+use crate::secret::Secret;
+use crate::types::{HashAlg, Mechanism, ObjectHandle, Template, UserType};
+
+wire_variants! {
+    /// A request from a client (PKCS#11 library, REST API, ppin) to an HSM node.
+    pub enum Request {
+        /// No-op; answered with [`Response::Pong`](crate::Response::Pong).
+        Ping = 0x01 {},
+        /// Open this connection's context on a partition (not logged in). The node checks the
+        /// name against the partition the channel authenticated.
+        OpenSession = 0x02 {
+            /// Partition name.
+            partition: String,
+        },
+        /// Close the context (logs out, destroys session objects).
+        CloseSession = 0x03 {},
+        /// `C_Login`.
+        Login = 0x04 {
+            /// Who logs in.
+            user: UserType,
+            /// The PIN.
+            pin: Secret,
+        },
+        /// `C_Logout`.
+        Logout = 0x05 {},
+        /// `C_InitPIN` (as the security officer).
+        InitPin = 0x06 {
+            /// The new user PIN.
+            new_pin: Secret,
+        },
+        /// `C_SetPIN` (own PIN).
+        SetPin = 0x07 {
+            /// The current PIN.
+            old_pin: Secret,
+            /// The new PIN.
+            new_pin: Secret,
+        },
+        /// `C_CreateObject`.
+        CreateObject = 0x08 {
+            /// The object's attributes (may hold key material).
+            template: Template,
+        },
+        /// `C_GenerateKey`.
+        GenerateKey = 0x09 {
+            /// `CKM_*` key-generation mechanism.
+            mechanism: u64,
+            /// The key's attributes.
+            template: Template,
+        },
+        /// `C_GenerateKeyPair`.
+        GenerateKeyPair = 0x0a {
+            /// `CKM_*` key-pair-generation mechanism.
+            mechanism: u64,
+            /// Public key attributes.
+            public_template: Template,
+            /// Private key attributes.
+            private_template: Template,
+        },
+        /// `C_DestroyObject`.
+        DestroyObject = 0x0b {
+            /// The object.
+            object: ObjectHandle,
+        },
+        /// `C_SetAttributeValue`.
+        SetAttributes = 0x0c {
+            /// The object.
+            object: ObjectHandle,
+            /// The attributes to set.
+            template: Template,
+        },
+        /// `C_CopyObject`.
+        CopyObject = 0x0d {
+            /// The object to copy.
+            object: ObjectHandle,
+            /// Attributes to change in the copy.
+            template: Template,
+        },
+        /// `C_GetAttributeValue`.
+        GetAttributes = 0x0e {
+            /// The object.
+            object: ObjectHandle,
+            /// `CKA_*` types to read.
+            types: Vec<u64>,
+        },
+        /// `C_FindObjects` (init + find + final in one call).
+        FindObjects = 0x0f {
+            /// Attributes to match.
+            template: Template,
+            /// At most this many handles.
+            max: u32,
+        },
+        /// An object's full record (everything but its secret) and usage count.
+        Record = 0x10 {
+            /// The object.
+            object: ObjectHandle,
+        },
+        /// `C_Sign`.
+        Sign = 0x11 {
+            /// Signing key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Data to sign.
+            data: Secret,
+        },
+        /// Length `Sign` will produce (a PKCS#11 length query), without signing.
+        SignatureLen = 0x12 {
+            /// Signing key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+        },
+        /// `C_Verify`.
+        Verify = 0x13 {
+            /// Verification key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Signed data.
+            data: Secret,
+            /// The signature.
+            signature: Vec<u8>,
+        },
+        /// `C_Encrypt`.
+        Encrypt = 0x14 {
+            /// Encryption key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Plaintext.
+            data: Secret,
+        },
+        /// `C_Decrypt`.
+        Decrypt = 0x15 {
+            /// Decryption key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Ciphertext.
+            data: Vec<u8>,
+        },
+        /// `C_WrapKey`.
+        WrapKey = 0x16 {
+            /// Wrapping key.
+            wrapping_key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Key to wrap.
+            target: ObjectHandle,
+        },
+        /// `C_UnwrapKey`.
+        UnwrapKey = 0x17 {
+            /// Unwrapping key.
+            unwrapping_key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// Wrapped key.
+            wrapped: Vec<u8>,
+            /// The new key's attributes.
+            template: Template,
+        },
+        /// `C_DeriveKey`.
+        DeriveKey = 0x18 {
+            /// Base key.
+            base_key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// The new key's attributes.
+            template: Template,
+        },
+        /// `C_EncapsulateKey`.
+        Encapsulate = 0x19 {
+            /// Public (encapsulation) key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// The new secret key's attributes.
+            template: Template,
+        },
+        /// `C_DecapsulateKey`.
+        Decapsulate = 0x1a {
+            /// Private (decapsulation) key.
+            key: ObjectHandle,
+            /// Mechanism.
+            mechanism: Mechanism,
+            /// The KEM ciphertext.
+            ciphertext: Vec<u8>,
+            /// The new secret key's attributes.
+            template: Template,
+        },
+        /// Block a Smart-Key-Attribute key.
+        BlockKey = 0x1b {
+            /// The key.
+            key: ObjectHandle,
+        },
+        /// Unblock a Smart-Key-Attribute key.
+        UnblockKey = 0x1c {
+            /// The key.
+            key: ObjectHandle,
+        },
+        /// A key's attestation.
+        Attest = 0x1d {
+            /// The key.
+            key: ObjectHandle,
+        },
+        /// `C_Digest`.
+        Digest = 0x1e {
+            /// Hash function.
+            hash: HashAlg,
+            /// Data.
+            data: Secret,
+        },
+        /// `C_GenerateRandom`.
+        Random = 0x1f {
+            /// Number of bytes.
+            len: u32,
+        },
+        /// Create a partition (administration).
+        CreatePartition = 0x20 {
+            /// Name.
+            name: String,
+            /// Security officer PIN.
+            so_pin: Secret,
+            /// Optional user PIN.
+            user_pin: Option<Secret>,
+        },
+        /// List partitions (administration).
+        ListPartitions = 0x21 {},
+        /// Delete a partition and its objects (administration).
+        DeletePartition = 0x22 {
+            /// Name.
+            name: String,
+        },
+        /// Capability query: the mechanisms the node supports, with their info.
+        GetMechanisms = 0x23 {},
+    }
+}
+
+impl Request {
+    /// True if running the request twice leaves the same stored state as running it once, so
+    /// a client may retry it on another node without a request-id check. Everything else
+    /// (creations, destructions, changes, logins, partition administration) must be
+    /// deduplicated by `request_id`.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self,
+            Request::Ping { .. }
+                | Request::GetAttributes { .. }
+                | Request::FindObjects { .. }
+                | Request::Record { .. }
+                | Request::Sign { .. }
+                | Request::SignatureLen { .. }
+                | Request::Verify { .. }
+                | Request::Encrypt { .. }
+                | Request::Decrypt { .. }
+                | Request::WrapKey { .. }
+                | Request::Attest { .. }
+                | Request::Digest { .. }
+                | Request::Random { .. }
+                | Request::ListPartitions { .. }
+                | Request::GetMechanisms { .. }
+        )
+    }
+}

@@ -1,0 +1,229 @@
+//! Golden vectors: the exact encoding of representative messages. A failure here means the
+//! wire format changed: if that is deliberate, bump `PROTOCOL_VERSION`, update the README's
+//! layout and these constants together.
+#![allow(clippy::unwrap_used)]
+
+use tresor_proto::{
+    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, Secret, Template, UserType,
+};
+
+const CKA_TOKEN: u64 = 0x1;
+const CKA_LABEL: u64 = 0x3;
+const CKA_SENSITIVE: u64 = 0x103;
+const CKA_SIGN: u64 = 0x108;
+const CKA_VERIFY: u64 = 0x10a;
+const CKA_EC_PARAMS: u64 = 0x180;
+const CKM_EC_KEY_PAIR_GEN: u64 = 0x1040;
+const CKR_PIN_INCORRECT: u64 = 0xa0;
+/// DER of the P-256 OID.
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn check<M: Message + Eq>(msg: Envelope<M>, golden: &str) {
+    let bytes = msg.encode().unwrap();
+    assert_eq!(hex::encode(&bytes), golden, "encoding of {msg:?} changed");
+    let decoded = Envelope::<M>::decode(&hex::decode(golden).unwrap()).unwrap();
+    assert_eq!(decoded, msg);
+}
+
+// version 01 | kind 01 | request id 1
+const PING: &str = "0101\
+0000000000000001";
+
+#[test]
+fn ping() {
+    check(Envelope::new(1, Request::Ping {}), PING);
+}
+
+// version 01 | kind 81 | id 1 | max_frame_len 0x01000000
+const PONG: &str = "0181\
+0000000000000001\
+01000000";
+
+#[test]
+fn pong() {
+    check(
+        Envelope::new(
+            1,
+            Response::Pong {
+                max_frame_len: 16 << 20,
+            },
+        ),
+        PONG,
+    );
+}
+
+// version 01 | kind 04 | id 2 | user 01 | pin: len 6 "123456"
+const LOGIN: &str = "0104\
+0000000000000002\
+01\
+00000006313233343536";
+
+#[test]
+fn login() {
+    check(
+        Envelope::new(
+            2,
+            Request::Login {
+                user: UserType::User,
+                pin: Secret::from_slice(b"123456"),
+            },
+        ),
+        LOGIN,
+    );
+}
+
+// version 01 | kind 0a | id 3 | mechanism 0x1040
+// public template: 3 attributes (type u64 | tag | value)
+// private template: 4 attributes
+const GENERATE_KEY_PAIR: &str = "010a\
+0000000000000003\
+0000000000001040\
+00000003\
+0000000000000001 00 01\
+000000000000010a 00 01\
+0000000000000180 02 0000000a 06082a8648ce3d030107\
+00000004\
+0000000000000001 00 01\
+0000000000000108 00 01\
+0000000000000103 00 01\
+0000000000000003 02 00000002 6b31";
+
+#[test]
+fn generate_key_pair() {
+    check(
+        Envelope::new(
+            3,
+            Request::GenerateKeyPair {
+                mechanism: CKM_EC_KEY_PAIR_GEN,
+                public_template: Template::new()
+                    .with_bool(CKA_TOKEN, true)
+                    .with_bool(CKA_VERIFY, true)
+                    .with_bytes(CKA_EC_PARAMS, P256_OID),
+                private_template: Template::new()
+                    .with_bool(CKA_TOKEN, true)
+                    .with_bool(CKA_SIGN, true)
+                    .with_bool(CKA_SENSITIVE, true)
+                    .with_bytes(CKA_LABEL, b"k1"),
+            },
+        ),
+        &GENERATE_KEY_PAIR.replace(' ', ""),
+    );
+}
+
+// version 01 | kind 8a | id 3 | public 0x10 | private 0x11
+const KEY_PAIR_GENERATED: &str = "018a\
+0000000000000003\
+0000000000000010\
+0000000000000011";
+
+#[test]
+fn key_pair_generated() {
+    check(
+        Envelope::new(
+            3,
+            Response::KeyPairGenerated {
+                public_key: 0x10,
+                private_key: 0x11,
+            },
+        ),
+        KEY_PAIR_GENERATED,
+    );
+}
+
+// version 01 | kind 11 | id 4 | key 42 | mechanism EcdsaHash 07, Sha256 02 | data "hello"
+const SIGN_ECDSA: &str = "0111\
+0000000000000004\
+000000000000002a\
+07 02\
+00000005 68656c6c6f";
+
+#[test]
+fn sign_ecdsa() {
+    check(
+        Envelope::new(
+            4,
+            Request::Sign {
+                key: 42,
+                mechanism: Mechanism::EcdsaHash {
+                    hash: HashAlg::Sha256,
+                },
+                data: Secret::from_slice(b"hello"),
+            },
+        ),
+        &SIGN_ECDSA.replace(' ', ""),
+    );
+}
+
+// version 01 | kind 91 | id 4 | signature: len 4 deadbeef
+const SIGNATURE: &str = "0191\
+0000000000000004\
+00000004deadbeef";
+
+#[test]
+fn signature() {
+    check(
+        Envelope::new(
+            4,
+            Response::Signature {
+                signature: vec![0xde, 0xad, 0xbe, 0xef],
+            },
+        ),
+        SIGNATURE,
+    );
+}
+
+// version 01 | kind 14 | id 5 | key 7 | mechanism AesGcm 12: iv (12) | aad "hdr" | tag 128
+// | data "secret"
+const ENCRYPT_AES_GCM: &str = "0114\
+0000000000000005\
+0000000000000007\
+12 0000000c 000102030405060708090a0b 00000003 686472 00000080\
+00000006 736563726574";
+
+#[test]
+fn encrypt_aes_gcm() {
+    check(
+        Envelope::new(
+            5,
+            Request::Encrypt {
+                key: 7,
+                mechanism: Mechanism::AesGcm {
+                    params: GcmParams {
+                        iv: (0u8..12).collect(),
+                        aad: b"hdr".to_vec(),
+                        tag_bits: 128,
+                    },
+                },
+                data: Secret::from_slice(b"secret"),
+            },
+        ),
+        &ENCRYPT_AES_GCM.replace(' ', ""),
+    );
+}
+
+// version 01 | kind ff | id 2 | rv 0xa0 | message "wrong PIN"
+const ERROR_PIN_INCORRECT: &str = "01ff\
+0000000000000002\
+00000000000000a0\
+00000009 77726f6e672050494e";
+
+#[test]
+fn error_response() {
+    check(
+        Envelope::new(2, Response::error(CKR_PIN_INCORRECT, "wrong PIN")),
+        &ERROR_PIN_INCORRECT.replace(' ', ""),
+    );
+}
+
+#[test]
+fn request_vector_is_not_a_response() {
+    // A request's bytes never decode as a response, and vice versa.
+    for golden in [PING, LOGIN, GENERATE_KEY_PAIR, SIGN_ECDSA, ENCRYPT_AES_GCM] {
+        let bytes = hex::decode(golden.replace(' ', "")).unwrap();
+        assert!(Envelope::<Response>::decode(&bytes).is_err());
+    }
+    for golden in [PONG, KEY_PAIR_GENERATED, SIGNATURE, ERROR_PIN_INCORRECT] {
+        let bytes = hex::decode(golden.replace(' ', "")).unwrap();
+        assert!(Envelope::<Request>::decode(&bytes).is_err());
+    }
+}
