@@ -33,8 +33,14 @@ impl FastAead {
         })
     }
 
-    /// (nonce, aad, tag bytes) when this path applies to `m`.
-    fn applies<'a>(&self, m: &'a Mechanism) -> Option<(&'a [u8], &'a [u8], usize)> {
+    /// (nonce, aad, tag bytes) when this path applies to `m` and `len` bytes of data. Above
+    /// 16 KiB the per-call setup no longer matters and OpenSSL's out-of-place encryption saves
+    /// the copy that in-place sealing needs (AES-256-GCM 1 MiB: 0.69 of raw in place, 0.87
+    /// out of place).
+    fn applies<'a>(&self, m: &'a Mechanism, len: usize) -> Option<(&'a [u8], &'a [u8], usize)> {
+        if len > 16 * 1024 {
+            return None;
+        }
         match (self.alg, m) {
             (KeyAlg::Aes, Mechanism::AesGcm(GcmParams { iv, aad, tag_bits }))
                 if iv.len() == 12 && (32..=128).contains(tag_bits) && tag_bits % 8 == 0 =>
@@ -50,7 +56,7 @@ impl FastAead {
 
     /// Encrypt: ciphertext ‖ tag (truncated to the requested length, as GCM defines).
     pub(crate) fn seal(&self, m: &Mechanism, data: &[u8]) -> Option<Result<Vec<u8>>> {
-        let (nonce, aad, tag_len) = self.applies(m)?;
+        let (nonce, aad, tag_len) = self.applies(m, data.len())?;
         Some((|| {
             let nonce = Nonce::try_assume_unique_for_key(nonce)
                 .map_err(|_| Error::new(Rv::MechanismParamInvalid, "nonce must be 12 bytes"))?;
@@ -67,7 +73,7 @@ impl FastAead {
 
     /// Decrypt with a full 16-byte tag (truncated tags go to OpenSSL).
     pub(crate) fn open(&self, m: &Mechanism, data: &[u8]) -> Option<Result<Zeroizing<Vec<u8>>>> {
-        let (nonce, aad, tag_len) = self.applies(m)?;
+        let (nonce, aad, tag_len) = self.applies(m, data.len())?;
         if tag_len != 16 {
             return None;
         }

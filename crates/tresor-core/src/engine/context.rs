@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tresor_store::{Mutation, WriteBatch};
 
-use super::partition::{check_pin_len, Cached, Partition};
+use super::partition::{check_pin_len, Cached, Partition, UseBuffer};
 use super::{store_err, Engine};
 use crate::audit::EntryContent;
 use crate::error::{vendor, Error, Result, Rv};
@@ -43,6 +43,8 @@ pub struct Context {
     pub(crate) id: u64,
     login: RwLock<Option<UserType>>,
     pub(crate) session_objects: RwLock<HashMap<ObjectId, Arc<Cached>>>,
+    /// This context's queue of audit events (drained by the partition's flushes).
+    pub(crate) buffer: Arc<UseBuffer>,
 }
 
 impl std::fmt::Debug for Context {
@@ -59,8 +61,10 @@ impl Engine {
     /// Open a context on a partition (not logged in).
     pub async fn open_context(self: &Arc<Self>, partition: &str) -> Result<Context> {
         let part = self.partition(partition).await?;
+        let buffer = part.new_buffer();
         Ok(Context {
             engine: self.clone(),
+            buffer,
             part,
             id: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             login: RwLock::new(None),
@@ -301,6 +305,8 @@ impl Context {
 impl Drop for Context {
     fn drop(&mut self) {
         self.session_objects.write().clear();
+        // Queued events stay in the buffer until the next flush writes them.
+        self.buffer.closed.store(true, Ordering::Release);
     }
 }
 

@@ -156,7 +156,7 @@ impl Context {
     pub(crate) async fn store_new(
         &self,
         objs: Vec<NewObject>,
-        action: &str,
+        action: &'static str,
         detail: serde_json::Value,
     ) -> Result<Vec<ObjectId>> {
         for o in &objs {
@@ -190,17 +190,20 @@ impl Context {
                 built.push(Arc::new(Cached::new(*oid, 1, o.rec, o.secret, 0)?));
             }
         }
-        let entry = EntryContent::now(self.actor(), action, ids.first().copied(), {
-            let mut d = detail;
-            d["objects"] = serde_json::json!(ids);
-            d.to_string()
-        });
         if mutations.is_empty() {
-            // Session objects only: no durable state changes, so the entry is queued like a
-            // key use (and, like one, refused if the audit log cannot take it).
-            self.part.audit_ready(&self.engine)?;
-            self.part.record_event(entry);
+            // Session objects only: no durable state changes, so the event is counted with the
+            // queued key uses (and, like them, refused if the audit log cannot take it).
+            self.part.audit_ready(&self.engine, &self.buffer)?;
+            for oid in &ids {
+                self.part
+                    .record_session_event(&self.buffer, self.actor(), action, *oid);
+            }
         } else {
+            let entry = EntryContent::now(self.actor(), action, ids.first().copied(), {
+                let mut d = detail;
+                d["objects"] = serde_json::json!(ids);
+                d.to_string()
+            });
             self.part
                 .commit(&self.engine, mutations, vec![entry], Some(changes))
                 .await?;
@@ -540,17 +543,18 @@ impl Context {
                 "the object is not destroyable (CKA_DESTROYABLE = false)",
             ));
         }
-        let entry = EntryContent::now(
-            self.actor(),
-            "object.destroy",
-            Some(oid),
-            serde_json::json!({"label": c.rec.label}).to_string(),
-        );
         if oid < 0 {
-            self.part.audit_ready(&self.engine)?;
-            self.part.record_event(entry);
+            self.part.audit_ready(&self.engine, &self.buffer)?;
+            self.part
+                .record_session_event(&self.buffer, self.actor(), "object.destroy", oid);
             self.session_objects.write().remove(&oid);
         } else {
+            let entry = EntryContent::now(
+                self.actor(),
+                "object.destroy",
+                Some(oid),
+                serde_json::json!({"label": c.rec.label}).to_string(),
+            );
             let m = vec![Mutation::DeleteObject {
                 partition_id: self.part.id,
                 object_id: oid,
@@ -573,17 +577,18 @@ impl Context {
         &self,
         c: &Cached,
         rec: ObjectRecord,
-        action: &str,
+        action: &'static str,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let entry = EntryContent::now(self.actor(), action, Some(c.oid), detail.to_string());
         if c.oid < 0 {
-            self.part.audit_ready(&self.engine)?;
-            self.part.record_event(entry);
+            self.part.audit_ready(&self.engine, &self.buffer)?;
+            self.part
+                .record_session_event(&self.buffer, self.actor(), action, c.oid);
             let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
             let n = Arc::new(Cached::new(c.oid, c.version + 1, rec, secret, c.usage())?);
             self.session_objects.write().insert(c.oid, n);
         } else {
+            let entry = EntryContent::now(self.actor(), action, Some(c.oid), detail.to_string());
             let v = c.version + 1;
             let row = self
                 .part

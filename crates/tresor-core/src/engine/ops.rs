@@ -105,7 +105,7 @@ impl Context {
                 }
             }
         }
-        self.part.audit_ready(&self.engine)?;
+        self.part.audit_ready(&self.engine, &self.buffer)?;
         Ok(c)
     }
 
@@ -116,7 +116,7 @@ impl Context {
             action,
             mechanism: mechanism_name(m),
         };
-        self.part.record_use(c, key, len);
+        self.part.record_use(&self.buffer, c, key, len);
     }
 
     /// `C_Sign` (also HMAC with a generic secret key).
