@@ -247,6 +247,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn audit_partitions(&self) -> StoreResult<Vec<i64>>;
     /// Checkpoints of a partition, ascending by seq.
     async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>>;
+    /// The checkpoint with the highest seq of a partition, if any.
+    async fn last_checkpoint(&self, partition_id: i64) -> StoreResult<Option<CheckpointRow>>;
     /// Apply all mutations atomically (one transaction), in order. On any error nothing is applied.
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()>;
 }

@@ -619,6 +619,33 @@ impl Store for SqliteStore {
             .map_err(|e| db_error("listing audit chains", e))
     }
 
+    async fn last_checkpoint(&self, partition_id: i64) -> StoreResult<Option<CheckpointRow>> {
+        let row = sqlx::query(
+            "SELECT partition_id, seq, hash, time_ns, signer_cert, signature \
+             FROM checkpoints WHERE partition_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(partition_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading the last checkpoint of partition {partition_id}"),
+                e,
+            )
+        })?;
+        row.map(|r| {
+            Ok(CheckpointRow {
+                partition_id: get(&r, "partition_id")?,
+                seq: get(&r, "seq")?,
+                hash: get(&r, "hash")?,
+                time_ns: get(&r, "time_ns")?,
+                signer_cert: get(&r, "signer_cert")?,
+                signature: get(&r, "signature")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>> {
         let rows = sqlx::query(
             "SELECT partition_id, seq, hash, time_ns, signer_cert, signature \
@@ -832,6 +859,24 @@ mod tests {
             .map(|r| r.try_get::<String, _>("detail").unwrap())
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    #[tokio::test]
+    async fn version_scan_reads_only_the_covering_index() {
+        let store = SqliteStore::memory().await.unwrap();
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT object_id, version FROM objects WHERE partition_id = ? ORDER BY object_id",
+        )
+        .bind(1_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        let plan = plan.join("; ");
+        assert!(plan.contains("COVERING INDEX objects_versions"), "{plan}");
     }
 
     #[tokio::test]

@@ -365,10 +365,9 @@ impl Partition {
             .unwrap_or((0, audit::GENESIS.to_vec()));
         let last_checkpoint = engine
             .store
-            .checkpoints(row.id)
+            .last_checkpoint(row.id)
             .await
             .map_err(store_err)?
-            .last()
             .map_or(0, |c| c.seq);
         let own = Arc::new(UseBuffer::default());
         Ok(Partition {
@@ -705,19 +704,18 @@ impl Partition {
             });
         }
         // The audit chain: queued key uses first, then this change's entries.
-        let state_change = !entries.is_empty();
         let mut all = taken.entries();
         all.extend(entries);
         let (rows, seq, hash) = audit::chain_rows(self.id, w.head_seq, &w.head_hash, &all)?;
         for r in rows {
             batch.push(Mutation::AppendAudit(r));
         }
-        // Checkpoints: on every state change, every CHECKPOINT_EVERY entries, at least once a
-        // second while key uses are flushed, and when forced (seal, shutdown).
+        // Checkpoints: every CHECKPOINT_EVERY entries, at least once a second while entries are
+        // written, and when forced (seal, shutdown). Not per state change: a partition of a
+        // million keys would carry a million signed checkpoints.
         let now = audit::now_ns();
         let checkpoint = seq > w.last_checkpoint
             && (seq - w.last_checkpoint >= CHECKPOINT_EVERY
-                || state_change
                 || now - w.last_checkpoint_ns >= 1_000_000_000
                 || self.force_checkpoint.swap(false, Ordering::AcqRel));
         if checkpoint {
@@ -821,10 +819,9 @@ impl Partition {
             .unwrap_or((0, audit::GENESIS.to_vec()));
         let last_checkpoint = engine
             .store
-            .checkpoints(self.id)
+            .last_checkpoint(self.id)
             .await
             .map_err(store_err)?
-            .last()
             .map_or(0, |c| c.seq);
         *w = WriterState {
             row_version: row.version,
