@@ -590,9 +590,7 @@ impl Context {
         } else {
             let entry = EntryContent::now(self.actor(), action, Some(c.oid), detail.to_string());
             let v = c.version + 1;
-            let row = self
-                .part
-                .object_row(c.oid, v, &rec, c.secret.as_ref(), c.usage())?;
+            let row = self.part.object_row(c.oid, v, &rec, c.secret.as_ref(), 0)?;
             let m = vec![Mutation::UpdateObject {
                 row,
                 expected_version: c.version,
@@ -747,7 +745,19 @@ impl Context {
             label: t.string(CKA_LABEL)?,
             ckaid: t.bytes(CKA_ID).map(|b| b.to_vec()),
             uuid: t.string(CKA_UNIQUE_ID)?,
-            limit: None,
+            // When the lookup columns decide the match and every object is visible, the store
+            // can stop at `max` rows instead of the engine opening every candidate.
+            limit: if user
+                && t.types().all(|ty| {
+                    matches!(
+                        ty,
+                        CKA_CLASS | CKA_KEY_TYPE | CKA_LABEL | CKA_ID | CKA_UNIQUE_ID | CKA_TOKEN
+                    )
+                }) {
+                u32::try_from(max.saturating_sub(out.len())).ok()
+            } else {
+                None
+            },
             after: None,
         };
         let rows = self
@@ -765,8 +775,7 @@ impl Context {
                 Some(c) if c.version == row.version => c,
                 _ => {
                     let c = Arc::new(self.part.open_row(&row)?);
-                    self.part.cache_insert(&self.engine, c.clone());
-                    c
+                    self.part.cache_insert(&self.engine, c)
                 }
             };
             if visible(&c) {

@@ -593,19 +593,27 @@ impl Partition {
                 ))
             })?;
         let c = Arc::new(self.open_row(&row)?);
-        self.cache_insert(engine, c.clone());
-        Ok(c)
+        Ok(self.cache_insert(engine, c))
     }
 
-    pub fn cache_insert(&self, engine: &Engine, c: Arc<Cached>) {
+    /// Insert a loaded object unless the same version is already cached, and return the cached
+    /// instance: concurrent first uses share one instance (its live usage count), whichever
+    /// loaded first.
+    pub fn cache_insert(&self, engine: &Engine, c: Arc<Cached>) -> Arc<Cached> {
         let mut cache = self.cache.write();
+        if let Some(existing) = cache.get(&c.oid) {
+            if existing.version >= c.version {
+                return existing.clone();
+            }
+        }
         if cache.len() >= engine.config.cache_capacity {
             // Evict an arbitrary entry: a re-load costs one store read and one AES-GCM open.
             if let Some(k) = cache.keys().next().copied() {
                 cache.remove(&k);
             }
         }
-        cache.insert(c.oid, c);
+        cache.insert(c.oid, c.clone());
+        c
     }
 
     /// Commit a state change: `mutations` (object rows), the queued key uses and `entries` in
