@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::hash::{digest_into, hash_len, md_no_keccak};
 use super::keys::mismatch;
-use super::types::{Mechanism, OaepParams, PssParams};
+use super::types::{HashAlg, Mechanism, OaepParams, PssParams};
 use crate::bail;
 use crate::error::{Error, Result, Rv};
 
@@ -67,6 +67,37 @@ fn check_pss_hash(h: super::types::HashAlg, p: &PssParams) -> Result<()> {
 }
 
 /// Signs with an RSA private key.
+/// The aws-lc-rs RSA key for the fast PKCS#1 v1.5 signing path, if aws-lc-rs accepts it.
+pub(crate) fn fast_key(pkcs8_der: &[u8]) -> super::keys::Fast {
+    match aws_lc_rs::signature::RsaKeyPair::from_pkcs8(pkcs8_der) {
+        Ok(k) => super::keys::Fast::Rsa(k),
+        Err(_) => super::keys::Fast::None,
+    }
+}
+
+/// Hashes the fast path handles.
+pub(crate) fn fast_supports(h: HashAlg) -> bool {
+    matches!(h, HashAlg::Sha256 | HashAlg::Sha384 | HashAlg::Sha512)
+}
+
+/// PKCS#1 v1.5 signature with aws-lc-rs (deterministic: byte-identical to OpenSSL's).
+pub(crate) fn sign_fast(
+    k: &aws_lc_rs::signature::RsaKeyPair,
+    h: HashAlg,
+    data: &[u8],
+) -> Result<Vec<u8>> {
+    use aws_lc_rs::signature as sig;
+    let enc: &'static dyn sig::RsaEncoding = match h {
+        HashAlg::Sha256 => &sig::RSA_PKCS1_SHA256,
+        HashAlg::Sha384 => &sig::RSA_PKCS1_SHA384,
+        _ => &sig::RSA_PKCS1_SHA512,
+    };
+    let mut out = vec![0u8; k.public_modulus_len()];
+    k.sign(enc, &aws_lc_rs::rand::SystemRandom::new(), data, &mut out)
+        .map_err(|_| Error::new(Rv::FunctionFailed, "RSA signing failed"))?;
+    Ok(out)
+}
+
 pub(crate) fn sign(
     key: &PKey<Private>,
     modulus: &[u8],
