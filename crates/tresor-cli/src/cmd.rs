@@ -313,7 +313,11 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let _bg = engine.spawn_background();
-    println!("Tresor dev is running (engine in-process, embedded store).");
+    if a.no_serve {
+        println!("Tresor dev is ready (engine in-process, embedded store).");
+    } else {
+        println!("Tresor dev is running (engine in-process, embedded store).");
+    }
     println!("  store              {}", db.display());
     println!(
         "  unseal share       {}   (dev only: a real cluster never stores a share)",
