@@ -324,51 +324,15 @@ impl Partition {
     /// the sealed version digest.
     pub async fn load(engine: &Engine, row: &PartitionRow) -> Result<Partition> {
         let un = engine.unsealed()?;
-        let (wrapped, sealed) = split_payload(&row.sealed)?;
+        let (wrapped, _) = split_payload(&row.sealed)?;
         let key = un.master.unwrap_partition_key(row.id, wrapped)?;
-        let payload = seal::open(
-            &key,
-            &seal::aad_partition_record(row.id, row.version),
-            sealed,
-        )?;
-        let (json, pk8) = split_payload(&payload)?;
-        let record: PartitionRecord = serde_json::from_slice(json).map_err(|e| {
-            Error::integrity(format!("partition {}: record unreadable: {e}", row.id))
-        })?;
-        if record.name != row.name {
-            return Err(Error::integrity(format!(
-                "partition {}: name column does not match the sealed record",
-                row.id
-            )));
-        }
-        let attest_key = PKey::private_key_from_pkcs8(pk8)
-            .map_err(|_| Error::integrity("attestation key is corrupt"))?;
-        let attest_cert = X509::from_der(&record.attest_cert)
-            .map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
         let digest_key = VersionDigest::new(&key)?;
-        let pairs = engine
-            .store
-            .object_versions(row.id)
-            .await
-            .map_err(store_err)?;
-        let actual = digest_key.of_all(pairs.iter().copied())?;
-        let stored = parse_digest(&record.digest)?;
-        if !VersionDigest::matches(&actual, &stored) {
-            return Err(Error::integrity(format!(
-                "partition '{}': the stored objects or their versions differ from the sealed digest (an object was added, removed or rolled back outside the engine)",
-                row.name
-            )));
-        }
-        let head = engine.store.audit_head(row.id).await.map_err(store_err)?;
-        let (head_seq, head_hash) = head
-            .map(|r| (r.seq, r.hash))
-            .unwrap_or((0, audit::GENESIS.to_vec()));
-        let last_checkpoint = engine
-            .store
-            .last_checkpoint(row.id)
-            .await
-            .map_err(store_err)?
-            .map_or(0, |c| c.seq);
+        let st = read_state(engine, row, &key, &digest_key).await?;
+        let attest_key = PKey::private_key_from_pkcs8(&st.attest_pk8)
+            .map_err(|_| Error::integrity("attestation key is corrupt"))?;
+        let attest_cert = X509::from_der(&st.writer.record.attest_cert)
+            .map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
+        let pairs = st.versions;
         let own = Arc::new(UseBuffer::default());
         Ok(Partition {
             id: row.id,
@@ -377,15 +341,7 @@ impl Partition {
             digest_key,
             attest_key,
             attest_cert,
-            writer: tokio::sync::Mutex::new(WriterState {
-                row_version: row.version,
-                record,
-                digest: stored,
-                head_seq,
-                head_hash,
-                last_checkpoint,
-                last_checkpoint_ns: 0,
-            }),
+            writer: tokio::sync::Mutex::new(st.writer),
             versions: RwLock::new(pairs.into_iter().collect()),
             cache: RwLock::new(HashMap::new()),
             buffers: Mutex::new(vec![own.clone()]),
@@ -799,39 +755,72 @@ impl Partition {
                     format!("partition '{}' was deleted", self.name),
                 )
             })?;
-        let (_, sealed) = split_payload(&row.sealed)?;
-        let payload = seal::open(
-            &self.key,
-            &seal::aad_partition_record(row.id, row.version),
-            sealed,
-        )?;
-        let (json, _) = split_payload(&payload)?;
-        let record: PartitionRecord = serde_json::from_slice(json).map_err(|e| {
-            Error::integrity(format!("partition {}: record unreadable: {e}", row.id))
-        })?;
-        let pairs = engine
-            .store
-            .object_versions(self.id)
-            .await
-            .map_err(store_err)?;
-        let stored = parse_digest(&record.digest)?;
-        if !VersionDigest::matches(&self.digest_key.of_all(pairs.iter().copied())?, &stored) {
-            return Err(Error::integrity(format!(
-                "partition '{}': the stored objects or their versions differ from the sealed digest",
-                self.name
-            )));
-        }
-        let head = engine.store.audit_head(self.id).await.map_err(store_err)?;
-        let (head_seq, head_hash) = head
-            .map(|r| (r.seq, r.hash))
-            .unwrap_or((0, audit::GENESIS.to_vec()));
-        let last_checkpoint = engine
-            .store
-            .last_checkpoint(self.id)
-            .await
-            .map_err(store_err)?
-            .map_or(0, |c| c.seq);
-        *w = WriterState {
+        let st = read_state(engine, &row, &self.key, &self.digest_key).await?;
+        *w = st.writer;
+        *self.versions.write() = st.versions.into_iter().collect();
+        self.cache.write().clear();
+        Ok(())
+    }
+}
+
+/// What a partition row and the store say about a partition, checked: the sealed record (its
+/// name matching the row), the object versions (matching the sealed digest) and the audit head.
+struct StoredState {
+    attest_pk8: Zeroizing<Vec<u8>>,
+    versions: Vec<(ObjectId, i64)>,
+    writer: WriterState,
+}
+
+async fn read_state(
+    engine: &Engine,
+    row: &PartitionRow,
+    key: &SealKey,
+    digest_key: &VersionDigest,
+) -> Result<StoredState> {
+    let (_, sealed) = split_payload(&row.sealed)?;
+    let payload = seal::open(
+        key,
+        &seal::aad_partition_record(row.id, row.version),
+        sealed,
+    )?;
+    let (json, pk8) = split_payload(&payload)?;
+    let record: PartitionRecord = serde_json::from_slice(json)
+        .map_err(|e| Error::integrity(format!("partition {}: record unreadable: {e}", row.id)))?;
+    if record.name != row.name {
+        return Err(Error::integrity(format!(
+            "partition {}: name column does not match the sealed record",
+            row.id
+        )));
+    }
+    let versions = engine
+        .store
+        .object_versions(row.id)
+        .await
+        .map_err(store_err)?;
+    let stored = parse_digest(&record.digest)?;
+    if !VersionDigest::matches(&digest_key.of_all(versions.iter().copied())?, &stored) {
+        return Err(Error::integrity(format!(
+            "partition '{}': the stored objects or their versions differ from the sealed digest (an object was added, removed or rolled back outside the engine)",
+            row.name
+        )));
+    }
+    let (head_seq, head_hash) = engine
+        .store
+        .audit_head(row.id)
+        .await
+        .map_err(store_err)?
+        .map(|r| (r.seq, r.hash))
+        .unwrap_or((0, audit::GENESIS.to_vec()));
+    let last_checkpoint = engine
+        .store
+        .last_checkpoint(row.id)
+        .await
+        .map_err(store_err)?
+        .map_or(0, |c| c.seq);
+    Ok(StoredState {
+        attest_pk8: Zeroizing::new(pk8.to_vec()),
+        versions,
+        writer: WriterState {
             row_version: row.version,
             record,
             digest: stored,
@@ -839,11 +828,8 @@ impl Partition {
             head_hash,
             last_checkpoint,
             last_checkpoint_ns: 0,
-        };
-        *self.versions.write() = pairs.into_iter().collect();
-        self.cache.write().clear();
-        Ok(())
-    }
+        },
+    })
 }
 
 fn parse_digest(s: &str) -> Result<Digest> {
