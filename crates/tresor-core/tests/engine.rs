@@ -612,6 +612,14 @@ async fn keys_survive_restart_and_sealing() {
     let (pubk, privk) = p256_pair(&ctx, "persist", Template::new()).await;
     let m = Mechanism::EcdsaHash(HashAlg::Sha256);
     f.engine.seal().await.expect("seal");
+    // Sealed: nothing is usable, and nothing reloads behind the barrier.
+    assert_eq!(
+        ctx.get_attributes(privk, &[CKA_LABEL])
+            .await
+            .unwrap_err()
+            .rv(),
+        Rv::Vendor(vendor::SEALED)
+    );
     assert_eq!(
         ctx.sign(privk, &m, b"x").await.unwrap_err().rv(),
         Rv::Vendor(vendor::SEALED)

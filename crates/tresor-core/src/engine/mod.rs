@@ -360,7 +360,11 @@ impl Engine {
     pub async fn seal(&self) -> Result<()> {
         let flushed = self.flush_audit().await;
         self.active.store(false, Ordering::Release);
-        self.partitions.write().clear();
+        // Contexts keep their partition alive; its parsed keys and records go now, not when
+        // the last context closes.
+        for p in self.partitions.write().drain().map(|(_, p)| p) {
+            p.cache.write().clear();
+        }
         *self.unsealed.write() = None;
         flushed
     }
