@@ -1,5 +1,5 @@
 //! The typed `primus.cfg` layer: the compat sample, redundancy, and every error with its position.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use secrecy::ExposeSecret;
 use tresor_client::config::primus::PrimusConfig;

@@ -1,6 +1,6 @@
 //! Engine behaviour: logins, objects and their rules, operations, policies, attestation, audit.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Sealing: shares, and stored blobs that were tampered with, swapped or rolled back.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Behaviour of the SQLite store on a real database file.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Shared helpers for the engine tests.
 #![allow(dead_code)]
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
