@@ -37,10 +37,12 @@ mod codec;
 pub mod convert;
 pub mod error;
 pub mod frame;
+pub mod gateway;
 pub mod message;
 pub mod request;
 pub mod response;
 pub mod secret;
+pub mod tls;
 pub mod types;
 
 pub use error::{ProtoError, Result};

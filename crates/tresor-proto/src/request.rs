@@ -238,6 +238,30 @@ wire_variants! {
         },
         /// Capability query: the mechanisms the node supports, with their info.
         GetMechanisms = 0x23 {},
+        /// `ppin -a`: exchange the partition's one-time setup password (and the PKCS#11
+        /// password) for the registration of this client's permanent public key. Sent on a
+        /// channel without a client certificate; the connection ends after the answer.
+        RegisterClient = 0x24 {
+            /// Partition (HSM user name).
+            partition: String,
+            /// The setup password `XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`.
+            setup_password: Secret,
+            /// The PKCS#11 password (the partition's user PIN).
+            pin: Secret,
+            /// The client's public key, SubjectPublicKeyInfo DER (P-256).
+            public_key: Vec<u8>,
+            /// A label for the credential (client id, host).
+            label: String,
+        },
+        /// Join the shared context named by `token` on a partition (creating it if needed):
+        /// every pooled connection of one client process names the same token, so they share
+        /// login state and session objects. Needs a registered client certificate.
+        AttachSession = 0x25 {
+            /// Partition name.
+            partition: String,
+            /// 16 random bytes chosen by the client process.
+            token: Vec<u8>,
+        },
     }
 }
 
@@ -264,6 +288,7 @@ impl Request {
                 | Request::Random { .. }
                 | Request::ListPartitions { .. }
                 | Request::GetMechanisms { .. }
+                | Request::AttachSession { .. }
         )
     }
 }

@@ -5,7 +5,9 @@
 use crate::codec::wire_variants;
 use crate::request::Request;
 use crate::secret::Secret;
-use crate::types::{Attestation, AttrRead, MechanismInfo, ObjectHandle, PartitionSummary};
+use crate::types::{
+    Attestation, AttrRead, MechanismInfo, ObjectHandle, PartitionSummary, UserType,
+};
 
 /// The code of [`Response::Error`].
 pub const ERROR_CODE: u8 = 0xff;
@@ -163,6 +165,22 @@ wire_variants! {
         Mechanisms = 0xa3 {
             /// Supported mechanisms.
             mechanisms: Vec<MechanismInfo>,
+        },
+        /// Answers `RegisterClient`.
+        ClientRegistered = 0xa4 {
+            /// SHA-256 of the registered SubjectPublicKeyInfo, lowercase hex.
+            fingerprint: String,
+        },
+        /// Answers `AttachSession`.
+        SessionAttached = 0xa5 {
+            /// The node's context id (appears in audit entries).
+            context_id: u64,
+            /// The partition's stable id (token serial).
+            partition_id: i64,
+            /// True if the context existed already (joined, not created).
+            joined: bool,
+            /// Who is logged in on the context: none, or the `UserType` tag.
+            login: Option<UserType>,
         },
         /// Any request failed.
         Error = 0xff {

@@ -258,6 +258,20 @@ pub fn request() -> BoxedStrategy<Request> {
             .prop_map(|name| Request::DeletePartition { name })
             .boxed(),
         Just(Request::GetMechanisms {}).boxed(),
+        (string(), secret(), secret(), bytes(), string())
+            .prop_map(
+                |(partition, setup_password, pin, public_key, label)| Request::RegisterClient {
+                    partition,
+                    setup_password,
+                    pin,
+                    public_key,
+                    label,
+                },
+            )
+            .boxed(),
+        (string(), bytes())
+            .prop_map(|(partition, token)| Request::AttachSession { partition, token })
+            .boxed(),
     ])
     .boxed()
 }
@@ -296,6 +310,21 @@ pub fn response() -> BoxedStrategy<Response> {
             })
             .boxed(),
         Just(Response::SessionClosed {}).boxed(),
+        string()
+            .prop_map(|fingerprint| Response::ClientRegistered { fingerprint })
+            .boxed(),
+        (any::<u64>(), h(), any::<bool>(), any::<bool>())
+            .prop_map(|(context_id, partition_id, joined, so)| Response::SessionAttached {
+                context_id,
+                partition_id,
+                joined,
+                login: joined.then_some(if so {
+                    UserType::SecurityOfficer
+                } else {
+                    UserType::User
+                }),
+            })
+            .boxed(),
         Just(Response::LoggedIn {}).boxed(),
         Just(Response::LoggedOut {}).boxed(),
         Just(Response::PinInitialized {}).boxed(),

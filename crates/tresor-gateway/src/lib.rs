@@ -1,0 +1,2 @@
+//! Tresor gateway.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Tresor server.
+#![forbid(unsafe_code)]
