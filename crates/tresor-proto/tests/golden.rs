@@ -227,3 +227,73 @@ fn request_vector_is_not_a_response() {
         assert!(Envelope::<Request>::decode(&bytes).is_err());
     }
 }
+
+// version 01 | kind 25 | id 3 | partition "P1" | token 01 02
+const ATTACH: &str = "0125\
+0000000000000003\
+000000025031\
+000000020102";
+
+#[test]
+fn attach_session() {
+    check(
+        Envelope::new(
+            3,
+            Request::AttachSession {
+                partition: "P1".into(),
+                token: vec![1, 2],
+            },
+        ),
+        ATTACH,
+    );
+}
+
+// version 01 | kind a5 | id 3 | context 9 | partition 2 | joined 01 | login Some(User)
+const ATTACHED: &str = "01a5\
+0000000000000003\
+0000000000000009\
+0000000000000002\
+01\
+0101";
+
+#[test]
+fn session_attached() {
+    check(
+        Envelope::new(
+            3,
+            Response::SessionAttached {
+                context_id: 9,
+                partition_id: 2,
+                joined: true,
+                login: Some(UserType::User),
+            },
+        ),
+        ATTACHED,
+    );
+}
+
+// version 01 | kind 24 | id 4 | partition "P1" | setup "AB" | pin "12" | spki 30 | label "x"
+const REGISTER: &str = "0124\
+0000000000000004\
+000000025031\
+000000024142\
+000000023132\
+0000000130\
+0000000178";
+
+#[test]
+fn register_client() {
+    check(
+        Envelope::new(
+            4,
+            Request::RegisterClient {
+                partition: "P1".into(),
+                setup_password: Secret::from_slice(b"AB"),
+                pin: Secret::from_slice(b"12"),
+                public_key: vec![0x30],
+                label: "x".into(),
+            },
+        ),
+        REGISTER,
+    );
+}

@@ -1,0 +1,458 @@
+//! One connection: optional gateway preamble (or a health probe), the end-to-end TLS
+//! handshake, the session request, then requests until the client leaves.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tresor_core::{Error, Rv, SealStatus};
+use tresor_proto::gateway::{GatewayMsg, MAX_GATEWAY_FRAME, NODE_BUSY, NODE_READY, NODE_SEALED};
+use tresor_proto::{Envelope, Request, Response};
+
+use crate::contexts::{Attachment, Shared};
+use crate::Inner;
+
+/// TLS record content type "handshake": a connection that starts with it is a direct
+/// (gateway-less) client.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Read one frame (`u32 BE length ‖ payload`) without reading past it. `Ok(None)` on a clean
+/// end of stream before the first byte.
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = r.read(&mut len[got..]).await?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit of {max}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Ok(Some(buf))
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut out = Vec::with_capacity(4 + payload.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    w.write_all(&out).await?;
+    w.flush().await
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, id: u64, r: Response) -> std::io::Result<()> {
+    let bytes = Envelope::new(id, r)
+        .encode()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    write_frame(w, &bytes).await
+}
+
+/// Who the gateway says is coming.
+#[derive(Debug, Default, Clone)]
+struct Preamble {
+    service_user: String,
+    partition: String,
+    client_id: String,
+    source: String,
+    session_id: u64,
+}
+
+pub(crate) async fn handle(inner: Arc<Inner>, mut sock: TcpStream, peer: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let m = &inner.metrics;
+    // Phase one: a gateway preamble, a probe, or (if allowed) a direct TLS client.
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(inner.config.handshake_timeout, sock.peek(&mut first)).await;
+    let pre = match peeked {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {
+            if !inner.config.allow_direct {
+                tracing::warn!(%peer, "direct connection refused: clients must come through a gateway");
+                m.connections_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Preamble {
+                source: peer.to_string(),
+                ..Preamble::default()
+            }
+        }
+        Ok(Ok(1)) => {
+            let frame = tokio::time::timeout(
+                inner.config.handshake_timeout,
+                read_frame(&mut sock, MAX_GATEWAY_FRAME),
+            )
+            .await;
+            let Ok(Ok(Some(frame))) = frame else {
+                tracing::debug!(%peer, "no valid preamble frame");
+                m.connections_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            match Envelope::<GatewayMsg>::decode(&frame) {
+                Ok(Envelope {
+                    request_id,
+                    body: GatewayMsg::Probe {},
+                }) => {
+                    m.probes.fetch_add(1, Ordering::Relaxed);
+                    let status = if !matches!(inner.engine.status(), SealStatus::Unsealed) {
+                        NODE_SEALED
+                    } else if inner.at_limit() {
+                        NODE_BUSY
+                    } else {
+                        NODE_READY
+                    };
+                    let reply = GatewayMsg::ProbeReply {
+                        status,
+                        node: inner.config.name.clone(),
+                    };
+                    if let Ok(b) = Envelope::new(request_id, reply).encode() {
+                        let _ = write_frame(&mut sock, &b).await;
+                    }
+                    return;
+                }
+                Ok(Envelope {
+                    body:
+                        GatewayMsg::Preamble {
+                            service_user,
+                            partition,
+                            client_id,
+                            source,
+                            session_id,
+                            ..
+                        },
+                    ..
+                }) => Preamble {
+                    service_user,
+                    partition,
+                    client_id,
+                    source,
+                    session_id,
+                },
+                Ok(other) => {
+                    tracing::warn!(%peer, kind = other.body.name(), "unexpected phase-one message");
+                    m.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "malformed preamble");
+                    m.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        _ => return,
+    };
+    let Some(tls) = inner.tls_config() else {
+        tracing::warn!(%peer, "refusing a session: the node is sealed");
+        m.connections_refused.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let stream = match tokio::time::timeout(inner.config.handshake_timeout, acceptor.accept(sock))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            m.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, session = pre.session_id, client_id = %pre.client_id, error = %e, "end-to-end handshake failed");
+            return;
+        }
+        Err(_) => {
+            m.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, session = pre.session_id, "end-to-end handshake timed out");
+            return;
+        }
+    };
+    let spki = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| tresor_proto::tls::spki_of_cert(c.as_ref()).ok());
+    session(inner, stream, pre, spki).await;
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: Arc<Inner>,
+    mut stream: S,
+    pre: Preamble,
+    spki: Option<Vec<u8>>,
+) {
+    let max = inner.config.max_frame_len;
+    let m = &inner.metrics;
+    // The first request decides what this connection is.
+    let frame =
+        match tokio::time::timeout(inner.config.handshake_timeout, read_frame(&mut stream, max))
+            .await
+        {
+            Ok(Ok(Some(f))) => f,
+            _ => return,
+        };
+    let (id, first) = match Envelope::<Request>::decode(&frame) {
+        Ok(e) => (e.request_id, e.body),
+        Err(e) => {
+            let _ = send(
+                &mut stream,
+                0,
+                Response::error(Rv::ArgumentsBad.ckr(), format!("malformed request: {e}")),
+            )
+            .await;
+            return;
+        }
+    };
+    let check_partition = |p: &str| -> Result<(), Error> {
+        if !pre.partition.is_empty() && pre.partition != p {
+            return Err(Error::new(
+                Rv::Vendor(tresor_core::error::vendor::USER_NOT_FOUND),
+                format!(
+                    "the gateway admitted this connection for partition {:?}, not {p:?}",
+                    pre.partition
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let attachment: Attachment = match first {
+        Request::RegisterClient {
+            partition,
+            setup_password,
+            pin,
+            public_key,
+            label,
+        } => {
+            let r = match check_partition(&partition) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    inner
+                        .engine
+                        .register_client(
+                            &partition,
+                            setup_password.expose(),
+                            pin.expose(),
+                            &public_key,
+                            &label,
+                        )
+                        .await
+                }
+            };
+            let resp = match r {
+                Ok(c) => {
+                    m.registrations.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(partition = %partition, client_id = %pre.client_id, service_user = %pre.service_user, fingerprint = %c.fingerprint, "client key registered");
+                    Response::ClientRegistered {
+                        fingerprint: c.fingerprint,
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(partition = %partition, client_id = %pre.client_id, error = %e, "setup-password exchange refused");
+                    Response::from(&e)
+                }
+            };
+            let _ = send(&mut stream, id, resp).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Request::OpenSession { partition } | Request::AttachSession { partition, .. }
+            if spki.is_none() =>
+        {
+            m.auth_failures.fetch_add(1, Ordering::Relaxed);
+            let e = Error::new(
+                Rv::Vendor(tresor_core::error::vendor::CLIENT_NOT_REGISTERED),
+                format!("no permanent secret presented for {partition:?}: run `ppin -a` first"),
+            );
+            let _ = send(&mut stream, id, Response::from(&e)).await;
+            return;
+        }
+        Request::OpenSession { partition } => {
+            match open_attach(&inner, &pre, spki.as_deref(), &partition, None).await {
+                Ok(a) => {
+                    let r = Response::SessionOpened {
+                        context_id: a.shared.ctx.id(),
+                        partition_id: a.shared.ctx.partition_id(),
+                    };
+                    if send(&mut stream, id, r).await.is_err() {
+                        return;
+                    }
+                    a
+                }
+                Err(e) => {
+                    let _ = send(&mut stream, id, Response::from(&e)).await;
+                    return;
+                }
+            }
+        }
+        Request::AttachSession { partition, token } => {
+            match open_attach(&inner, &pre, spki.as_deref(), &partition, Some(&token)).await {
+                Ok(a) => {
+                    let r = Response::SessionAttached {
+                        context_id: a.shared.ctx.id(),
+                        partition_id: a.shared.ctx.partition_id(),
+                        joined: a.joined,
+                        login: a.shared.ctx.logged_in().map(Into::into),
+                    };
+                    if send(&mut stream, id, r).await.is_err() {
+                        return;
+                    }
+                    a
+                }
+                Err(e) => {
+                    let _ = send(&mut stream, id, Response::from(&e)).await;
+                    return;
+                }
+            }
+        }
+        Request::Ping {} => {
+            let _ = send(
+                &mut stream,
+                id,
+                Response::Pong {
+                    max_frame_len: u32::try_from(max).unwrap_or(u32::MAX),
+                },
+            )
+            .await;
+            return;
+        }
+        other => {
+            let e = Error::new(
+                Rv::OperationNotInitialized,
+                format!("{} before a session was opened", other.name()),
+            );
+            let _ = send(&mut stream, id, Response::from(&e)).await;
+            return;
+        }
+    };
+    serve(&inner, &mut stream, &attachment.shared).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn open_attach(
+    inner: &Arc<Inner>,
+    pre: &Preamble,
+    spki: Option<&[u8]>,
+    partition: &str,
+    token: Option<&[u8]>,
+) -> Result<Attachment, Error> {
+    if !pre.partition.is_empty() && pre.partition != partition {
+        return Err(Error::new(
+            Rv::Vendor(tresor_core::error::vendor::USER_NOT_FOUND),
+            format!(
+                "the gateway admitted this connection for partition {:?}, not {partition:?}",
+                pre.partition
+            ),
+        ));
+    }
+    let spki = spki.unwrap_or_default();
+    let cred = match inner.engine.authenticate_client(partition, spki).await {
+        Ok(c) => c,
+        Err(e) => {
+            inner.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(partition = %partition, client_id = %pre.client_id, service_user = %pre.service_user, error = %e, "session refused");
+            return Err(e);
+        }
+    };
+    let engine = inner.engine.clone();
+    let part_name = partition.to_owned();
+    let open = move || async move { engine.open_context(&part_name).await };
+    // A private context (OpenSession) gets a token nobody else can name.
+    let private_token;
+    let token = match token {
+        Some(t) if !t.is_empty() && t.len() <= 64 => t,
+        Some(_) => {
+            return Err(Error::new(
+                Rv::ArgumentsBad,
+                "session token must be 1..=64 bytes",
+            ))
+        }
+        None => {
+            private_token = inner.next_private_token();
+            &private_token[..]
+        }
+    };
+    let a = inner
+        .contexts
+        .attach(partition, &cred.fingerprint, token, open)
+        .await?;
+    tracing::info!(partition = %partition, client_id = %pre.client_id, service_user = %pre.service_user, source = %pre.source, context = a.shared.ctx.id(), joined = a.joined, "session attached");
+    Ok(a)
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    stream: &mut S,
+    shared: &Arc<Shared>,
+) {
+    let max = inner.config.max_frame_len;
+    loop {
+        let frame =
+            match tokio::time::timeout(inner.config.idle_timeout, read_frame(stream, max)).await {
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        let _ = send(
+                            stream,
+                            0,
+                            Response::error(Rv::DataLenRange.ckr(), e.to_string()),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                Err(_) => return,
+            };
+        let start = Instant::now();
+        let env = match Envelope::<Request>::decode(&frame) {
+            Ok(e) => e,
+            Err(e) => {
+                // The stream is still in sync (the frame was whole): answer and go on.
+                let r = Response::error(Rv::ArgumentsBad.ckr(), format!("malformed request: {e}"));
+                if send(stream, 0, r).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let kind = env.body.code();
+        let resp = match &env.body {
+            Request::CloseSession {} => {
+                let _ = send(stream, env.request_id, Response::SessionClosed {}).await;
+                return;
+            }
+            req if req.is_idempotent() => crate::dispatch::dispatch(&shared.ctx, req).await,
+            req if env.request_id == 0 => crate::dispatch::dispatch(&shared.ctx, req).await,
+            req => {
+                let _order = shared.order.lock().await;
+                match shared.answer(env.request_id) {
+                    Some(r) => r,
+                    None => {
+                        let r = crate::dispatch::dispatch(&shared.ctx, req).await;
+                        shared.remember(env.request_id, &r);
+                        r
+                    }
+                }
+            }
+        };
+        let failed = matches!(resp, Response::Error { .. });
+        inner.metrics.request(kind, failed, start.elapsed());
+        if send(stream, env.request_id, resp).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! One request on an open context: convert the wire values, call the engine, convert back.
+//! Every rule is the engine's; this module only translates.
+
+use tresor_core::crypto::Mechanism as CoreMechanism;
+use tresor_core::template::Template as CoreTemplate;
+use tresor_core::{Context, Error, Rv};
+use tresor_proto::{Mechanism, Request, Response, Secret, Template};
+
+fn mech(m: &Mechanism) -> Result<CoreMechanism, Error> {
+    CoreMechanism::try_from(m)
+}
+
+fn tmpl(t: &Template) -> Result<CoreTemplate, Error> {
+    CoreTemplate::try_from(t)
+}
+
+fn usize_len(len: u32) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX)
+}
+
+/// Run `req` on `ctx`. Session-level requests (open, attach, close, register) are handled by
+/// the connection, not here.
+pub async fn dispatch(ctx: &Context, req: &Request) -> Response {
+    match run(ctx, req).await {
+        Ok(r) => r,
+        Err(e) => Response::from(&e),
+    }
+}
+
+async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
+    Ok(match req {
+        Request::Ping {} => Response::Pong {
+            max_frame_len: u32::try_from(tresor_proto::DEFAULT_MAX_FRAME_LEN).unwrap_or(u32::MAX),
+        },
+        Request::Login { user, pin } => {
+            ctx.login((*user).into(), pin.expose()).await?;
+            Response::LoggedIn {}
+        }
+        Request::Logout {} => {
+            ctx.logout()?;
+            Response::LoggedOut {}
+        }
+        Request::InitPin { new_pin } => {
+            ctx.init_pin(new_pin.expose()).await?;
+            Response::PinInitialized {}
+        }
+        Request::SetPin { old_pin, new_pin } => {
+            ctx.set_pin(old_pin.expose(), new_pin.expose()).await?;
+            Response::PinChanged {}
+        }
+        Request::CreateObject { template } => Response::ObjectCreated {
+            object: ctx.create_object(&tmpl(template)?).await?,
+        },
+        Request::GenerateKey {
+            mechanism,
+            template,
+        } => Response::KeyGenerated {
+            key: ctx.generate_key(*mechanism, &tmpl(template)?).await?,
+        },
+        Request::GenerateKeyPair {
+            mechanism,
+            public_template,
+            private_template,
+        } => {
+            let (public_key, private_key) = ctx
+                .generate_key_pair(*mechanism, &tmpl(public_template)?, &tmpl(private_template)?)
+                .await?;
+            Response::KeyPairGenerated {
+                public_key,
+                private_key,
+            }
+        }
+        Request::DestroyObject { object } => {
+            ctx.destroy_object(*object).await?;
+            Response::ObjectDestroyed {}
+        }
+        Request::SetAttributes { object, template } => {
+            ctx.set_attributes(*object, &tmpl(template)?).await?;
+            Response::AttributesSet {}
+        }
+        Request::CopyObject { object, template } => Response::ObjectCopied {
+            object: ctx.copy_object(*object, &tmpl(template)?).await?,
+        },
+        Request::GetAttributes { object, types } => Response::Attributes {
+            values: ctx
+                .get_attributes(*object, types)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        },
+        Request::FindObjects { template, max } => Response::Objects {
+            objects: ctx.find_objects(&tmpl(template)?, usize_len(*max)).await?,
+        },
+        Request::Record { object } => {
+            let (rec, usage_count) = ctx.record(*object).await?;
+            Response::Record {
+                record_json: tresor_proto::convert::record_to_json(&rec)
+                    .map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?,
+                usage_count,
+            }
+        }
+        Request::Sign {
+            key,
+            mechanism,
+            data,
+        } => Response::Signature {
+            signature: ctx.sign(*key, &mech(mechanism)?, data.expose()).await?,
+        },
+        Request::SignatureLen { key, mechanism } => Response::SignatureLen {
+            len: ctx.signature_len(*key, &mech(mechanism)?).await? as u64,
+        },
+        Request::Verify {
+            key,
+            mechanism,
+            data,
+            signature,
+        } => {
+            ctx.verify(*key, &mech(mechanism)?, data.expose(), signature)
+                .await?;
+            Response::Verified {}
+        }
+        Request::Encrypt {
+            key,
+            mechanism,
+            data,
+        } => Response::Encrypted {
+            ciphertext: ctx.encrypt(*key, &mech(mechanism)?, data.expose()).await?,
+        },
+        Request::Decrypt {
+            key,
+            mechanism,
+            data,
+        } => Response::Decrypted {
+            plaintext: Secret(ctx.decrypt(*key, &mech(mechanism)?, data).await?),
+        },
+        Request::WrapKey {
+            wrapping_key,
+            mechanism,
+            target,
+        } => Response::Wrapped {
+            wrapped: ctx
+                .wrap_key(*wrapping_key, &mech(mechanism)?, *target)
+                .await?,
+        },
+        Request::UnwrapKey {
+            unwrapping_key,
+            mechanism,
+            wrapped,
+            template,
+        } => Response::Unwrapped {
+            key: ctx
+                .unwrap_key(
+                    *unwrapping_key,
+                    &mech(mechanism)?,
+                    wrapped,
+                    &tmpl(template)?,
+                )
+                .await?,
+        },
+        Request::DeriveKey {
+            base_key,
+            mechanism,
+            template,
+        } => Response::Derived {
+            key: ctx
+                .derive_key(*base_key, &mech(mechanism)?, &tmpl(template)?)
+                .await?,
+        },
+        Request::Encapsulate {
+            key,
+            mechanism,
+            template,
+        } => {
+            let (ciphertext, key) = ctx
+                .encapsulate(*key, &mech(mechanism)?, &tmpl(template)?)
+                .await?;
+            Response::Encapsulated { ciphertext, key }
+        }
+        Request::Decapsulate {
+            key,
+            mechanism,
+            ciphertext,
+            template,
+        } => Response::Decapsulated {
+            key: ctx
+                .decapsulate(*key, &mech(mechanism)?, ciphertext, &tmpl(template)?)
+                .await?,
+        },
+        Request::BlockKey { key } => {
+            ctx.block_key(*key).await?;
+            Response::KeyBlocked {}
+        }
+        Request::UnblockKey { key } => {
+            ctx.unblock_key(*key).await?;
+            Response::KeyUnblocked {}
+        }
+        Request::Attest { key } => Response::Attested {
+            attestation: ctx.attest(*key).await?.into(),
+        },
+        Request::Digest { hash, data } => Response::Digest {
+            digest: ctx.digest((*hash).into(), data.expose())?,
+        },
+        Request::Random { len } => Response::Random {
+            bytes: Secret(ctx.random(usize_len(*len))?),
+        },
+        Request::CreatePartition { .. }
+        | Request::ListPartitions {}
+        | Request::DeletePartition { .. } => {
+            return Err(Error::new(
+                Rv::FunctionNotSupported,
+                "partition administration is not offered to partition users; operators use `tresor admin`",
+            ))
+        }
+        Request::GetMechanisms {} => {
+            return Err(Error::new(
+                Rv::FunctionNotSupported,
+                "the mechanism catalogue is not served by this node version",
+            ))
+        }
+        Request::OpenSession { .. }
+        | Request::AttachSession { .. }
+        | Request::CloseSession {}
+        | Request::RegisterClient { .. } => {
+            return Err(Error::new(
+                Rv::FunctionFailed,
+                "a session is already open on this connection",
+            ))
+        }
+    })
+}

@@ -1,0 +1,494 @@
+//! The HSM node on a real socket: setup-password exchange, sessions with the registered key,
+//! shared contexts, request-id deduplication, probes, malformed input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tresor_core::engine::credentials::SetupPolicy;
+use tresor_core::{Engine, EngineConfig};
+use tresor_proto::gateway::{GatewayMsg, NODE_READY};
+use tresor_proto::tls::{
+    client_identity, e2e_client_config, generate_client_key, node_server_name, spki_of_key,
+    Identity,
+};
+use tresor_proto::{Envelope, Mechanism, Request, Response, Secret, Template, UserType};
+use tresor_server::{Node, NodeConfig};
+
+const CKM_EC_KEY_PAIR_GEN: u64 = 0x1040;
+const CKA_TOKEN: u64 = 0x1;
+const CKA_SIGN: u64 = 0x108;
+const CKA_VERIFY: u64 = 0x10a;
+const CKA_EC_PARAMS: u64 = 0x180;
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const CKR_PIN_INCORRECT: u64 = 0xa0;
+const CLIENT_NOT_REGISTERED: u64 = 0x8000_0107;
+const SETUP_PASSWORD_USED: u64 = 0x8000_0105;
+
+struct Setup {
+    engine: Arc<Engine>,
+    node: Node,
+    root: Vec<u8>,
+}
+
+fn fast_config() -> EngineConfig {
+    EngineConfig {
+        argon2_m_kib: 256,
+        argon2_t: 1,
+        argon2_p: 1,
+        ..EngineConfig::default()
+    }
+}
+
+async fn setup(allow_direct: bool) -> Setup {
+    let store = Arc::new(tresor_store::SqliteStore::memory().await.unwrap());
+    let engine = Engine::open(store, fast_config()).await.unwrap();
+    engine.init(1, 1).await.unwrap();
+    engine
+        .create_partition("P1", b"so-pin-1", Some(b"user-pin-1"))
+        .await
+        .unwrap();
+    let node = Node::start(
+        engine.clone(),
+        NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            allow_direct,
+            handshake_timeout: Duration::from_secs(2),
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let root = engine.root_cert_der().unwrap();
+    Setup { engine, node, root }
+}
+
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn connect(addr: SocketAddr, root: &[u8], id: Option<&Identity>) -> std::io::Result<Tls> {
+    let cfg = e2e_client_config(root, id).unwrap();
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(node_server_name().unwrap(), tcp)
+        .await
+}
+
+async fn call(s: &mut Tls, id: u64, r: Request) -> Response {
+    let bytes = Envelope::new(id, r).encode().unwrap();
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+    s.flush().await.unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    let env = Envelope::<Response>::decode(&buf).unwrap();
+    assert_eq!(env.request_id, id);
+    env.body
+}
+
+fn rv(r: &Response) -> u64 {
+    match r {
+        Response::Error { rv, .. } => *rv,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn register(s: &Setup, pin: &[u8]) -> (Response, zeroize::Zeroizing<Vec<u8>>) {
+    let key = generate_client_key().unwrap();
+    let mut c = connect(s.node.local_addr(), &s.root, None).await.unwrap();
+    let pw = s
+        .engine
+        .issue_setup_password("P1", SetupPolicy::default())
+        .await
+        .unwrap();
+    let r = call(
+        &mut c,
+        1,
+        Request::RegisterClient {
+            partition: "P1".into(),
+            setup_password: Secret::from_slice(
+                secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+            ),
+            pin: Secret::from_slice(pin),
+            public_key: spki_of_key(&key).unwrap(),
+            label: "test".into(),
+        },
+    )
+    .await;
+    (r, key)
+}
+
+#[tokio::test]
+async fn register_attach_login_sign_and_share_context() {
+    let s = setup(true).await;
+    let (r, key) = register(&s, b"user-pin-1").await;
+    assert!(
+        matches!(r, Response::ClientRegistered { ref fingerprint } if fingerprint.len() == 64),
+        "{r:?}"
+    );
+    let id = client_identity(&key, "test").unwrap();
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let token = vec![7u8; 16];
+    let r = call(
+        &mut c,
+        1,
+        Request::AttachSession {
+            partition: "P1".into(),
+            token: token.clone(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Response::SessionAttached {
+                joined: false,
+                login: None,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = call(
+        &mut c,
+        2,
+        Request::Login {
+            user: UserType::User,
+            pin: Secret::from_slice(b"user-pin-1"),
+        },
+    )
+    .await;
+    assert_eq!(r, Response::LoggedIn {});
+    let r = call(
+        &mut c,
+        3,
+        Request::GenerateKeyPair {
+            mechanism: CKM_EC_KEY_PAIR_GEN,
+            public_template: Template::new()
+                .with_bool(CKA_TOKEN, false)
+                .with_bool(CKA_VERIFY, true)
+                .with_bytes(CKA_EC_PARAMS, P256),
+            private_template: Template::new()
+                .with_bool(CKA_TOKEN, false)
+                .with_bool(CKA_SIGN, true),
+        },
+    )
+    .await;
+    let Response::KeyPairGenerated {
+        public_key,
+        private_key,
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    // A second connection of the same process joins the context: logged in, same session objects.
+    let mut c2 = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let r = call(
+        &mut c2,
+        1,
+        Request::AttachSession {
+            partition: "P1".into(),
+            token,
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Response::SessionAttached {
+                joined: true,
+                login: Some(UserType::User),
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let data = Secret::from_slice(b"hello through the node");
+    let r = call(
+        &mut c2,
+        2,
+        Request::Sign {
+            key: private_key,
+            mechanism: Mechanism::EcdsaHash {
+                hash: tresor_proto::HashAlg::Sha256,
+            },
+            data: data.clone(),
+        },
+    )
+    .await;
+    let Response::Signature { signature } = r else {
+        panic!("{r:?}")
+    };
+    let r = call(
+        &mut c,
+        4,
+        Request::Verify {
+            key: public_key,
+            mechanism: Mechanism::EcdsaHash {
+                hash: tresor_proto::HashAlg::Sha256,
+            },
+            data,
+            signature,
+        },
+    )
+    .await;
+    assert_eq!(r, Response::Verified {});
+    // A retried non-idempotent request (same id) is answered from the first run.
+    let gen = Request::GenerateKeyPair {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+        public_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bytes(CKA_EC_PARAMS, P256),
+        private_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bool(CKA_SIGN, true),
+    };
+    let a = call(&mut c, 99, gen.clone()).await;
+    let b = call(&mut c2, 99, gen).await;
+    assert_eq!(a, b);
+    // Another token is another context: not logged in.
+    let mut c3 = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let r = call(
+        &mut c3,
+        1,
+        Request::AttachSession {
+            partition: "P1".into(),
+            token: vec![8u8; 16],
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Response::SessionAttached {
+                joined: false,
+                login: None,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let r = call(
+        &mut c3,
+        2,
+        Request::Sign {
+            key: private_key,
+            mechanism: Mechanism::Ecdsa {},
+            data: Secret::from_slice(&[0u8; 32]),
+        },
+    )
+    .await;
+    assert!(matches!(r, Response::Error { .. }), "{r:?}");
+}
+
+#[tokio::test]
+async fn unregistered_key_wrong_pin_and_reuse_are_refused() {
+    let s = setup(true).await;
+    // Wrong PKCS#11 password at the exchange.
+    let (r, _) = register(&s, b"wrong-pin").await;
+    assert_eq!(rv(&r), CKR_PIN_INCORRECT);
+    // A key nobody registered.
+    let stranger = client_identity(&generate_client_key().unwrap(), "x").unwrap();
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&stranger))
+        .await
+        .unwrap();
+    let r = call(
+        &mut c,
+        1,
+        Request::OpenSession {
+            partition: "P1".into(),
+        },
+    )
+    .await;
+    assert_eq!(rv(&r), CLIENT_NOT_REGISTERED);
+    // No certificate at all.
+    let mut c = connect(s.node.local_addr(), &s.root, None).await.unwrap();
+    let r = call(
+        &mut c,
+        1,
+        Request::AttachSession {
+            partition: "P1".into(),
+            token: vec![1; 16],
+        },
+    )
+    .await;
+    assert_eq!(rv(&r), CLIENT_NOT_REGISTERED);
+    // A used setup password is dead.
+    let key = generate_client_key().unwrap();
+    let pw = s
+        .engine
+        .issue_setup_password("P1", SetupPolicy::default())
+        .await
+        .unwrap();
+    let pw = secrecy::ExposeSecret::expose_secret(&pw)
+        .as_bytes()
+        .to_vec();
+    for (i, want) in [(1u64, None), (2, Some(SETUP_PASSWORD_USED))] {
+        let mut c = connect(s.node.local_addr(), &s.root, None).await.unwrap();
+        let r = call(
+            &mut c,
+            i,
+            Request::RegisterClient {
+                partition: "P1".into(),
+                setup_password: Secret::from_slice(&pw),
+                pin: Secret::from_slice(b"user-pin-1"),
+                public_key: spki_of_key(&key).unwrap(),
+                label: "t".into(),
+            },
+        )
+        .await;
+        match want {
+            None => assert!(matches!(r, Response::ClientRegistered { .. }), "{r:?}"),
+            Some(code) => assert_eq!(rv(&r), code),
+        }
+    }
+}
+
+#[tokio::test]
+async fn probes_preambles_and_malformed_input() {
+    let s = setup(false).await;
+    let addr = s.node.local_addr();
+    // Probe.
+    let mut t = TcpStream::connect(addr).await.unwrap();
+    let b = Envelope::new(5, GatewayMsg::Probe {}).encode().unwrap();
+    t.write_all(&(b.len() as u32).to_be_bytes()).await.unwrap();
+    t.write_all(&b).await.unwrap();
+    let mut len = [0u8; 4];
+    t.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    t.read_exact(&mut buf).await.unwrap();
+    let r = Envelope::<GatewayMsg>::decode(&buf).unwrap().body;
+    assert!(
+        matches!(
+            r,
+            GatewayMsg::ProbeReply {
+                status: NODE_READY,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    // Direct TLS is refused when not allowed.
+    assert!(connect(addr, &s.root, None).await.is_err());
+    // Oversized preamble, garbage, a stalled half frame: each is dropped.
+    let mut big = TcpStream::connect(addr).await.unwrap();
+    big.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let mut junk = TcpStream::connect(addr).await.unwrap();
+    junk.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe])
+        .await
+        .unwrap();
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[0, 0, 0, 50, 1, 0x43]).await.unwrap();
+    let mut one = [0u8; 1];
+    assert_eq!(big.read(&mut one).await.unwrap_or(0), 0);
+    assert_eq!(junk.read(&mut one).await.unwrap_or(0), 0);
+    // The half frame is cut at the handshake timeout (2 s here).
+    let r = tokio::time::timeout(Duration::from_secs(5), half.read(&mut one)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
+    // A preamble followed by a proper session still works.
+    let (r, key) = {
+        // register through a preamble'd connection
+        let key = generate_client_key().unwrap();
+        let pw = s
+            .engine
+            .issue_setup_password("P1", SetupPolicy::default())
+            .await
+            .unwrap();
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let pre = Envelope::new(
+            0,
+            GatewayMsg::Preamble {
+                service: "svc".into(),
+                service_user: "svc-user".into(),
+                partition: "P1".into(),
+                client_id: "app".into(),
+                source: "127.0.0.1:1".into(),
+                session_id: 1,
+            },
+        )
+        .encode()
+        .unwrap();
+        tcp.write_all(&(pre.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(&pre).await.unwrap();
+        let cfg = e2e_client_config(&s.root, None).unwrap();
+        let mut c = tokio_rustls::TlsConnector::from(cfg)
+            .connect(node_server_name().unwrap(), tcp)
+            .await
+            .unwrap();
+        let r = call(
+            &mut c,
+            1,
+            Request::RegisterClient {
+                partition: "P1".into(),
+                setup_password: Secret::from_slice(
+                    secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+                ),
+                pin: Secret::from_slice(b"user-pin-1"),
+                public_key: spki_of_key(&key).unwrap(),
+                label: "t".into(),
+            },
+        )
+        .await;
+        (r, key)
+    };
+    assert!(matches!(r, Response::ClientRegistered { .. }), "{r:?}");
+    let _ = key;
+    // Inside a session: a malformed request gets an error answer and the session goes on.
+    let metrics = s.node.render_metrics();
+    assert!(metrics.contains("tresor_node_probes_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("tresor_node_connections_refused_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_request_inside_a_session_is_answered() {
+    let s = setup(true).await;
+    let (_, key) = register(&s, b"user-pin-1").await;
+    let id = client_identity(&key, "t").unwrap();
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let r = call(
+        &mut c,
+        1,
+        Request::OpenSession {
+            partition: "P1".into(),
+        },
+    )
+    .await;
+    assert!(matches!(r, Response::SessionOpened { .. }), "{r:?}");
+    // A whole frame with a bad kind byte.
+    c.write_all(&[0, 0, 0, 10, 1, 0x7e, 0, 0, 0, 0, 0, 0, 0, 9])
+        .await
+        .unwrap();
+    let mut len = [0u8; 4];
+    c.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    c.read_exact(&mut buf).await.unwrap();
+    assert!(matches!(
+        Envelope::<Response>::decode(&buf).unwrap().body,
+        Response::Error { .. }
+    ));
+    // Still serving.
+    let r = call(&mut c, 2, Request::Random { len: 16 }).await;
+    assert!(
+        matches!(r, Response::Random { ref bytes } if bytes.len() == 16),
+        "{r:?}"
+    );
+}
