@@ -41,6 +41,9 @@ pub enum BenchCommand {
     /// The engine in-process next to the raw crypto libraries (OpenSSL and aws-lc-rs), then a
     /// label lookup in a large partition.
     Engine(EngineArgs),
+    /// Round trips through gateway + end-to-end channel at several client counts, next to
+    /// the in-process engine in the same run, and connection setup time.
+    Network(crate::bench_net::NetworkArgs),
 }
 
 /// Options of `tresor bench engine`.
@@ -174,19 +177,19 @@ impl Lib {
 
 /// One benchmark operation. Returns the part of its own duration that must not be timed
 /// (clean-up done at the end of the call, e.g. destroying a generated key).
-type Worker<'a> = Box<dyn FnMut() -> Result<Duration> + 'a>;
+pub(crate) type Worker<'a> = Box<dyn FnMut() -> Result<Duration> + 'a>;
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Measured {
-    ops: u64,
-    ops_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-    max_us: f64,
+pub(crate) struct Measured {
+    pub(crate) ops: u64,
+    pub(crate) ops_per_s: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) max_us: f64,
 }
 
 impl Measured {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "ops": self.ops,
             "ops_per_s": round2(self.ops_per_s),
@@ -197,7 +200,7 @@ impl Measured {
     }
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -217,7 +220,7 @@ struct ThreadResult {
 
 /// Runs `threads` OS threads, each with the worker `factory(i)`: an untimed warm-up, then the
 /// timed phase (started together) until `seconds` have passed.
-fn measure<'f, F>(threads: usize, seconds: f64, factory: &F) -> Result<Measured>
+pub(crate) fn measure<'f, F>(threads: usize, seconds: f64, factory: &F) -> Result<Measured>
 where
     F: Fn(usize) -> Result<Worker<'f>> + Sync,
 {
@@ -447,7 +450,7 @@ fn keygen_templates(c: Case) -> Result<(u64, Template, Template)> {
 static AUDIT_WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs an engine call, waiting and retrying while the audit queue is full.
-fn with_backpressure<T, Fut>(h: &Handle, mut call: impl FnMut() -> Fut) -> Result<T>
+pub(crate) fn with_backpressure<T, Fut>(h: &Handle, mut call: impl FnMut() -> Fut) -> Result<T>
 where
     Fut: std::future::Future<Output = tresor_core::Result<T>>,
 {
@@ -859,6 +862,7 @@ fn loadavg() -> String {
 pub async fn run(c: BenchCommand) -> Result<ExitCode> {
     match c {
         BenchCommand::Engine(a) => engine_bench(a).await,
+        BenchCommand::Network(a) => crate::bench_net::run(a).await,
     }
 }
 

@@ -68,6 +68,15 @@ pub struct DevArgs {
     /// Print the connection facts and exit instead of serving (for scripts and tests).
     #[arg(long)]
     pub no_serve: bool,
+    /// Gateway port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 2310)]
+    pub gateway_port: u16,
+    /// HSM node port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 2311)]
+    pub node_port: u16,
+    /// Health and metrics port of the node on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 9311)]
+    pub metrics_port: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,6 +84,12 @@ pub enum AdminCommand {
     /// Partition management (needs the shares to unseal).
     #[command(subcommand)]
     Partition(PartitionCommand),
+    /// The service directory the gateways check (service users, allowlists, partitions).
+    #[command(subcommand)]
+    Service(crate::admin::ServiceCommand),
+    /// Partition credentials: setup password, PKCS#11 password, client keys, credentials file.
+    #[command(subcommand)]
+    Credentials(crate::admin::CredentialsCommand),
     /// Generate keys in a loop, printing each acknowledged key's label (for crash tests).
     #[command(hide = true)]
     KeygenLoop {
@@ -167,14 +182,14 @@ pub enum AttestCommand {
     },
 }
 
-async fn open_store(path: &Path) -> Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>> {
     let s = SqliteStore::open(path)
         .await
         .with_context(|| format!("cannot open the store {}", path.display()))?;
     Ok(Arc::new(s))
 }
 
-async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
+pub(crate) async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
     if !store.store.exists() {
         bail!(
             "no store at {} (run `tresor init` first, or pass --store)",
@@ -185,7 +200,7 @@ async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
     Ok(Engine::open(s, EngineConfig::default()).await?)
 }
 
-async fn open_unsealed(store: &StoreArgs, shares: &ShareArgs) -> Result<Arc<Engine>> {
+pub(crate) async fn open_unsealed(store: &StoreArgs, shares: &ShareArgs) -> Result<Arc<Engine>> {
     let engine = open_engine(store).await?;
     let config = match engine.status() {
         SealStatus::Uninitialized => bail!(
@@ -285,7 +300,7 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         );
         engine.unseal(&[Share::parse(text.trim())?]).await?;
     }
-    let creds: serde_json::Value = if creds_path.exists() {
+    let mut creds: serde_json::Value = if creds_path.exists() {
         serde_json::from_slice(&std::fs::read(&creds_path)?)?
     } else {
         serde_json::json!({"partition": a.partition, "so_pin": random_pin()?, "user_pin": random_pin()?})
@@ -333,15 +348,29 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         db.display(),
         root_path.display()
     );
-    println!(
-        "The network faces (HSM node, gateway, PKCS#11, REST) attach here in the next stages."
-    );
+    let net = crate::serve::dev_network(
+        &engine,
+        &mut creds,
+        crate::serve::DevNetworkArgs {
+            dir: &a.dir,
+            partition: &part,
+            user_pin: &user_pin,
+            gateway_port: a.gateway_port,
+            node_port: a.node_port,
+            http_port: a.metrics_port,
+        },
+    )
+    .await?;
     if a.no_serve {
+        net.gateway.shutdown().await;
+        net.node.shutdown();
         engine.seal().await?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    crate::serve::wait_for_stop().await;
+    net.gateway.shutdown().await;
+    net.node.shutdown();
     engine.seal().await?;
     println!("Sealed and stopped.");
     Ok(ExitCode::SUCCESS)
@@ -356,6 +385,8 @@ fn spinner(msg: &'static str) -> indicatif::ProgressBar {
 
 pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
     match c {
+        AdminCommand::Service(c) => return crate::admin::service(c).await,
+        AdminCommand::Credentials(c) => return crate::admin::credentials(c).await,
         AdminCommand::Partition(PartitionCommand::Create {
             store,
             shares,

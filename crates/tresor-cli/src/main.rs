@@ -1,13 +1,15 @@
 //! `tresor`: the Tresor HSM service binary.
 //!
-//! This stage has the engine's commands: `init`, `unseal`, `dev`, `admin`, `audit verify`,
-//! `attest verify` and `bench`. The network faces (HSM node, gateway, REST API) attach to
-//! `tresor dev` in later stages.
+//! Commands: `init`, `unseal`, `dev` (everything in one process), `hsm` (an HSM node),
+//! `gateway`, `cert gateway`, `admin`, `audit verify`, `attest verify` and `bench`.
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod bench;
+mod bench_net;
 mod cmd;
+mod serve;
 mod shares_io;
 
 use clap::{Parser, Subcommand};
@@ -33,7 +35,16 @@ enum Command {
     /// single local share) if needed, unseal, create a first partition, print where everything
     /// is, and serve until Ctrl-C.
     Dev(cmd::DevArgs),
-    /// Administration: partitions.
+    /// Run an HSM node: unseal with the shares, accept end-to-end sessions from gateways,
+    /// serve health and Prometheus metrics.
+    Hsm(serve::HsmArgs),
+    /// Run a gateway: TLS from clients, address allowlist and service-user login against the
+    /// store's directory, healthy-node selection, then byte copying. Holds no key material.
+    Gateway(serve::GatewayArgs),
+    /// Certificates for the network faces.
+    #[command(subcommand)]
+    Cert(serve::CertCommand),
+    /// Administration: partitions, services, credentials.
     #[command(subcommand)]
     Admin(cmd::AdminCommand),
     /// Audit log tools.
@@ -71,6 +82,9 @@ fn main() -> std::process::ExitCode {
             Command::Init(a) => cmd::init(a).await,
             Command::Unseal(a) => cmd::unseal(a).await,
             Command::Dev(a) => cmd::dev(a).await,
+            Command::Hsm(a) => serve::hsm(a).await,
+            Command::Gateway(a) => serve::gateway(a).await,
+            Command::Cert(c) => serve::cert(c).await,
             Command::Admin(c) => cmd::admin(c).await,
             Command::Audit(c) => cmd::audit(c).await,
             Command::Attest(c) => cmd::attest(c).await,

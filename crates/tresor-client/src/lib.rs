@@ -1,6 +1,7 @@
 //! Tresor's client library.
 //!
-//! For now this crate holds the configuration layer: a complete parser and serializer for the
+//! [`connect`] reaches HSM nodes through a gateway (blocking, fork-safe). The configuration
+//! layer: a complete parser and serializer for the
 //! libconfig syntax ([`config::libconfig`]), the typed `primus.cfg` configuration
 //! ([`config::primus`]), the `.secrets.cfg` credentials file ([`config::secrets`]) and the lookup
 //! order of both files ([`config::lookup`]). Files written for the Securosys Primus PKCS#11
@@ -8,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connect;
 mod error;
 
-pub use error::{Diagnostic, Error, Position, VendorCode};
+pub use error::{rv, Diagnostic, Error, Position, VendorCode};

@@ -19,7 +19,10 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::sign::{Signer, Verifier};
 use openssl::stack::Stack;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509Name, X509NameBuilder, X509StoreContext, X509};
 use quick_xml::escape::escape;
@@ -108,6 +111,77 @@ pub fn issue_cert(
         }
         (None, None) => return Err(Error::new(Rv::GeneralError, "a certificate needs a signer")),
     }
+    Ok(b.build())
+}
+
+/// Issue an end-entity TLS server certificate for `subject_key`, signed by `issuer`: subject
+/// `O=Tresor, CN=cn`, one subjectAltName per entry of `sans` (an IP address if the entry parses
+/// as one, else a DNS name), `basicConstraints` critical without CA, `keyUsage`
+/// digitalSignature, `extendedKeyUsage` serverAuth, valid from `not_before` to `not_after`
+/// (unix seconds). Accepted by rustls-webpki as a server leaf.
+pub fn issue_server_cert(
+    cn: &str,
+    subject_key: &PKeyRef<impl openssl::pkey::HasPublic>,
+    issuer: (&X509, &PKeyRef<Private>),
+    sans: &[String],
+    not_before: i64,
+    not_after: i64,
+) -> Result<X509> {
+    if sans.is_empty() {
+        return Err(Error::new(
+            Rv::ArgumentsBad,
+            "a server certificate needs at least one subject alternative name",
+        ));
+    }
+    if not_after <= not_before {
+        return Err(Error::new(
+            Rv::ArgumentsBad,
+            "a certificate's validity must end after it starts",
+        ));
+    }
+    let (issuer_cert, issuer_key) = issuer;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let sn = serial()?;
+    b.set_serial_number(&sn)?;
+    let subject = name(cn)?;
+    b.set_subject_name(&subject)?;
+    b.set_issuer_name(issuer_cert.subject_name())?;
+    b.set_pubkey(subject_key)?;
+    let nb = Asn1Time::from_unix(not_before)?;
+    let na = Asn1Time::from_unix(not_after)?;
+    b.set_not_before(&nb)?;
+    b.set_not_after(&na)?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+    let mut san = SubjectAlternativeName::new();
+    for entry in sans {
+        if entry.is_empty() {
+            return Err(Error::new(
+                Rv::ArgumentsBad,
+                "a subject alternative name is empty",
+            ));
+        }
+        if entry.parse::<std::net::IpAddr>().is_ok() {
+            san.ip(entry);
+        } else {
+            san.dns(entry);
+        }
+    }
+    let ctx = b.x509v3_context(Some(issuer_cert), None);
+    let san = san.build(&ctx).map_err(|e| {
+        Error::new(
+            Rv::ArgumentsBad,
+            format!("subject alternative names {sans:?}: {e}"),
+        )
+    })?;
+    let ski = SubjectKeyIdentifier::new().build(&ctx)?;
+    let aki = AuthorityKeyIdentifier::new().keyid(false).build(&ctx)?;
+    b.append_extension(san)?;
+    b.append_extension(ski)?;
+    b.append_extension(aki)?;
+    b.sign(issuer_key, MessageDigest::sha256())?;
     Ok(b.build())
 }
 

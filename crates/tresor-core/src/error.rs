@@ -26,6 +26,14 @@ pub mod vendor {
     pub const ALREADY_EXISTS: u64 = 0x8000_0103;
     /// A master-key share is wrong or corrupted.
     pub const BAD_SHARE: u64 = 0x8000_0104;
+    /// The setup password has expired (Securosys "password expired").
+    pub const SETUP_PASSWORD_EXPIRED: u64 = 0x8000_0037;
+    /// The setup password was already exchanged for a permanent secret.
+    pub const SETUP_PASSWORD_USED: u64 = 0x8000_0105;
+    /// The setup password is wrong, or none was issued for the partition.
+    pub const SETUP_PASSWORD_INVALID: u64 = 0x8000_0106;
+    /// The client's key is not registered for the partition.
+    pub const CLIENT_NOT_REGISTERED: u64 = 0x8000_0107;
 }
 
 /// A PKCS#11 return value or a Tresor vendor code.
@@ -208,6 +216,10 @@ impl Rv {
             Rv::Vendor(vendor::INTEGRITY) => "TRESOR_INTEGRITY",
             Rv::Vendor(vendor::ALREADY_EXISTS) => "TRESOR_ALREADY_EXISTS",
             Rv::Vendor(vendor::BAD_SHARE) => "TRESOR_BAD_SHARE",
+            Rv::Vendor(vendor::SETUP_PASSWORD_EXPIRED) => "TRESOR_SETUP_PASSWORD_EXPIRED",
+            Rv::Vendor(vendor::SETUP_PASSWORD_USED) => "TRESOR_SETUP_PASSWORD_USED",
+            Rv::Vendor(vendor::SETUP_PASSWORD_INVALID) => "TRESOR_SETUP_PASSWORD_INVALID",
+            Rv::Vendor(vendor::CLIENT_NOT_REGISTERED) => "TRESOR_CLIENT_NOT_REGISTERED",
             Rv::Vendor(_) => "CKR_VENDOR_DEFINED",
         }
     }

@@ -24,7 +24,9 @@
 //! * [`policy`]: the Smart Key Attribute policy carried by keys.
 //! * [`audit`]: the hash-chained, checkpointed audit log.
 //! * [`attest`]: the attestation document and the cluster certificate chain.
-//! * [`engine`]: partitions, users, sessions and operations.
+//! * [`engine`]: partitions, users, sessions and operations; client credentials (setup
+//!   password, registered client keys) in [`engine::credentials`].
+//! * [`directory`]: the service directory the gateways check (service users, allowlists).
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod attest;
 pub mod audit;
 pub mod ck;
 pub mod crypto;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod object;
@@ -39,5 +42,7 @@ pub mod policy;
 pub mod seal;
 pub mod template;
 
-pub use engine::{Context, Engine, EngineConfig, SealStatus, UserType};
+pub use engine::{
+    ClientCredential, Context, Engine, EngineConfig, SealStatus, SetupPolicy, UserType,
+};
 pub use error::{Error, Result, Rv};

@@ -137,6 +137,38 @@ pub struct CheckpointRow {
     pub signature: Vec<u8>,
 }
 
+/// One service of the directory (the gateway's phase-one credential: service user name,
+/// password hash, source-address allowlist, partitions). The engine writes `record_json`;
+/// gateways read it and update only the lockout counters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceRow {
+    /// Unique display name of the service (subscriber).
+    pub name: String,
+    /// Unique service user name (what clients present to the gateway).
+    pub service_user: String,
+    /// The JSON service record (`tresor_core::directory::ServiceRecord`).
+    pub record_json: Vec<u8>,
+    /// Consecutive wrong passwords.
+    pub failures: i64,
+    /// Unix seconds until which the service user is locked (0 = not locked).
+    pub locked_until: i64,
+    /// 1 on insert, +1 on each update of `record_json`; updates are compare-and-swap on it.
+    pub version: i64,
+}
+
+impl std::fmt::Debug for ServiceRow {
+    // The record holds the password hash: it is left out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRow")
+            .field("name", &self.name)
+            .field("service_user", &self.service_user)
+            .field("failures", &self.failures)
+            .field("locked_until", &self.locked_until)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One change inside a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation {
@@ -185,6 +217,13 @@ pub enum Mutation {
     AppendAudit(AuditRow),
     /// Insert a checkpoint; `Conflict` if (partition, seq) exists.
     PutCheckpoint(CheckpointRow),
+    /// Insert a service when `version == 1` (`Conflict` if its name or service user exists);
+    /// otherwise replace the row of the same service user only if its stored version is
+    /// `version - 1` (`Conflict` if not, `NotFound` if absent). The lockout counters are written
+    /// as given.
+    PutService(ServiceRow),
+    /// Delete a service. `NotFound` if absent.
+    DeleteService { service_user: String },
 }
 
 /// Mutations applied atomically, in order, by [`Store::commit`].
@@ -249,6 +288,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>>;
     /// The checkpoint with the highest seq of a partition, if any.
     async fn last_checkpoint(&self, partition_id: i64) -> StoreResult<Option<CheckpointRow>>;
+    /// Every service of the directory, ordered by name.
+    async fn services(&self) -> StoreResult<Vec<ServiceRow>>;
+    /// One service by its service user name.
+    async fn service_by_user(&self, service_user: &str) -> StoreResult<Option<ServiceRow>>;
+    /// Set a service user's lockout counters (no version change; used by gateways directly).
+    /// `NotFound` if the service does not exist.
+    async fn set_service_failures(
+        &self,
+        service_user: &str,
+        failures: i64,
+        locked_until: i64,
+    ) -> StoreResult<()>;
     /// Apply all mutations atomically (one transaction), in order. On any error nothing is applied.
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()>;
 }

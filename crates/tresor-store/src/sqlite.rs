@@ -26,8 +26,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, Store, StoreError,
-    StoreResult, WriteBatch,
+    AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, ServiceRow, Store,
+    StoreError, StoreResult, WriteBatch,
 };
 
 /// The schema migrations, embedded at compile time.
@@ -54,6 +54,13 @@ macro_rules! partition_columns {
 macro_rules! audit_columns {
     () => {
         "partition_id, seq, time_ns, actor, action, object_id, detail, prev_hash, hash"
+    };
+}
+
+/// The columns of `services`, in the order [`service_from_row`] reads them.
+macro_rules! service_columns {
+    () => {
+        "name, service_user, record_json, failures, locked_until, version"
     };
 }
 
@@ -429,6 +436,95 @@ impl SqliteStore {
                 .await
                 .map_err(|e| write_error(format_args!("checkpoint {} of partition {}", c.seq, c.partition_id), e))?;
             }
+            Mutation::PutService(sv) if sv.version == 1 => {
+                sqlx::query(concat!(
+                    "INSERT INTO services (",
+                    service_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?)"
+                ))
+                .bind(sv.name.as_str())
+                .bind(sv.service_user.as_str())
+                .bind(sv.record_json.as_slice())
+                .bind(sv.failures)
+                .bind(sv.locked_until)
+                .bind(sv.version)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(ref d) if d.kind() == ErrorKind::UniqueViolation => {
+                        if d.message().contains("services.name") {
+                            StoreError::Conflict(format!(
+                                "service name {:?} already exists",
+                                sv.name
+                            ))
+                        } else {
+                            StoreError::Conflict(format!(
+                                "service user {:?} already exists",
+                                sv.service_user
+                            ))
+                        }
+                    }
+                    e => write_error(format_args!("service {:?}", sv.service_user), e),
+                })?;
+            }
+            Mutation::PutService(sv) => {
+                let expected = sv.version - 1;
+                let done = sqlx::query(
+                    "UPDATE services SET name = ?, record_json = ?, failures = ?, locked_until = ?, version = ? \
+                     WHERE service_user = ? AND version = ?",
+                )
+                .bind(sv.name.as_str())
+                .bind(sv.record_json.as_slice())
+                .bind(sv.failures)
+                .bind(sv.locked_until)
+                .bind(sv.version)
+                .bind(sv.service_user.as_str())
+                .bind(expected)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(ref d)
+                        if d.kind() == ErrorKind::UniqueViolation
+                            && d.message().contains("services.name") =>
+                    {
+                        StoreError::Conflict(format!("service name {:?} already exists", sv.name))
+                    }
+                    e => write_error(format_args!("updating service {:?}", sv.service_user), e),
+                })?;
+                if done.rows_affected() == 0 {
+                    let stored: Option<i64> =
+                        sqlx::query_scalar("SELECT version FROM services WHERE service_user = ?")
+                            .bind(sv.service_user.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err(|e| {
+                                db_error(
+                                    format_args!(
+                                        "reading the version of service {:?}",
+                                        sv.service_user
+                                    ),
+                                    e,
+                                )
+                            })?;
+                    return Err(cas_miss(
+                        format_args!("service {:?}", sv.service_user),
+                        stored,
+                        expected,
+                    ));
+                }
+            }
+            Mutation::DeleteService { service_user } => {
+                let done = sqlx::query("DELETE FROM services WHERE service_user = ?")
+                    .bind(service_user.as_str())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        write_error(format_args!("deleting service {service_user:?}"), e)
+                    })?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("service {service_user:?}")));
+                }
+            }
         }
         Ok(())
     }
@@ -674,6 +770,60 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn services(&self) -> StoreResult<Vec<ServiceRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing services", e))?;
+        rows.iter().map(service_from_row).collect()
+    }
+
+    async fn service_by_user(&self, service_user: &str) -> StoreResult<Option<ServiceRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services WHERE service_user = ?"
+        ))
+        .bind(service_user)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading service {service_user:?}"), e))?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    async fn set_service_failures(
+        &self,
+        service_user: &str,
+        failures: i64,
+        locked_until: i64,
+    ) -> StoreResult<()> {
+        // A single-row update is atomic by itself; it goes through the writer queue like
+        // every other write so that it does not spin against a running commit.
+        let _writer = self.write_lock.lock().await;
+        let done = sqlx::query(
+            "UPDATE services SET failures = ?, locked_until = ? WHERE service_user = ?",
+        )
+        .bind(failures)
+        .bind(locked_until)
+        .bind(service_user)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            write_error(
+                format_args!("lockout counters of service {service_user:?}"),
+                e,
+            )
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("service {service_user:?}")));
+        }
+        Ok(())
+    }
+
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -822,6 +972,17 @@ fn object_from_row(r: &SqliteRow) -> StoreResult<ObjectRow> {
         uuid: get(r, "uuid")?,
         usage_count: get(r, "usage_count")?,
         sealed: get(r, "sealed")?,
+    })
+}
+
+fn service_from_row(r: &SqliteRow) -> StoreResult<ServiceRow> {
+    Ok(ServiceRow {
+        name: get(r, "name")?,
+        service_user: get(r, "service_user")?,
+        record_json: get(r, "record_json")?,
+        failures: get(r, "failures")?,
+        locked_until: get(r, "locked_until")?,
+        version: get(r, "version")?,
     })
 }
 

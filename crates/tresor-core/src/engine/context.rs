@@ -158,6 +158,9 @@ impl Context {
     ) -> Result<()> {
         check_pin_len(pin).map_err(|_| Error::new(Rv::PinIncorrect, "wrong PIN"))?;
         let engine = &self.engine;
+        // The PIN may have been set by another process (`tresor admin credentials
+        // set-pkcs11-password`) since the partition was loaded.
+        self.part.sync(engine).await?;
         let row = engine
             .store
             .partition(self.part.id)

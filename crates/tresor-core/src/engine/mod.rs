@@ -14,6 +14,7 @@
 //! fails closed until a flush succeeds.
 
 mod context;
+pub mod credentials;
 mod import;
 mod objects;
 mod ops;
@@ -30,6 +31,7 @@ use parking_lot::RwLock;
 use tresor_store::{Mutation, Store, WriteBatch, CLUSTER_PARTITION};
 
 pub use context::{Context, UserType};
+pub use credentials::{ClientCredential, SetupPolicy, TlsIdentity};
 pub use ops::mechanism_name;
 pub use partition::PartitionSummary;
 
@@ -390,6 +392,32 @@ impl Engine {
     /// The store handle (for offline tools).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The cluster root key, unsealed from the cluster table (only for issuing certificates).
+    pub(crate) async fn root_key(&self) -> Result<PKey<Private>> {
+        let un = self.unsealed()?;
+        let sealed = self
+            .store
+            .cluster_get(keys::ROOT_KEY)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                Error::integrity(format!("cluster setting '{}' is missing", keys::ROOT_KEY))
+            })?;
+        let pk8 = seal::open(
+            un.master.seal_key(),
+            &seal::aad_cluster(keys::ROOT_KEY),
+            &sealed,
+        )?;
+        let key = PKey::private_key_from_pkcs8(&pk8)
+            .map_err(|_| Error::integrity("cluster root key is corrupt"))?;
+        if !un.root_cert.public_key()?.public_eq(&key) {
+            return Err(Error::integrity(
+                "cluster root certificate does not match the cluster root key",
+            ));
+        }
+        Ok(key)
     }
 
     /// Append entries to the cluster chain together with `mutations`, atomically.

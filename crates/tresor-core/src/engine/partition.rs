@@ -41,6 +41,23 @@ pub(crate) struct PartitionRecord {
     pub attest_cert: Vec<u8>,
     /// Hex of the object-version digest.
     pub digest: String,
+    /// The current setup password (absent in records written before it existed).
+    #[serde(default)]
+    pub setup: Option<super::credentials::SetupState>,
+    /// The registered client keys (permanent secrets' public halves).
+    #[serde(default)]
+    pub clients: Vec<super::credentials::ClientRecord>,
+}
+
+/// How often [`Partition::commit`] rebuilds a commit that conflicted with another writer.
+const COMMIT_RETRIES: u32 = 8;
+
+/// The detail of the error a conflicting commit returns (after refreshing).
+const CONFLICT_DETAIL: &str = "was changed concurrently by another writer; retry the operation";
+
+/// True for the error of a commit that conflicted with another writer (nothing was written).
+pub(crate) fn is_conflict(e: &Error) -> bool {
+    e.rv() == Rv::FunctionFailed && e.detail().ends_with(CONFLICT_DETAIL)
 }
 
 /// Serialize `json ‖ secret` as `u32 len ‖ json ‖ secret`.
@@ -533,10 +550,17 @@ impl Partition {
             return Ok(c.clone());
         }
         if !self.versions.read().contains_key(&oid) {
-            return Err(Error::new(
-                Rv::ObjectHandleInvalid,
-                format!("object {oid} does not exist"),
-            ));
+            // Another node (or process) on the same store may have created it since this
+            // partition was read: one row read tells, and a refresh follows only if so.
+            if oid > 0 {
+                self.sync(engine).await?;
+            }
+            if !self.versions.read().contains_key(&oid) {
+                return Err(Error::new(
+                    Rv::ObjectHandleInvalid,
+                    format!("object {oid} does not exist"),
+                ));
+            }
         }
         let row = engine
             .store
@@ -583,8 +607,26 @@ impl Partition {
         entries: Vec<EntryContent>,
         digest_change: Option<Vec<(ObjectId, i64, i64)>>,
     ) -> Result<()> {
-        self.commit_with(engine, mutations, entries, digest_change, |_| Ok(false))
-            .await
+        // A conflict with another writer on the same store (another node appending to this
+        // partition's audit chain, say) leaves nothing written and the cached state refreshed:
+        // the same commit is rebuilt on the new state. A change that really collides (the
+        // same object changed elsewhere) keeps failing its version check and is reported.
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .commit_with(
+                    engine,
+                    mutations.clone(),
+                    entries.clone(),
+                    digest_change.clone(),
+                    |_| Ok(false),
+                )
+                .await;
+            match r {
+                Err(e) if is_conflict(&e) && attempt < COMMIT_RETRIES => attempt += 1,
+                r => return r,
+            }
+        }
     }
 
     /// Commit queued key uses; `force_checkpoint` signs a checkpoint at the new head even if
@@ -640,7 +682,14 @@ impl Partition {
             .map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
         let mut record: PartitionRecord = serde_json::from_str(&record_json_before)
             .map_err(|e| Error::new(Rv::GeneralError, e.to_string()))?;
-        let changed = change_record(&mut record)?;
+        let changed = match change_record(&mut record) {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing is written: put the queued uses back for the next commit.
+                self.own.pending.lock().merge(taken);
+                return Err(e);
+            }
+        };
         let mut new_row_version = w.row_version;
         if changed || digest_change.is_some() {
             record.digest = hex::encode(new_digest);
@@ -707,7 +756,7 @@ impl Partition {
                 self.refresh(engine, &mut w).await?;
                 return Err(Error::new(
                     Rv::FunctionFailed,
-                    format!("partition '{}' was changed concurrently by another writer; retry the operation", self.name),
+                    format!("partition '{}' {CONFLICT_DETAIL}", self.name),
                 ));
             }
             return Err(store_err(e));
@@ -741,9 +790,31 @@ impl Partition {
 }
 
 impl Partition {
+    /// Bring the cached state up to date if another writer (a second process or node on the
+    /// same store) changed the partition since it was read: one row read, and a full
+    /// [`refresh`](Self::refresh) only when the stored row version differs.
+    pub(crate) async fn sync(&self, engine: &Engine) -> Result<()> {
+        let row = engine
+            .store
+            .partition(self.id)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                Error::new(
+                    Rv::Vendor(vendor::USER_NOT_FOUND),
+                    format!("partition '{}' was deleted", self.name),
+                )
+            })?;
+        let mut w = self.writer.lock().await;
+        if row.version != w.row_version {
+            self.refresh(engine, &mut w).await?;
+        }
+        Ok(())
+    }
+
     /// Re-read the partition's sealed record, object versions and audit head from the store
     /// (after another writer changed them), checking the version digest again.
-    async fn refresh(&self, engine: &Engine, w: &mut WriterState) -> Result<()> {
+    pub(crate) async fn refresh(&self, engine: &Engine, w: &mut WriterState) -> Result<()> {
         let row = engine
             .store
             .partition(self.id)
@@ -908,6 +979,8 @@ impl Engine {
             user_pin: user_hash,
             attest_cert: attest_cert.to_der()?,
             digest: hex::encode(VersionDigest::empty()),
+            setup: None,
+            clients: Vec::new(),
         };
         let pk8 = Zeroizing::new(attest_key.private_key_to_pkcs8()?);
         let sealed = Partition::seal_row(&un.master, id, 1, &key, &record, &pk8)?;

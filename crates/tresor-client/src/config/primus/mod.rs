@@ -50,6 +50,9 @@ pub struct PrimusConfig {
     pub hsms: Vec<HsmConfig>,
     /// `primus.log`.
     pub log: LogConfig,
+    /// `primus.ca_file` (Tresor): the cluster root certificate (PEM) that verifies both the
+    /// gateway and the HSM node; an HSM entry's own `ca_file` overrides it.
+    pub ca_file: Option<String>,
     /// The slot view: slots grouped by `id`, sorted by `id`.
     slots: Vec<Slot>,
 }
@@ -69,6 +72,8 @@ pub struct HsmConfig {
     pub pin: Option<SecretString>,
     /// `slots.*` in file order.
     pub slots: Vec<SlotConfig>,
+    /// `ca_file` (Tresor): this HSM's root certificate (PEM), overriding `primus.ca_file`.
+    pub ca_file: Option<String>,
     /// Where the entry's name is.
     pub position: Position,
 }
@@ -147,7 +152,7 @@ impl PrimusConfig {
         let config = read::config(root, &mut problems);
         match config {
             Some(mut config) if problems.0.is_empty() => {
-                config.slots = slots::build(&config.hsms, &mut problems);
+                config.slots = slots::build(&config.hsms, config.ca_file.as_deref(), &mut problems);
                 if problems.0.is_empty() {
                     Ok(config)
                 } else {

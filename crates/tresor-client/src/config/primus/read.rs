@@ -14,8 +14,9 @@ const PRIMUS_KEYS: &[&str] = &[
     "connect_on_init",
     "hsms",
     "log",
+    "ca_file",
 ];
-const HSM_KEYS: &[&str] = &["host", "port", "priority", "pin", "slots"];
+const HSM_KEYS: &[&str] = &["host", "port", "priority", "pin", "slots", "ca_file"];
 const SLOT_KEYS: &[&str] = &[
     "client_id",
     "user_name",
@@ -65,6 +66,7 @@ pub(super) fn config(root: &Value, p: &mut Problems) -> Option<PrimusConfig> {
         connect_on_init: DEFAULT_CONNECT_ON_INIT,
         hsms: Vec::new(),
         log: LogConfig::default(),
+        ca_file: None,
         slots: Vec::new(),
     };
     let mut hsms_seen = false;
@@ -80,6 +82,7 @@ pub(super) fn config(root: &Value, p: &mut Problems) -> Option<PrimusConfig> {
                 config.hsms = hsms(s, &path, p);
             }
             "log" => config.log = log(v, &path, p),
+            "ca_file" => config.ca_file = p.string(v, &path),
             _ => p.unknown(s, "primus", PRIMUS_KEYS),
         }
     }
@@ -111,6 +114,7 @@ fn hsm(entry: &Setting, path: &str, p: &mut Problems) -> Option<HsmConfig> {
     let settings = p.group(&entry.value, path)?;
     let (mut host, mut port, mut priority, mut pin) = (None, None, 0u8, None);
     let mut slots = Vec::new();
+    let mut ca_file = None;
     let (mut host_seen, mut port_seen) = (false, false);
     for s in settings {
         let key = join(path, &s.name);
@@ -130,6 +134,7 @@ fn hsm(entry: &Setting, path: &str, p: &mut Problems) -> Option<HsmConfig> {
                     .and_then(|i| u8::try_from(i).ok()),
             ),
             "pin" => pin = p.secret(v, &key),
+            "ca_file" => ca_file = p.string(v, &key),
             "slots" => {
                 if let Some(group) = p.group(v, &key) {
                     slots = group
@@ -155,6 +160,7 @@ fn hsm(entry: &Setting, path: &str, p: &mut Problems) -> Option<HsmConfig> {
         priority,
         pin,
         slots,
+        ca_file,
         position: entry.position.clone(),
     })
 }

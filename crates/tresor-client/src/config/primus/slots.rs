@@ -37,6 +37,9 @@ pub struct SlotTarget {
     pub proxy_user: Option<String>,
     /// `proxy_password` of the slot entry. Never printed.
     pub proxy_password: Option<SecretString>,
+    /// The root certificate file (PEM) for this target: the HSM's `ca_file`, else
+    /// `primus.ca_file`.
+    pub ca_file: Option<String>,
 }
 
 impl Slot {
@@ -52,7 +55,11 @@ impl Slot {
 }
 
 /// Groups the slot entries by `id`; the same `id` must use the same `user_name` everywhere.
-pub(super) fn build(hsms: &[HsmConfig], problems: &mut Problems) -> Vec<Slot> {
+pub(super) fn build(
+    hsms: &[HsmConfig],
+    ca_file: Option<&str>,
+    problems: &mut Problems,
+) -> Vec<Slot> {
     let mut slots: Vec<(Slot, &super::SlotConfig)> = Vec::new();
     for (hsm_index, hsm) in hsms.iter().enumerate() {
         for entry in &hsm.slots {
@@ -66,6 +73,7 @@ pub(super) fn build(hsms: &[HsmConfig], problems: &mut Problems) -> Vec<Slot> {
                 client_id: entry.client_id.clone(),
                 proxy_user: entry.proxy_user.clone(),
                 proxy_password: entry.proxy_password.clone(),
+                ca_file: hsm.ca_file.clone().or_else(|| ca_file.map(str::to_owned)),
             };
             match slots.iter_mut().find(|(s, _)| s.id == entry.id) {
                 Some((slot, first)) => {

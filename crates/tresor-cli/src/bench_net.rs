@@ -1,0 +1,351 @@
+//! `tresor bench network`: round trips through gateway + end-to-end channel next to the
+//! in-process engine, in the same process and run, and connection setup time.
+//!
+//! Everything runs on this machine: the node and the gateway on the command's runtime, the
+//! clients as OS threads using the blocking client library (as the PKCS#11 module does). All
+//! clients of one concurrency level share one `SlotClient` (one application, one pooled set of
+//! connections, one node-side context), like a multi-threaded PKCS#11 application.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+use tresor_client::connect::{ConnectOptions, Endpoint, SlotClient, SlotSettings};
+use tresor_core::crypto::{HashAlg, Mechanism};
+use tresor_core::engine::credentials::SetupPolicy;
+use tresor_core::template::Template;
+use tresor_core::{Context, Engine, UserType};
+use tresor_proto::{Request, Response, Secret};
+
+use crate::bench::{measure, round2, with_backpressure, Measured, Worker};
+
+/// Options of `tresor bench network`.
+#[derive(Args, Debug)]
+pub struct NetworkArgs {
+    /// Timed seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Concurrent clients, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub clients: Vec<usize>,
+    /// Connections to open (both phases) for the setup-time measurement.
+    #[arg(long, default_value_t = 200)]
+    pub setups: usize,
+}
+
+const PARTITION: &str = "netbench";
+const USER_PIN: &str = "netbench-user-pin-1";
+
+const CKM_RSA_PKCS_KEY_PAIR_GEN: u64 = 0x0;
+const CKM_EC_KEY_PAIR_GEN: u64 = 0x1040;
+const CKA_TOKEN: u64 = 0x1;
+const CKA_SIGN: u64 = 0x108;
+const CKA_MODULUS_BITS: u64 = 0x121;
+const CKA_EC_PARAMS: u64 = 0x180;
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    Noop,
+    EcdsaP256,
+    Rsa2048,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::Noop => "noop",
+            Case::EcdsaP256 => "ecdsa-p256",
+            Case::Rsa2048 => "rsa2048-pkcs1-sha256",
+        }
+    }
+}
+
+struct Keys {
+    p256: i64,
+    rsa: i64,
+}
+
+async fn make_keys(ctx: &Context) -> Result<Keys> {
+    let token = || Template::new().with_bool(CKA_TOKEN, true);
+    let (_, p256) = ctx
+        .generate_key_pair(
+            CKM_EC_KEY_PAIR_GEN,
+            &token()?.with_bytes(CKA_EC_PARAMS, P256_OID)?,
+            &token()?.with_bool(CKA_SIGN, true)?,
+        )
+        .await?;
+    let (_, rsa) = ctx
+        .generate_key_pair(
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &token()?.with_ulong(CKA_MODULUS_BITS, 2048)?,
+            &token()?.with_bool(CKA_SIGN, true)?,
+        )
+        .await?;
+    Ok(Keys { p256, rsa })
+}
+
+fn digest32() -> Vec<u8> {
+    (0u8..32).collect()
+}
+
+fn local_worker<'a>(c: Case, ctx: Arc<Context>, keys: &Keys, h: tokio::runtime::Handle) -> Worker<'a> {
+    let data = digest32();
+    match c {
+        Case::Noop => Box::new(move || {
+            black_box(ctx.logged_in());
+            Ok(Duration::ZERO)
+        }),
+        Case::EcdsaP256 => {
+            let key = keys.p256;
+            Box::new(move || {
+                black_box(with_backpressure(&h, || ctx.sign(key, &Mechanism::Ecdsa, &data))?);
+                Ok(Duration::ZERO)
+            })
+        }
+        Case::Rsa2048 => {
+            let key = keys.rsa;
+            Box::new(move || {
+                black_box(with_backpressure(&h, || {
+                    ctx.sign(key, &Mechanism::RsaPkcsHash(HashAlg::Sha256), &data)
+                })?);
+                Ok(Duration::ZERO)
+            })
+        }
+    }
+}
+
+fn net_worker<'a>(c: Case, client: &'a SlotClient, keys: &Keys) -> Worker<'a> {
+    let req = match c {
+        Case::Noop => Request::Ping {},
+        Case::EcdsaP256 => Request::Sign {
+            key: keys.p256,
+            mechanism: tresor_proto::Mechanism::Ecdsa {},
+            data: Secret::new(digest32()),
+        },
+        Case::Rsa2048 => Request::Sign {
+            key: keys.rsa,
+            mechanism: tresor_proto::Mechanism::RsaPkcsHash {
+                hash: tresor_proto::HashAlg::Sha256,
+            },
+            data: Secret::new(digest32()),
+        },
+    };
+    Box::new(move || {
+        let r = client.call(&req)?;
+        if matches!(r, Response::Error { .. }) {
+            bail!("{} failed through the network: {r:?}", c.name());
+        }
+        black_box(r);
+        Ok(Duration::ZERO)
+    })
+}
+
+/// A node and a gateway on 127.0.0.1 over a temporary store, a service, a registered client.
+pub(crate) struct Stack {
+    pub engine: Arc<Engine>,
+    pub node: tresor_server::Node,
+    pub gateway: tresor_gateway::Gateway,
+    pub settings: SlotSettings,
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(tresor_store::SqliteStore::open(&dir.path().join("bench.db")).await?);
+    let engine = Engine::open(
+        store.clone(),
+        tresor_core::EngineConfig {
+            argon2_m_kib: 64,
+            argon2_t: 1,
+            argon2_p: 1,
+            ..tresor_core::EngineConfig::default()
+        },
+    )
+    .await?;
+    engine.init(1, 1).await?;
+    engine
+        .create_partition(PARTITION, b"netbench-so-pin-1", Some(USER_PIN.as_bytes()))
+        .await?;
+    let allow = tresor_core::directory::parse_allowlist("127.0.0.0/8")?;
+    let (_, svc_pw) = engine
+        .create_service("bench", "bench-svc", allow, vec![PARTITION.into()], vec![])
+        .await?;
+    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let node = tresor_server::Node::start(
+        engine.clone(),
+        tresor_server::NodeConfig {
+            listen: any,
+            max_connections: 4096,
+            ..tresor_server::NodeConfig::default()
+        },
+    )
+    .await?;
+    let (chain, key) = engine
+        .issue_server_identity("bench-gateway", &["127.0.0.1".into()], 30)
+        .await?;
+    let tls = tresor_proto::tls::gateway_server_config(&tresor_proto::tls::Identity {
+        chain,
+        key_pkcs8: key,
+    })?;
+    let mut gcfg = tresor_gateway::GatewayConfig::new(
+        any,
+        tls,
+        vec![tresor_gateway::NodeAddr {
+            name: "node0".into(),
+            addr: node.local_addr(),
+        }],
+    );
+    gcfg.health_interval = Duration::from_millis(200);
+    gcfg.attempts_per_minute_per_source = 100_000;
+    gcfg.attempts_per_minute_per_user = 100_000;
+    gcfg.max_connections_per_source = 100_000;
+    let gateway = tresor_gateway::Gateway::start(
+        gcfg,
+        Arc::new(tresor_gateway::StoreDirectory::new(store)),
+    )
+    .await?;
+    let settings = SlotSettings {
+        slot_id: 0,
+        partition: PARTITION.into(),
+        endpoints: vec![Endpoint {
+            hsm: "hsm0".into(),
+            host: "127.0.0.1".into(),
+            port: gateway.local_addr().port(),
+            priority: 0,
+            service_user: "bench-svc".into(),
+            service_password: SecretString::from(svc_pw.expose_secret().to_owned()),
+            client_id: "bench".into(),
+            root_der: Arc::new(engine.root_cert_der()?),
+        }],
+        options: ConnectOptions {
+            max_idle,
+            ..ConnectOptions::default()
+        },
+    };
+    // Let the gateway see the node healthy before the first login.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let setup = engine
+        .issue_setup_password(PARTITION, SetupPolicy::default())
+        .await?;
+    let s2 = settings.clone();
+    let (key, _) = tokio::task::spawn_blocking(move || {
+        tresor_client::connect::register(&s2, &setup, &SecretString::from(USER_PIN), "bench")
+    })
+    .await??;
+    Ok(Stack {
+        engine,
+        node,
+        gateway,
+        settings,
+        key,
+        _dir: dir,
+    })
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
+    if !a.seconds.is_finite() || a.seconds <= 0.0 || a.seconds > 3600.0 {
+        bail!("--seconds must be in (0, 3600], not {}", a.seconds);
+    }
+    if a.clients.is_empty() || a.clients.iter().any(|c| !(1..=512).contains(c)) {
+        bail!("--clients must be a comma-separated list of counts in 1..=512");
+    }
+    let max_clients = a.clients.iter().copied().max().unwrap_or(1);
+    let st = stack(max_clients + 4).await?;
+    let h = tokio::runtime::Handle::current();
+    // In-process side: one logged-in context per client thread.
+    let mut ctxs = Vec::new();
+    for _ in 0..max_clients {
+        let c = st.engine.open_context(PARTITION).await?;
+        c.login(UserType::User, USER_PIN.as_bytes()).await?;
+        ctxs.push(Arc::new(c));
+    }
+    let keys = make_keys(&ctxs[0]).await?;
+    println!(
+        "tresor bench network: seconds {} clients {:?} (node {} behind gateway {}, {} cores)",
+        a.seconds,
+        a.clients,
+        st.node.local_addr(),
+        st.gateway.local_addr(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let settings = st.settings.clone();
+    let key = st.key.clone();
+    let seconds = a.seconds;
+    let clients = a.clients.clone();
+    let setups = a.setups;
+    let h2 = h.clone();
+    let (rows, setup) = tokio::task::block_in_place(move || -> Result<_> {
+        let mut rows = Vec::new();
+        for case in [Case::Noop, Case::EcdsaP256, Case::Rsa2048] {
+            for &n in &clients {
+                let client = SlotClient::new(&settings, &key)?;
+                client.call(&Request::Login {
+                    user: tresor_proto::UserType::User,
+                    pin: Secret::from_slice(USER_PIN.as_bytes()),
+                })?;
+                let net = measure(n, seconds, &|_| Ok(net_worker(case, &client, &keys)))?;
+                let local = measure(n, seconds, &|i| {
+                    let ctx = ctxs.get(i).context("context")?.clone();
+                    Ok(local_worker(case, ctx, &keys, h2.clone()))
+                })?;
+                let ratio = if local.ops_per_s > 0.0 {
+                    net.ops_per_s / local.ops_per_s
+                } else {
+                    0.0
+                };
+                println!(
+                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2}",
+                    case.name(), n, net.ops_per_s, net.p50_us, net.p99_us,
+                    local.ops_per_s, local.p50_us, local.p99_us, ratio
+                );
+                rows.push((case, n, net, local, ratio));
+            }
+        }
+        // Connection setup: TCP + TLS to the gateway + service login + end-to-end TLS +
+        // attach + one Ping, with a fresh client (fresh pool) each time.
+        let mut lat = Vec::with_capacity(setups);
+        for _ in 0..setups {
+            let client = SlotClient::new(&settings, &key)?;
+            let t0 = Instant::now();
+            client.call(&Request::Ping {})?;
+            lat.push(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        lat.sort_unstable();
+        Ok((rows, lat))
+    })?;
+    let setup_p50 = pct(&setup, 0.5);
+    let setup_p99 = pct(&setup, 0.99);
+    println!(
+        "connection setup (both phases + first Ping), {} connections: p50 {:.0} µs p99 {:.0} µs",
+        setup.len(),
+        setup_p50,
+        setup_p99
+    );
+    let json = serde_json::json!({
+        "seconds": a.seconds,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "results": rows.iter().map(|(c, n, net, local, ratio): &(Case, usize, Measured, Measured, f64)| serde_json::json!({
+            "case": c.name(), "clients": n, "network": net.json(), "in_process": local.json(), "ratio": round2(*ratio),
+        })).collect::<Vec<_>>(),
+        "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
+    });
+    println!("TRESOR_BENCH_JSON {json}");
+    st.gateway.shutdown().await;
+    st.node.shutdown();
+    st.engine.seal().await.map_err(|e| anyhow!("{e}"))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,1010 @@
+//! Connections to HSM nodes through a gateway: blocking I/O (`std::net` + rustls
+//! `StreamOwned`), no async runtime, fork-safe.
+//!
+//! One connection: TCP to the gateway (connect timeout) → TLS 1.3 (gateway certificate,
+//! verified against the cluster root of `ca_file`, server name = the configured host) →
+//! `GatewayMsg::Hello` → `Accepted` / `Refused` → end-to-end TLS 1.3 to the node, nested in the
+//! gateway TLS (client certificate = the permanent key; server name `tresor-node`) →
+//! `Request` / `Response` frames with request ids.
+//!
+//! [`SlotClient`] serves one configured slot: target selection (random start within the best
+//! priority, round-robin there, next priority on failure), a retry budget (`wait_delay`,
+//! `wait_max_tries`), a pool of idle connections that all attach to one node-side context
+//! (a 16-byte token per process), login replay on new connections, and fork safety (a child
+//! process never touches its parent's connections or their locks).
+
+use std::io::ErrorKind;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use secrecy::{ExposeSecret, SecretString};
+use tresor_proto::gateway::{codes, GatewayMsg, MAX_GATEWAY_FRAME};
+use tresor_proto::tls::{self, Identity};
+use tresor_proto::{
+    read_message, write_frame, Envelope, ProtoError, Request, Response, Secret, UserType,
+    DEFAULT_MAX_FRAME_LEN,
+};
+use zeroize::Zeroizing;
+
+use crate::config::primus::{PrimusConfig, Slot};
+use crate::config::secrets::SecretsFile;
+use crate::error::rv;
+use crate::Error;
+
+/// The client id sent when a slot entry has no `client_id`.
+pub const DEFAULT_CLIENT_ID: &str = "tresor-client";
+
+/// Timeouts, retry budget and pool size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// TCP connect timeout per address.
+    pub connect_timeout: Duration,
+    /// Read/write timeout while a connection is set up (TLS, gateway, attach, login replay).
+    pub handshake_timeout: Duration,
+    /// Read/write timeout of requests on an established connection.
+    pub io_timeout: Duration,
+    /// Pause between two rounds over all targets (`primus.wait_delay`).
+    pub wait_delay: Duration,
+    /// Rounds over all targets before giving up (`primus.wait_max_tries`; at least one).
+    pub wait_max_tries: u32,
+    /// Idle connections kept per slot.
+    pub max_idle: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(60),
+            wait_delay: Duration::from_millis(u64::from(
+                crate::config::primus::DEFAULT_WAIT_DELAY_MS,
+            )),
+            wait_max_tries: crate::config::primus::DEFAULT_WAIT_MAX_TRIES,
+            max_idle: 8,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults, with `wait_delay` and `wait_max_tries` from the configuration.
+    pub fn from_config(config: &PrimusConfig) -> Self {
+        Self {
+            wait_delay: config.wait_delay(),
+            wait_max_tries: config.wait_max_tries,
+            ..Self::default()
+        }
+    }
+}
+
+/// One place a slot can be reached: a gateway and the credentials to pass it.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The HSM entry's name (`hsm0`).
+    pub hsm: String,
+    /// Gateway host (DNS name or IP address; also the TLS server name).
+    pub host: String,
+    /// Gateway port.
+    pub port: u16,
+    /// Priority (lower preferred).
+    pub priority: u8,
+    /// Service user (`proxy_user`).
+    pub service_user: String,
+    /// Service user's password. Never printed.
+    pub service_password: SecretString,
+    /// Client id sent to the gateway.
+    pub client_id: String,
+    /// The cluster root certificate (DER).
+    pub root_der: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("hsm", &self.hsm)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("priority", &self.priority)
+            .field("service_user", &self.service_user)
+            .field("service_password", &"[REDACTED]")
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// `host:port (hsm)` for messages.
+    pub fn describe(&self) -> String {
+        format!("{}:{} ({})", self.host, self.port, self.hsm)
+    }
+}
+
+/// Everything needed to reach one slot.
+#[derive(Clone, Debug)]
+pub struct SlotSettings {
+    /// The PKCS#11 slot id.
+    pub slot_id: u32,
+    /// The partition (`user_name`).
+    pub partition: String,
+    /// The targets, sorted by priority.
+    pub endpoints: Vec<Endpoint>,
+    /// Timeouts and retry budget.
+    pub options: ConnectOptions,
+}
+
+impl SlotSettings {
+    /// Resolves a configured slot: root certificates from `ca_file`, service passwords from
+    /// the slot entry or else from the secrets file's entry of the service user.
+    pub fn from_config(
+        config: &PrimusConfig,
+        slot: &Slot,
+        secrets: Option<&SecretsFile>,
+    ) -> Result<Self, Error> {
+        let mut roots: Vec<(String, Arc<Vec<u8>>)> = Vec::new();
+        let mut endpoints = Vec::with_capacity(slot.targets.len());
+        for t in &slot.targets {
+            let Some(ca_file) = &t.ca_file else {
+                return Err(Error::CaFile(format!(
+                    "no root certificate configured for {}: set 'primus.ca_file' or \
+                     'primus.hsms.{}.ca_file'",
+                    t.hsm, t.hsm
+                )));
+            };
+            let root_der = match roots.iter().find(|(p, _)| p == ca_file) {
+                Some((_, der)) => der.clone(),
+                None => {
+                    let der = Arc::new(load_root(std::path::Path::new(ca_file))?);
+                    roots.push((ca_file.clone(), der.clone()));
+                    der
+                }
+            };
+            let Some(service_user) = t.proxy_user.clone() else {
+                return Err(Error::MissingCredential {
+                    user: slot.user_name.clone(),
+                    what: format!("'proxy_user' (service user) in {}.{}", t.hsm, t.slot),
+                });
+            };
+            let service_password = match &t.proxy_password {
+                Some(p) => p.clone(),
+                None => secrets
+                    .and_then(|s| s.user(&service_user))
+                    .and_then(|u| u.proxy_password.clone())
+                    .ok_or_else(|| Error::MissingCredential {
+                        user: service_user.clone(),
+                        what: "the service user's password".into(),
+                    })?,
+            };
+            endpoints.push(Endpoint {
+                hsm: t.hsm.clone(),
+                host: t.host.clone(),
+                port: t.port,
+                priority: t.priority,
+                service_user,
+                service_password,
+                client_id: t
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned()),
+                root_der,
+            });
+        }
+        endpoints.sort_by_key(|e| e.priority);
+        Ok(Self {
+            slot_id: slot.id,
+            partition: slot.user_name.clone(),
+            endpoints,
+            options: ConnectOptions::from_config(config),
+        })
+    }
+}
+
+/// Reads the first certificate of a PEM file (the cluster root) as DER.
+pub fn load_root(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::CaFile(format!("{}: cannot read: {e}", path.display())))?;
+    match CertificateDer::pem_slice_iter(&bytes).next() {
+        Some(Ok(c)) => Ok(c.to_vec()),
+        Some(Err(e)) => Err(Error::CaFile(format!(
+            "{}: invalid PEM: {e}",
+            path.display()
+        ))),
+        None => Err(Error::CaFile(format!(
+            "{}: no certificate in the file",
+            path.display()
+        ))),
+    }
+}
+
+type GatewayStream = StreamOwned<ClientConnection, TcpStream>;
+type E2eStream = StreamOwned<ClientConnection, GatewayStream>;
+
+/// One established end-to-end channel to a node (through a gateway).
+pub struct Connection {
+    stream: E2eStream,
+    target: String,
+    node: String,
+    session_id: u64,
+    /// The socket's current read/write timeout (for messages).
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target)
+            .field("node", &self.node)
+            .field("session_id", &self.session_id)
+            .finish()
+    }
+}
+
+/// A failed exchange: whether the request may have reached the peer.
+struct Failure {
+    written: bool,
+    error: Error,
+}
+
+fn io_error(target: &str, what: &str, e: &std::io::Error, timeout: Duration) -> Error {
+    let message = match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!("{what}: timed out after {} ms", timeout.as_millis())
+        }
+        _ => format!("{what}: {e}"),
+    };
+    Error::Network {
+        target: target.to_owned(),
+        message,
+    }
+}
+
+fn proto_error(target: &str, what: &str, e: ProtoError, timeout: Duration) -> Error {
+    match e {
+        ProtoError::Io(io) => io_error(target, what, &io, timeout),
+        ProtoError::UnexpectedEof { .. } => Error::Network {
+            target: target.to_owned(),
+            message: format!("{what}: connection closed by the peer"),
+        },
+        other => Error::Protocol {
+            target: target.to_owned(),
+            message: format!("{what}: {other}"),
+        },
+    }
+}
+
+fn tls_error(target: &str, e: impl std::fmt::Display) -> Error {
+    Error::Network {
+        target: target.to_owned(),
+        message: format!("TLS: {e}"),
+    }
+}
+
+/// The TLS configurations of one endpoint.
+#[derive(Clone, Debug)]
+struct Prepared {
+    endpoint: Endpoint,
+    gateway: Arc<ClientConfig>,
+    e2e: Arc<ClientConfig>,
+}
+
+impl Prepared {
+    fn new(endpoint: &Endpoint, identity: Option<&Identity>) -> Result<Self, Error> {
+        let target = endpoint.describe();
+        let gateway =
+            tls::gateway_client_config(&endpoint.root_der).map_err(|e| tls_error(&target, e))?;
+        let e2e = tls::e2e_client_config(&endpoint.root_der, identity)
+            .map_err(|e| tls_error(&target, e))?;
+        Ok(Self {
+            endpoint: endpoint.clone(),
+            gateway,
+            e2e,
+        })
+    }
+}
+
+impl Connection {
+    /// Opens a channel to a node through `endpoint` (no request sent yet). `identity` is the
+    /// permanent-key certificate, or `None` to register a key.
+    pub fn open(
+        endpoint: &Endpoint,
+        identity: Option<&Identity>,
+        partition: &str,
+        options: &ConnectOptions,
+    ) -> Result<Connection, Error> {
+        Self::open_prepared(&Prepared::new(endpoint, identity)?, partition, options)
+    }
+
+    fn open_prepared(
+        p: &Prepared,
+        partition: &str,
+        options: &ConnectOptions,
+    ) -> Result<Connection, Error> {
+        let ep = &p.endpoint;
+        let target = ep.describe();
+        let hs = options.handshake_timeout;
+        let addrs = (ep.host.as_str(), ep.port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Network {
+                target: target.clone(),
+                message: format!("cannot resolve '{}': {e}", ep.host),
+            })?;
+        let mut tcp = None;
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, options.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(io_error(&target, "connect", &e, options.connect_timeout)),
+            }
+        }
+        let Some(tcp) = tcp else {
+            return Err(last.unwrap_or_else(|| Error::Network {
+                target: target.clone(),
+                message: format!("'{}' has no address", ep.host),
+            }));
+        };
+        let set = |s: &TcpStream, t: Duration| -> Result<(), Error> {
+            s.set_read_timeout(Some(t))
+                .and_then(|()| s.set_write_timeout(Some(t)))
+                .map_err(|e| io_error(&target, "socket", &e, t))
+        };
+        set(&tcp, hs)?;
+        let _ = tcp.set_nodelay(true);
+
+        let name = tls::gateway_server_name(&ep.host).map_err(|e| tls_error(&target, e))?;
+        let conn =
+            ClientConnection::new(p.gateway.clone(), name).map_err(|e| tls_error(&target, e))?;
+        let mut gw = StreamOwned::new(conn, tcp);
+        while gw.conn.is_handshaking() {
+            gw.conn
+                .complete_io(&mut gw.sock)
+                .map_err(|e| io_error(&target, "gateway TLS handshake", &e, hs))?;
+        }
+        let hello = GatewayMsg::Hello {
+            service_user: ep.service_user.clone(),
+            password: Secret::from_slice(ep.service_password.expose_secret().as_bytes()),
+            partition: partition.to_owned(),
+            client_id: ep.client_id.clone(),
+        };
+        let bytes = Envelope::new(0, hello)
+            .encode()
+            .map_err(|e| proto_error(&target, "gateway hello", e, hs))?;
+        let bytes = Zeroizing::new(bytes);
+        write_frame(&mut gw, &bytes, MAX_GATEWAY_FRAME)
+            .map_err(|e| proto_error(&target, "gateway hello", e, hs))?;
+        let reply = read_message::<GatewayMsg, _>(&mut gw, MAX_GATEWAY_FRAME)
+            .map_err(|e| proto_error(&target, "gateway reply", e, hs))?;
+        let (node, session_id) = match reply.map(|r| r.body) {
+            Some(GatewayMsg::Accepted { node, session_id }) => (node, session_id),
+            Some(GatewayMsg::Refused { code, message }) => {
+                return Err(Error::GatewayRefused {
+                    target,
+                    code,
+                    message,
+                })
+            }
+            Some(other) => {
+                return Err(Error::Protocol {
+                    target,
+                    message: format!("unexpected gateway message {other:?}"),
+                })
+            }
+            None => {
+                return Err(Error::Network {
+                    target,
+                    message: "the gateway closed the connection before answering".into(),
+                })
+            }
+        };
+        let name = tls::node_server_name().map_err(|e| tls_error(&target, e))?;
+        let conn = ClientConnection::new(p.e2e.clone(), name).map_err(|e| tls_error(&target, e))?;
+        let mut e2e = StreamOwned::new(conn, gw);
+        while e2e.conn.is_handshaking() {
+            e2e.conn
+                .complete_io(&mut e2e.sock)
+                .map_err(|e| io_error(&target, "end-to-end TLS handshake", &e, hs))?;
+        }
+        Ok(Connection {
+            stream: e2e,
+            target,
+            node,
+            session_id,
+            timeout: hs,
+        })
+    }
+
+    /// The node's name, as the gateway reported it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// `host:port (hsm)` of the gateway.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The gateway's id of this connection.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        &self.stream.sock.sock
+    }
+
+    fn set_timeout(&mut self, t: Duration) -> Result<(), Error> {
+        self.tcp()
+            .set_read_timeout(Some(t))
+            .and_then(|()| self.tcp().set_write_timeout(Some(t)))
+            .map_err(|e| io_error(&self.target, "socket", &e, t))?;
+        self.timeout = t;
+        Ok(())
+    }
+
+    /// Whether the peer has not closed the connection (checked without blocking).
+    fn is_alive(&self) -> bool {
+        let s = self.tcp();
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let alive = matches!(s.peek(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        s.set_nonblocking(false).is_ok() && alive
+    }
+
+    /// Sends one request and reads its answer (a node error is `Ok(Response::Error)`).
+    pub fn exchange(&mut self, request_id: u64, request: &Request) -> Result<Response, Error> {
+        self.exchange_inner(request_id, request)
+            .map_err(|f| f.error)
+    }
+
+    fn exchange_inner(&mut self, request_id: u64, request: &Request) -> Result<Response, Failure> {
+        let target = self.target.clone();
+        let timeout = self.timeout;
+        let not_written = |error| Failure {
+            written: false,
+            error,
+        };
+        let bytes = request
+            .encode(request_id)
+            .map(Zeroizing::new)
+            .map_err(|e| not_written(proto_error(&target, "request", e, timeout)))?;
+        let written = |error| Failure {
+            written: true,
+            error,
+        };
+        write_frame(&mut self.stream, &bytes, DEFAULT_MAX_FRAME_LEN)
+            .map_err(|e| written(proto_error(&target, "sending the request", e, timeout)))?;
+        let reply = read_message::<Response, _>(&mut self.stream, DEFAULT_MAX_FRAME_LEN)
+            .map_err(|e| written(proto_error(&target, "reading the answer", e, timeout)))?;
+        let Some(reply) = reply else {
+            return Err(written(Error::Network {
+                target,
+                message: "the node closed the connection before answering".into(),
+            }));
+        };
+        if reply.request_id != request_id || !reply.body.answers(request) {
+            return Err(written(Error::Protocol {
+                target,
+                message: format!(
+                    "answer {} to request {request_id} does not match",
+                    reply.request_id
+                ),
+            }));
+        }
+        Ok(reply.body)
+    }
+}
+
+/// A node error as this crate's error.
+fn node_result(response: Response) -> Result<Response, Error> {
+    match response {
+        Response::Error { rv, message } => Err(Error::Node { rv, message }),
+        other => Ok(other),
+    }
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Protocol {
+        target: "local".into(),
+        message: "the system random generator failed".into(),
+    })?;
+    Ok(b)
+}
+
+fn random_usize() -> usize {
+    random_bytes::<8>().map_or(0, |b| u64::from_le_bytes(b) as usize)
+}
+
+/// Gateway refusals that another gateway or a later attempt may not repeat.
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Network { .. } | Error::Protocol { .. } => true,
+        Error::GatewayRefused { code, .. } => matches!(
+            *code,
+            codes::NO_NODE | codes::MAX_CONNECTIONS | codes::RATE_LIMITED
+        ),
+        _ => false,
+    }
+}
+
+/// Targets grouped by priority, with a round-robin cursor per group.
+#[derive(Debug)]
+struct Targets {
+    slot_id: u32,
+    groups: Vec<(Vec<Prepared>, AtomicUsize)>,
+    options: ConnectOptions,
+}
+
+impl Targets {
+    /// No targets (the placeholder left by `SlotClient::drop`).
+    fn empty(settings: &SlotSettings) -> Self {
+        Self {
+            slot_id: settings.slot_id,
+            groups: Vec::new(),
+            options: settings.options.clone(),
+        }
+    }
+
+    fn new(settings: &SlotSettings, identity: Option<&Identity>) -> Result<Self, Error> {
+        let mut sorted = settings.endpoints.clone();
+        sorted.sort_by_key(|e| e.priority);
+        let mut groups: Vec<(Vec<Prepared>, AtomicUsize)> = Vec::new();
+        let mut last_priority = None;
+        for e in &sorted {
+            let p = Prepared::new(e, identity)?;
+            match groups.last_mut() {
+                Some((g, _)) if last_priority == Some(e.priority) => g.push(p),
+                _ => groups.push((vec![p], AtomicUsize::new(random_usize()))),
+            }
+            last_priority = Some(e.priority);
+        }
+        if groups.is_empty() {
+            return Err(Error::UserNotInConfig {
+                user: settings.partition.clone(),
+            });
+        }
+        Ok(Self {
+            slot_id: settings.slot_id,
+            groups,
+            options: settings.options.clone(),
+        })
+    }
+
+    /// Runs `attempt` on targets in selection order until one succeeds, within the budget.
+    fn with_failover<T>(
+        &self,
+        mut attempt: impl FnMut(&Prepared) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let rounds = self.options.wait_max_tries.max(1);
+        let mut attempts = 0u32;
+        let mut last = None;
+        for round in 0..rounds {
+            if round > 0 {
+                std::thread::sleep(self.options.wait_delay);
+            }
+            for (group, cursor) in &self.groups {
+                let start = cursor.fetch_add(1, Ordering::Relaxed);
+                for i in 0..group.len() {
+                    let Some(p) = group.get(start.wrapping_add(i) % group.len()) else {
+                        continue;
+                    };
+                    attempts += 1;
+                    match attempt(p) {
+                        Ok(v) => return Ok(v),
+                        Err(e) if is_transient(&e) => last = Some(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(Error::NoHsmReachable {
+            slot_id: self.slot_id,
+            attempts,
+            last: Box::new(last.unwrap_or_else(|| Error::Network {
+                target: "-".into(),
+                message: "no target tried".into(),
+            })),
+        })
+    }
+}
+
+/// Exchanges the setup password for the registration of a new permanent key (`ppin -a`).
+/// Returns the key (PKCS#8 DER) and its fingerprint as the node registered it. The request is
+/// never retried once sent (a setup password works once).
+pub fn register(
+    settings: &SlotSettings,
+    setup_password: &SecretString,
+    pin: &SecretString,
+    label: &str,
+) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
+    let key = tls::generate_client_key().map_err(|e| tls_error("local", e))?;
+    let spki = tls::spki_of_key(&key).map_err(|e| tls_error("local", e))?;
+    let expected = tls::fingerprint(&spki);
+    let targets = Targets::new(settings, None)?;
+    let options = &settings.options;
+    let mut conn =
+        targets.with_failover(|p| Connection::open_prepared(p, &settings.partition, options))?;
+    conn.set_timeout(options.io_timeout)?;
+    let request = Request::RegisterClient {
+        partition: settings.partition.clone(),
+        setup_password: Secret::from_slice(setup_password.expose_secret().as_bytes()),
+        pin: Secret::from_slice(pin.expose_secret().as_bytes()),
+        public_key: spki,
+        label: label.to_owned(),
+    };
+    let answer = conn.exchange(1, &request)?;
+    match answer {
+        Response::ClientRegistered { fingerprint } if fingerprint == expected => {
+            Ok((key, fingerprint))
+        }
+        Response::ClientRegistered { fingerprint } => Err(Error::Protocol {
+            target: conn.target().to_owned(),
+            message: format!(
+                "the node registered key {fingerprint}, but this client's key is {expected}"
+            ),
+        }),
+        Response::Error { rv, message } => Err(setup_error(rv, message)),
+        other => Err(Error::Protocol {
+            target: conn.target().to_owned(),
+            message: format!("unexpected answer {other:?} to RegisterClient"),
+        }),
+    }
+}
+
+fn setup_error(code: u64, message: String) -> Error {
+    match code {
+        rv::SETUP_PASSWORD_EXPIRED => Error::SetupPasswordExpired { rv: code, message },
+        rv::SETUP_PASSWORD_USED
+        | rv::SETUP_PASSWORD_INVALID
+        | rv::PIN_INCORRECT
+        | rv::PIN_LOCKED => Error::SetupLoginFailed { rv: code, message },
+        _ => Error::Node { rv: code, message },
+    }
+}
+
+/// What [`test_connection`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestReport {
+    /// The node's name.
+    pub node: String,
+    /// The node's context id.
+    pub context_id: u64,
+    /// The partition's id (token serial).
+    pub partition_id: i64,
+    /// Whether a `Login` with the stored PKCS#11 password was made (and succeeded).
+    pub logged_in: bool,
+}
+
+/// `ppin -t` for one endpoint: connect, attach (proves the permanent secret), `Ping`, and
+/// `Login` (then `Logout`) when a PKCS#11 password is given.
+pub fn test_connection(
+    endpoint: &Endpoint,
+    partition: &str,
+    permanent_key: &[u8],
+    pkcs11_password: Option<&SecretString>,
+    options: &ConnectOptions,
+) -> Result<TestReport, Error> {
+    let identity = tls::client_identity(permanent_key, &endpoint.client_id)
+        .map_err(|e| tls_error("local", e))?;
+    let mut conn = Connection::open(endpoint, Some(&identity), partition, options)?;
+    let token = random_bytes::<16>()?;
+    let attach = Request::AttachSession {
+        partition: partition.to_owned(),
+        token: token.to_vec(),
+    };
+    let (context_id, partition_id) = match node_result(conn.exchange(1, &attach)?)? {
+        Response::SessionAttached {
+            context_id,
+            partition_id,
+            ..
+        } => (context_id, partition_id),
+        other => return Err(unexpected(&conn, &other)),
+    };
+    conn.set_timeout(options.io_timeout)?;
+    match node_result(conn.exchange(2, &Request::Ping {})?)? {
+        Response::Pong { .. } => {}
+        other => return Err(unexpected(&conn, &other)),
+    }
+    let mut logged_in = false;
+    if let Some(pin) = pkcs11_password {
+        let login = Request::Login {
+            user: UserType::User,
+            pin: Secret::from_slice(pin.expose_secret().as_bytes()),
+        };
+        match node_result(conn.exchange(3, &login)?)? {
+            Response::LoggedIn {} => logged_in = true,
+            other => return Err(unexpected(&conn, &other)),
+        }
+        let _ = conn.exchange(4, &Request::Logout {});
+    }
+    Ok(TestReport {
+        node: conn.node().to_owned(),
+        context_id,
+        partition_id,
+        logged_in,
+    })
+}
+
+fn unexpected(conn: &Connection, r: &Response) -> Error {
+    Error::Protocol {
+        target: conn.target().to_owned(),
+        message: format!("unexpected answer {r:?}"),
+    }
+}
+
+/// Where the current process id comes from (injectable for tests).
+pub type PidSource = Arc<dyn Fn() -> u32 + Send + Sync>;
+
+/// The pool and context of one process. The TLS configurations are per process too: their
+/// session caches hold locks that a child must not share with its parent.
+#[derive(Debug)]
+struct Generation {
+    pid: u32,
+    token: [u8; 16],
+    targets: Targets,
+    next_id: AtomicU64,
+    state: Mutex<PoolState>,
+    next: OnceLock<Box<Generation>>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    /// The last successful login, replayed on connections whose context has none.
+    login: Option<(UserType, Secret)>,
+    /// Connections opened so far (for statistics and tests).
+    opened: u64,
+}
+
+impl Generation {
+    fn new(pid: u32, token: [u8; 16], targets: Targets) -> Self {
+        Self {
+            pid,
+            token,
+            targets,
+            next_id: AtomicU64::new(1),
+            state: Mutex::new(PoolState::default()),
+            next: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The connection pool and failover logic of one PKCS#11 slot.
+pub struct SlotClient {
+    settings: SlotSettings,
+    identity: Identity,
+    pid_source: PidSource,
+    head: Box<Generation>,
+}
+
+impl std::fmt::Debug for SlotClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotClient")
+            .field("slot_id", &self.settings.slot_id)
+            .field("partition", &self.settings.partition)
+            .finish()
+    }
+}
+
+impl SlotClient {
+    /// A client for `settings`, authenticating with the permanent key (PKCS#8 DER).
+    pub fn new(settings: &SlotSettings, permanent_key: &[u8]) -> Result<Self, Error> {
+        Self::with_pid_source(settings, permanent_key, Arc::new(std::process::id))
+    }
+
+    /// As [`SlotClient::new`], with the process id read from `pid_source` (tests).
+    pub fn with_pid_source(
+        settings: &SlotSettings,
+        permanent_key: &[u8],
+        pid_source: PidSource,
+    ) -> Result<Self, Error> {
+        let label = settings
+            .endpoints
+            .first()
+            .map_or(DEFAULT_CLIENT_ID, |e| e.client_id.as_str());
+        let identity =
+            tls::client_identity(permanent_key, label).map_err(|e| tls_error("local", e))?;
+        let targets = Targets::new(settings, Some(&identity))?;
+        let pid = pid_source();
+        let head = Box::new(Generation::new(pid, random_bytes()?, targets));
+        Ok(Self {
+            settings: settings.clone(),
+            identity,
+            pid_source,
+            head,
+        })
+    }
+
+    /// The client for a configured slot: settings from the configuration, permanent secret
+    /// (and service passwords) from the secrets file.
+    pub fn from_config(
+        config: &PrimusConfig,
+        slot: &Slot,
+        secrets: &SecretsFile,
+    ) -> Result<Self, Error> {
+        let settings = SlotSettings::from_config(config, slot, Some(secrets))?;
+        let key = secrets
+            .user(&slot.user_name)
+            .and_then(|u| u.permanent_secret.as_ref())
+            .ok_or_else(|| Error::MissingCredential {
+                user: slot.user_name.clone(),
+                what: "the permanent secret (run 'ppin -a')".into(),
+            })?;
+        Self::new(&settings, key.expose_secret())
+    }
+
+    /// The PKCS#11 slot id.
+    pub fn slot_id(&self) -> u32 {
+        self.settings.slot_id
+    }
+
+    /// Connections this process has opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.generation().map_or(0, |g| g.lock().opened)
+    }
+
+    /// Idle connections in this process's pool.
+    pub fn idle_connections(&self) -> usize {
+        self.generation().map_or(0, |g| g.lock().idle.len())
+    }
+
+    /// This process's generation; after a fork, a new one (new token, empty pool) without
+    /// touching the parent's.
+    fn generation(&self) -> Result<&Generation, Error> {
+        let pid = (self.pid_source)();
+        let mut g: &Generation = &self.head;
+        while let Some(n) = g.next.get() {
+            g = n;
+        }
+        if g.pid == pid {
+            return Ok(g);
+        }
+        let token = random_bytes()?;
+        let targets = Targets::new(&self.settings, Some(&self.identity))?;
+        Ok(g.next
+            .get_or_init(|| Box::new(Generation::new(pid, token, targets))))
+    }
+
+    /// Sends `request` and returns the node's answer; a node error is [`Error::Node`].
+    ///
+    /// A broken connection is discarded; an idempotent request is then retried on another
+    /// connection (another target if need be) with the same request id; any other request is
+    /// retried only if it was certainly not sent.
+    pub fn call(&self, request: &Request) -> Result<Response, Error> {
+        let generation = self.generation()?;
+        let id = generation.next_id.fetch_add(1, Ordering::Relaxed);
+        let replay = !matches!(
+            request,
+            Request::Login { .. } | Request::Logout { .. } | Request::CloseSession { .. }
+        );
+        let tries = self.settings.options.wait_max_tries.max(1) + 1;
+        let mut last = None;
+        for _ in 0..tries {
+            let mut conn = self.checkout(generation, replay)?;
+            match conn.exchange_inner(id, request) {
+                Ok(response) => {
+                    self.after(generation, request, &response, conn);
+                    return node_result(response);
+                }
+                Err(f) => {
+                    drop(conn);
+                    if f.written && !request.is_idempotent() {
+                        return Err(f.error);
+                    }
+                    last = Some(f.error);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Network {
+            target: "-".into(),
+            message: "no attempt made".into(),
+        }))
+    }
+
+    /// Records login state and returns the connection to the pool.
+    fn after(&self, g: &Generation, request: &Request, response: &Response, conn: Connection) {
+        let mut state = g.lock();
+        match (request, response) {
+            (Request::Login { user, pin }, Response::LoggedIn {}) => {
+                state.login = Some((*user, pin.clone()));
+            }
+            (Request::Logout {}, Response::LoggedOut {})
+            | (Request::CloseSession {}, Response::SessionClosed {}) => state.login = None,
+            _ => {}
+        }
+        if state.idle.len() < self.settings.options.max_idle {
+            state.idle.push(conn);
+        }
+    }
+
+    fn checkout(&self, g: &Generation, replay: bool) -> Result<Connection, Error> {
+        loop {
+            let pooled = g.lock().idle.pop();
+            match pooled {
+                Some(c) if c.is_alive() => return Ok(c),
+                Some(c) => drop(c),
+                None => break,
+            }
+        }
+        let conn = g
+            .targets
+            .with_failover(|p| self.open_attached(p, g, replay))?;
+        g.lock().opened += 1;
+        Ok(conn)
+    }
+
+    fn open_attached(
+        &self,
+        p: &Prepared,
+        g: &Generation,
+        replay: bool,
+    ) -> Result<Connection, Error> {
+        let options = &self.settings.options;
+        let mut conn = Connection::open_prepared(p, &self.settings.partition, options)?;
+        let attach = Request::AttachSession {
+            partition: self.settings.partition.clone(),
+            token: g.token.to_vec(),
+        };
+        let id = g.next_id.fetch_add(1, Ordering::Relaxed);
+        let login = match node_result(conn.exchange(id, &attach)?)? {
+            Response::SessionAttached { login, .. } => login,
+            other => return Err(unexpected(&conn, &other)),
+        };
+        let remembered = g.lock().login.clone();
+        if let (true, None, Some((user, pin))) = (replay, login, remembered) {
+            let id = g.next_id.fetch_add(1, Ordering::Relaxed);
+            match node_result(conn.exchange(id, &Request::Login { user, pin })?)? {
+                Response::LoggedIn {} => {}
+                other => return Err(unexpected(&conn, &other)),
+            }
+        }
+        conn.set_timeout(options.io_timeout)?;
+        Ok(conn)
+    }
+}
+
+impl Drop for SlotClient {
+    fn drop(&mut self) {
+        let pid = (self.pid_source)();
+        let head = std::mem::replace(
+            &mut self.head,
+            Box::new(Generation::new(
+                pid,
+                [0; 16],
+                Targets::empty(&self.settings),
+            )),
+        );
+        release(head, pid);
+    }
+}
+
+/// Drops this process's generations; leaks the others (a parent's connections must not be
+/// closed, shut down or even locked by a child).
+fn release(mut g: Box<Generation>, pid: u32) {
+    let mut next = g.next.take();
+    if g.pid == pid {
+        drop(g);
+    } else {
+        std::mem::forget(g);
+    }
+    while let Some(mut n) = next {
+        next = n.next.take();
+        if n.pid == pid {
+            drop(n);
+        } else {
+            std::mem::forget(n);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Where the gateway finds service users: the [`Directory`] trait, its store-backed
+//! implementation, an in-memory one, and the short-lived cache in front of them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use parking_lot::Mutex;
+
+use crate::dir::ServiceEntry;
+use crate::error::{GatewayError, Result};
+
+/// The boxed future every [`Directory`] method returns.
+pub type DirFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// The service directory as the gateway sees it.
+pub trait Directory: Send + Sync + 'static {
+    /// Every service's allowlist (to close, before TLS, connections from addresses that no
+    /// service allows).
+    fn allowlists(&self) -> DirFuture<'_, Vec<Vec<IpNet>>>;
+    /// One service by its service user name.
+    fn lookup<'a>(&'a self, service_user: &'a str) -> DirFuture<'a, Option<ServiceEntry>>;
+    /// Persist a service user's lockout counters (`failures = 0, locked_until = 0` resets).
+    fn record_failure<'a>(
+        &'a self,
+        service_user: &'a str,
+        failures: u32,
+        locked_until: i64,
+    ) -> DirFuture<'a, ()>;
+}
+
+/// The directory kept in a [`tresor_store::Store`] (`services` table).
+#[derive(Debug, Clone)]
+pub struct StoreDirectory(pub Arc<dyn tresor_store::Store>);
+
+impl StoreDirectory {
+    /// Wrap a store.
+    pub fn new(store: Arc<dyn tresor_store::Store>) -> Self {
+        StoreDirectory(store)
+    }
+}
+
+impl Directory for StoreDirectory {
+    fn allowlists(&self) -> DirFuture<'_, Vec<Vec<IpNet>>> {
+        Box::pin(async move {
+            let rows = self.0.services().await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                match ServiceEntry::from_row(row) {
+                    Ok(e) if !e.record.disabled => out.push(e.record.allowlist),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(service_user = %row.service_user, error = %e,
+                            "unreadable service record skipped");
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn lookup<'a>(&'a self, service_user: &'a str) -> DirFuture<'a, Option<ServiceEntry>> {
+        Box::pin(async move {
+            match self.0.service_by_user(service_user).await? {
+                Some(row) => Ok(Some(ServiceEntry::from_row(&row)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        service_user: &'a str,
+        failures: u32,
+        locked_until: i64,
+    ) -> DirFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .set_service_failures(service_user, i64::from(failures), locked_until)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// A directory held in memory (tests, embedding).
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    entries: Mutex<HashMap<String, ServiceEntry>>,
+}
+
+impl MemoryDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Insert or replace a service (keyed by its service user).
+    pub fn put(&self, entry: ServiceEntry) {
+        self.entries
+            .lock()
+            .insert(entry.record.service_user.clone(), entry);
+    }
+
+    /// Remove a service.
+    pub fn remove(&self, service_user: &str) -> Option<ServiceEntry> {
+        self.entries.lock().remove(service_user)
+    }
+
+    /// The current entry of a service user.
+    pub fn get(&self, service_user: &str) -> Option<ServiceEntry> {
+        self.entries.lock().get(service_user).cloned()
+    }
+}
+
+impl Directory for MemoryDirectory {
+    fn allowlists(&self) -> DirFuture<'_, Vec<Vec<IpNet>>> {
+        let lists = self
+            .entries
+            .lock()
+            .values()
+            .filter(|e| !e.record.disabled)
+            .map(|e| e.record.allowlist.clone())
+            .collect();
+        Box::pin(async move { Ok(lists) })
+    }
+
+    fn lookup<'a>(&'a self, service_user: &'a str) -> DirFuture<'a, Option<ServiceEntry>> {
+        let e = self.get(service_user);
+        Box::pin(async move { Ok(e) })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        service_user: &'a str,
+        failures: u32,
+        locked_until: i64,
+    ) -> DirFuture<'a, ()> {
+        let r = match self.entries.lock().get_mut(service_user) {
+            Some(e) => {
+                e.failures = failures;
+                e.locked_until = locked_until;
+                Ok(())
+            }
+            None => Err(GatewayError::Directory(format!(
+                "no service user {service_user:?}"
+            ))),
+        };
+        Box::pin(async move { r })
+    }
+}
+
+/// Entries kept in the lookup cache at most (unknown names are cached too).
+const MAX_CACHED_LOOKUPS: usize = 10_000;
+
+/// Bound on one directory call.
+const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The directory behind a short-lived cache.
+pub(crate) struct CachedDirectory {
+    inner: Arc<dyn Directory>,
+    ttl: Duration,
+    union: Mutex<Option<(Instant, Arc<Vec<IpNet>>)>>,
+    union_refresh: tokio::sync::Mutex<()>,
+    lookups: Mutex<HashMap<String, (Instant, Option<ServiceEntry>)>>,
+}
+
+impl CachedDirectory {
+    pub(crate) fn new(inner: Arc<dyn Directory>, ttl: Duration) -> Self {
+        CachedDirectory {
+            inner,
+            ttl,
+            union: Mutex::new(None),
+            union_refresh: tokio::sync::Mutex::new(()),
+            lookups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh_union(&self) -> Option<Arc<Vec<IpNet>>> {
+        match &*self.union.lock() {
+            Some((at, u)) if at.elapsed() < self.ttl => Some(u.clone()),
+            _ => None,
+        }
+    }
+
+    /// The union of every service's allowlist. On a directory error the last known union is
+    /// used (if there is one).
+    pub(crate) async fn allowlist_union(&self) -> Result<Arc<Vec<IpNet>>> {
+        if let Some(u) = self.fresh_union() {
+            return Ok(u);
+        }
+        let _one_refresh = self.union_refresh.lock().await;
+        if let Some(u) = self.fresh_union() {
+            return Ok(u);
+        }
+        let fetched = tokio::time::timeout(DIRECTORY_TIMEOUT, self.inner.allowlists())
+            .await
+            .map_err(|_| GatewayError::Timeout("directory allowlists"))
+            .and_then(|r| r);
+        match fetched {
+            Ok(lists) => {
+                let mut nets: Vec<IpNet> = lists.into_iter().flatten().collect();
+                nets.sort();
+                nets.dedup();
+                let nets = Arc::new(IpNet::aggregate(&nets));
+                *self.union.lock() = Some((Instant::now(), nets.clone()));
+                Ok(nets)
+            }
+            Err(e) => {
+                let stale = self.union.lock().as_ref().map(|(_, u)| u.clone());
+                match stale {
+                    Some(u) => {
+                        tracing::warn!(error = %e, "directory unavailable: using the last allowlists");
+                        Ok(u)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// A service entry, from the cache if recent. Returns the entry and whether the record
+    /// changed since the previous lookup of the same name.
+    pub(crate) async fn lookup(&self, service_user: &str) -> Result<(Option<ServiceEntry>, bool)> {
+        let previous = {
+            let map = self.lookups.lock();
+            match map.get(service_user) {
+                Some((at, e)) if at.elapsed() < self.ttl => return Ok((e.clone(), false)),
+                Some((_, e)) => e.clone(),
+                None => None,
+            }
+        };
+        let fresh = self.lookup_uncached(service_user).await?;
+        let changed = match (&previous, &fresh) {
+            (Some(a), Some(b)) => record_changed(&a.record, &b.record),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let mut map = self.lookups.lock();
+        if map.len() >= MAX_CACHED_LOOKUPS {
+            map.clear();
+        }
+        map.insert(service_user.to_owned(), (Instant::now(), fresh.clone()));
+        Ok((fresh, changed))
+    }
+
+    /// A service entry straight from the directory.
+    pub(crate) async fn lookup_uncached(&self, service_user: &str) -> Result<Option<ServiceEntry>> {
+        tokio::time::timeout(DIRECTORY_TIMEOUT, self.inner.lookup(service_user))
+            .await
+            .map_err(|_| GatewayError::Timeout("directory lookup"))?
+    }
+
+    /// Persist lockout counters and forget the cached entry.
+    pub(crate) async fn record_failure(
+        &self,
+        service_user: &str,
+        failures: u32,
+        locked_until: i64,
+    ) -> Result<()> {
+        self.forget(service_user);
+        let r = tokio::time::timeout(
+            DIRECTORY_TIMEOUT,
+            self.inner
+                .record_failure(service_user, failures, locked_until),
+        )
+        .await
+        .map_err(|_| GatewayError::Timeout("directory update"))?;
+        self.forget(service_user);
+        r
+    }
+
+    pub(crate) fn forget(&self, service_user: &str) {
+        self.lookups.lock().remove(service_user);
+    }
+
+    pub(crate) fn purge(&self) {
+        let ttl = self.ttl;
+        self.lookups.lock().retain(|_, (at, _)| at.elapsed() < ttl);
+    }
+}
+
+/// True if anything a login depends on differs between two versions of a record.
+fn record_changed(a: &crate::dir::ServiceRecord, b: &crate::dir::ServiceRecord) -> bool {
+    a.password_hash != b.password_hash
+        || a.disabled != b.disabled
+        || a.allowlist != b.allowlist
+        || a.partitions != b.partitions
+        || a.nodes != b.nodes
+        || a.max_failures != b.max_failures
+        || a.lockout_secs != b.lockout_secs
+        || a.name != b.name
+}

@@ -1,0 +1,121 @@
+//! Counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why connections were refused or dropped (counts since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefusedStats {
+    /// Closed before TLS: the source address is in no service's allowlist.
+    pub address_not_allowed_before_tls: u64,
+    /// `MAX_CONNECTIONS` (global or per-source limit), or closed at once when even the
+    /// refusals were too many.
+    pub max_connections: u64,
+    /// TLS handshake failed (garbage, wrong protocol, client gave up).
+    pub tls_failed: u64,
+    /// TLS and `Hello` did not complete within the handshake timeout.
+    pub handshake_timeout: u64,
+    /// `BAD_HELLO`: not a `Hello`, oversized or malformed frame.
+    pub bad_hello: u64,
+    /// `ADDRESS_NOT_ALLOWED`: not in the service's own allowlist.
+    pub address_not_allowed: u64,
+    /// `RATE_LIMITED`.
+    pub rate_limited: u64,
+    /// `SERVICE_LOCKED` (locked out or disabled).
+    pub service_locked: u64,
+    /// `SERVICE_AUTH_FAILED` (unknown user or wrong password).
+    pub auth_failed: u64,
+    /// `PARTITION_NOT_ALLOWED`.
+    pub partition_not_allowed: u64,
+    /// `NO_NODE` (also when the directory cannot be read).
+    pub no_node: u64,
+}
+
+/// A snapshot of the gateway's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Connections open now (accepted TCP connections not yet closed, refused ones included
+    /// while they are being refused).
+    pub open: u64,
+    /// TCP connections accepted since start.
+    pub connections: u64,
+    /// Logins accepted (relayed to a node) since start.
+    pub accepted: u64,
+    /// Logins served from the auth cache (no Argon2) since start.
+    pub auth_cache_hits: u64,
+    /// Refusals by reason.
+    pub refused: RefusedStats,
+    /// Relayed bytes from clients to nodes.
+    pub bytes_from_clients: u64,
+    /// Relayed bytes from nodes to clients.
+    pub bytes_to_clients: u64,
+    /// Relayed connections closed by the idle timeout.
+    pub idle_timeouts: u64,
+    /// Healthy nodes at the last probe.
+    pub healthy_nodes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    AddressNotAllowedBeforeTls,
+    MaxConnections,
+    TlsFailed,
+    HandshakeTimeout,
+    BadHello,
+    AddressNotAllowed,
+    RateLimited,
+    ServiceLocked,
+    AuthFailed,
+    PartitionNotAllowed,
+    NoNode,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) open: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) auth_cache_hits: AtomicU64,
+    pub(crate) bytes_from_clients: AtomicU64,
+    pub(crate) bytes_to_clients: AtomicU64,
+    pub(crate) idle_timeouts: AtomicU64,
+    refused: [AtomicU64; 11],
+}
+
+impl Counters {
+    pub(crate) fn refused(&self, r: Refusal) {
+        if let Some(c) = self.refused.get(r as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self, healthy_nodes: u64) -> GatewayStats {
+        let r = |x: Refusal| {
+            self.refused
+                .get(x as usize)
+                .map_or(0, |c| c.load(Ordering::Relaxed))
+        };
+        GatewayStats {
+            open: self.open.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            auth_cache_hits: self.auth_cache_hits.load(Ordering::Relaxed),
+            refused: RefusedStats {
+                address_not_allowed_before_tls: r(Refusal::AddressNotAllowedBeforeTls),
+                max_connections: r(Refusal::MaxConnections),
+                tls_failed: r(Refusal::TlsFailed),
+                handshake_timeout: r(Refusal::HandshakeTimeout),
+                bad_hello: r(Refusal::BadHello),
+                address_not_allowed: r(Refusal::AddressNotAllowed),
+                rate_limited: r(Refusal::RateLimited),
+                service_locked: r(Refusal::ServiceLocked),
+                auth_failed: r(Refusal::AuthFailed),
+                partition_not_allowed: r(Refusal::PartitionNotAllowed),
+                no_node: r(Refusal::NoNode),
+            },
+            bytes_from_clients: self.bytes_from_clients.load(Ordering::Relaxed),
+            bytes_to_clients: self.bytes_to_clients.load(Ordering::Relaxed),
+            idle_timeouts: self.idle_timeouts.load(Ordering::Relaxed),
+            healthy_nodes,
+        }
+    }
+}

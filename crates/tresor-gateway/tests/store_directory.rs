@@ -1,0 +1,90 @@
+//! `StoreDirectory` over the SQLite store, and a gateway login through it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use tresor_gateway::{Directory, Gateway, StoreDirectory};
+use tresor_proto::gateway::{codes, GatewayMsg};
+use tresor_store::{Mutation, ServiceRow, SqliteStore, Store, WriteBatch};
+
+async fn store_with(
+    entries: &[tresor_gateway::ServiceEntry],
+) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let mut b = WriteBatch::new();
+    for e in entries {
+        b.push(Mutation::PutService(ServiceRow {
+            name: e.record.name.clone(),
+            service_user: e.record.service_user.clone(),
+            record_json: serde_json::to_vec(&e.record).unwrap(),
+            failures: 0,
+            locked_until: 0,
+            version: 1,
+        }));
+    }
+    store.commit(b).await.unwrap();
+    (dir, Arc::new(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_directory_reads_and_counts() {
+    let mut off = service("off", "pw", &["10.1.0.0/16"], &["P1"]);
+    off.record.disabled = true;
+    let (_tmp, store) = store_with(&[service("sam", "pw", &["127.0.0.1/32"], &["P1"]), off]).await;
+    let d = StoreDirectory::new(store.clone());
+    let lists = d.allowlists().await.unwrap();
+    assert_eq!(lists.len(), 1, "disabled services allow nothing");
+    let e = d.lookup("sam").await.unwrap().unwrap();
+    assert_eq!(e.record.partitions, vec!["P1".to_string()]);
+    assert!(d.lookup("nobody").await.unwrap().is_none());
+    d.record_failure("sam", 2, 1234).await.unwrap();
+    let e = d.lookup("sam").await.unwrap().unwrap();
+    assert_eq!((e.failures, e.locked_until), (2, 1234));
+    assert!(d.record_failure("nobody", 1, 0).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_over_the_store() {
+    init_logs();
+    let node = FakeNode::start("n1", READY).await;
+    let (_tmp, store) = store_with(&[service("tom", "pw", &["127.0.0.1/32"], &["P1"])]).await;
+    let (server, client_tls) = tls_pair();
+    let gw = Gateway::start(
+        test_config(server, vec![node.node_addr()]),
+        Arc::new(StoreDirectory::new(store.clone())),
+    )
+    .await
+    .unwrap();
+    let env = Env {
+        gw,
+        dir: Arc::new(tresor_gateway::MemoryDirectory::new()),
+        client_tls,
+    };
+    let (reply, _) = env.login("tom", "nope", "P1").await;
+    assert_eq!(refused_code(&reply), Some(codes::SERVICE_AUTH_FAILED));
+    assert_eq!(
+        store
+            .service_by_user("tom")
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        1
+    );
+    let (reply, mut s) = env.login("tom", "pw", "P1").await;
+    assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+    assert_eq!(echo(&mut s, b"db").await, b"db");
+    assert_eq!(
+        store
+            .service_by_user("tom")
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        0
+    );
+}
