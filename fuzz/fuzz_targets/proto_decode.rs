@@ -1,8 +1,9 @@
-//! Decode arbitrary bytes as a frame stream and as Request/Response messages: never panics,
-//! and whatever decodes re-encodes to the same bytes.
+//! Decode arbitrary bytes as a frame stream and as Request/Response and phase-one gateway
+//! messages: never panics, and whatever decodes re-encodes to the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tresor_proto::gateway::GatewayMsg;
 use tresor_proto::tokio_util::codec::Decoder;
 use tresor_proto::{read_frame, Envelope, FrameCodec, Request, Response};
 
@@ -11,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.encode().ok().as_deref(), Some(data));
     }
     if let Ok(m) = Envelope::<Response>::decode(data) {
+        assert_eq!(m.encode().ok().as_deref(), Some(data));
+    }
+    if let Ok(m) = Envelope::<GatewayMsg>::decode(data) {
         assert_eq!(m.encode().ok().as_deref(), Some(data));
     }
     let mut reader = data;

@@ -159,16 +159,24 @@ impl Cluster {
     }
 
     fn node(&self, name: &str) -> (Proc, SocketAddr) {
+        let (p, a, _) = self.node_with_http(name);
+        (p, a)
+    }
+
+    fn node_with_http(&self, name: &str) -> (Proc, SocketAddr, SocketAddr) {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut child = self
-            .cmd(&["hsm", "--name", name, "--listen", &addr.to_string()])
+            .cmd(&["hsm", "--name", name, "--listen", &addr.to_string(), "--http", &http.to_string()])
+            .env("TRESOR_LOG", "tresor_core=debug,tresor_server=info,warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         wait_port(addr, name, &mut child);
-        (Proc(child), addr)
+        (Proc(child), addr, http)
     }
 
     fn gateway(&self, nodes: &[(&str, SocketAddr)]) -> (Proc, SocketAddr) {
@@ -436,8 +444,8 @@ fn seed_flow_and_refusals() {
 #[test]
 fn node_failover_under_load() {
     let cl = Cluster::new();
-    let (mut n1, a1) = cl.node("node1");
-    let (_n2, a2) = cl.node("node2");
+    let (n1, a1, h1) = cl.node_with_http("node1");
+    let (n2, a2, h2) = cl.node_with_http("node2");
     let (_gw, gw) = cl.gateway(&[("node1", a1), ("node2", a2)]);
     let setup = cl.setup_password(&[]);
     let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
@@ -475,9 +483,14 @@ fn node_failover_under_load() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
+    // Kill the node that serves the client (the gateway keeps one client on one node).
+    let open = |h: SocketAddr| metric(h, "tresor_node_connections_open");
+    let (o1, o2) = (open(h1), open(h2));
+    assert!(o1 + o2 >= 4, "connections open: {o1} + {o2}");
+    let (mut victim, _survivor) = if o1 >= o2 { (n1, n2) } else { (n2, n1) };
     let before = done.load(Ordering::Relaxed);
-    n1.0.kill().unwrap();
-    n1.0.wait().unwrap();
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
     std::thread::sleep(Duration::from_millis(3000));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -485,10 +498,27 @@ fn node_failover_under_load() {
     }
     let after = done.load(Ordering::Relaxed);
     let failures = failures.lock().unwrap();
+    if !failures.is_empty() {
+        for n in ["node1", "node2"] {
+            eprintln!("--- {n}.log\n{}", std::fs::read_to_string(cl.dir.path().join(format!("{n}.log"))).unwrap_or_default());
+        }
+    }
     assert!(failures.is_empty(), "operations failed during failover: {failures:?}");
     assert!(before > 0, "no operation before the kill");
     assert!(after > before + 20, "too few operations after the kill: {before} → {after}");
     sign_verify(&app, pair, b"after failover");
+}
+
+/// A counter or gauge from a node's `/metrics`.
+fn metric(http: SocketAddr, name: &str) -> u64 {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
 }
 
 /// A relay that records every byte it forwards, both directions.

@@ -37,6 +37,9 @@ use crate::Error;
 /// The client id sent when a slot entry has no `client_id`.
 pub const DEFAULT_CLIENT_ID: &str = "tresor-client";
 
+/// `CKR_USER_ALREADY_LOGGED_IN`.
+const CKR_USER_ALREADY_LOGGED_IN: u64 = 0x100;
+
 /// Timeouts, retry budget and pool size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectOptions {
@@ -965,9 +968,14 @@ impl SlotClient {
         let remembered = g.lock().login.clone();
         if let (true, None, Some((user, pin))) = (replay, login, remembered) {
             let id = g.next_id.fetch_add(1, Ordering::Relaxed);
-            match node_result(conn.exchange(id, &Request::Login { user, pin })?)? {
+            // Another connection of this process may attach to the same fresh context and
+            // replay the login first: "already logged in" (as this user) is success here.
+            match conn.exchange(id, &Request::Login { user, pin })? {
                 Response::LoggedIn {} => {}
-                other => return Err(unexpected(&conn, &other)),
+                Response::Error { rv, .. } if rv == CKR_USER_ALREADY_LOGGED_IN => {}
+                other => match node_result(other)? {
+                    other => return Err(unexpected(&conn, &other)),
+                },
             }
         }
         conn.set_timeout(options.io_timeout)?;

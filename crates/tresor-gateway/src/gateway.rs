@@ -607,7 +607,8 @@ async fn login(
             Refusal::PartitionNotAllowed,
         ));
     }
-    let (node, stream) = connect_node(shared, &rec.nodes)
+    let affinity = affinity_key(user, &hello.partition, &hello.client_id, source.ip());
+    let (node, stream) = connect_node(shared, &rec.nodes, affinity)
         .await
         .ok_or_else(|| refuse(codes::NO_NODE, "no HSM node available", Refusal::NoNode))?;
     Ok((entry, node, stream))
@@ -646,9 +647,32 @@ async fn count_failure(shared: &Shared, cached: &ServiceEntry, now: i64) {
     }
 }
 
-/// Connect to a random healthy node allowed for the service (`allowed` empty = any),
-/// trying the others on failure.
-async fn connect_node(shared: &Shared, allowed: &[String]) -> Option<(Arc<Node>, TcpStream)> {
+/// The node-affinity key of a login: one client process (same service user, partition,
+/// client id and address) lands on the same node while it is healthy, so its pooled
+/// connections share one node-side context and nodes do not contend for its partition; other
+/// clients spread over the nodes.
+fn affinity_key(user: &str, partition: &str, client_id: &str, ip: std::net::IpAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (user, partition, client_id, ip).hash(&mut h);
+    h.finish()
+}
+
+fn node_score(key: u64, node: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (key, node).hash(&mut h);
+    h.finish()
+}
+
+/// Connect to a healthy node allowed for the service (`allowed` empty = any), chosen by
+/// rendezvous hashing on `affinity` (see [`affinity_key`]), trying the others in their
+/// score order on failure.
+async fn connect_node(
+    shared: &Shared,
+    allowed: &[String],
+    affinity: u64,
+) -> Option<(Arc<Node>, TcpStream)> {
     let mut candidates: Vec<Arc<Node>> = shared
         .nodes
         .iter()
@@ -656,10 +680,7 @@ async fn connect_node(shared: &Shared, allowed: &[String]) -> Option<(Arc<Node>,
         .filter(|n| allowed.is_empty() || allowed.contains(&n.addr.name))
         .cloned()
         .collect();
-    for i in (1..candidates.len()).rev() {
-        let j = (random_u64() % (i as u64 + 1)) as usize;
-        candidates.swap(i, j);
-    }
+    candidates.sort_by_key(|n| std::cmp::Reverse(node_score(affinity, &n.addr.name)));
     for node in candidates {
         let connect = TcpStream::connect(node.addr.addr);
         match tokio::time::timeout(shared.config.node_connect_timeout, connect).await {

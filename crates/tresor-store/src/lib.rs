@@ -302,4 +302,53 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Apply all mutations atomically (one transaction), in order. On any error nothing is applied.
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()>;
+
+    /// As [`commit`](Store::commit), then, in the same transaction and while holding the
+    /// store's write lock, read the audit head and last checkpoint of `partition_id` and apply
+    /// the mutations `chain` builds on them (the audit rows continuing that head, a checkpoint).
+    /// Several writers (nodes) appending to one partition's chain therefore never conflict on
+    /// it: each continues the head it finds. `chain`'s error aborts everything.
+    async fn commit_chained(
+        &self,
+        batch: WriteBatch,
+        partition_id: i64,
+        chain: ChainBuilder,
+    ) -> StoreResult<()> {
+        // Portable fallback: read, then commit; the (partition, seq) key still refuses a
+        // second writer that raced in between (Conflict), so chains never fork.
+        let head = self.audit_head(partition_id).await?;
+        let cp = self.last_checkpoint(partition_id).await?;
+        let extra = chain(ChainHead::of(head.as_ref(), cp.as_ref()))
+            .map_err(StoreError::Conflict)?;
+        let mut batch = batch;
+        batch.mutations.extend(extra);
+        self.commit(batch).await
+    }
 }
+
+/// Where a partition's audit chain stands inside a chained commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Sequence number of the last entry (0: none yet).
+    pub seq: i64,
+    /// Hash of the last entry (`None`: none yet; the chain starts from its genesis value).
+    pub hash: Option<Vec<u8>>,
+    /// Sequence number covered by the last checkpoint (0: none).
+    pub last_checkpoint: i64,
+}
+
+impl ChainHead {
+    /// From the head row and the last checkpoint, if any.
+    pub fn of(head: Option<&AuditRow>, cp: Option<&CheckpointRow>) -> ChainHead {
+        ChainHead {
+            seq: head.map_or(0, |h| h.seq),
+            hash: head.map(|h| h.hash.clone()),
+            last_checkpoint: cp.map_or(0, |c| c.seq),
+        }
+    }
+}
+
+/// Builds the audit mutations of a chained commit from the chain's head (see
+/// [`Store::commit_chained`]). Errors are reported as the commit's error.
+pub type ChainBuilder =
+    Box<dyn FnOnce(ChainHead) -> Result<Vec<Mutation>, String> + Send + 'static>;

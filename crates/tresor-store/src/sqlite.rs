@@ -848,6 +848,65 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("committing a write transaction", e))
     }
+
+    async fn commit_chained(
+        &self,
+        batch: WriteBatch,
+        partition_id: i64,
+        chain: crate::ChainBuilder,
+    ) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        // BEGIN IMMEDIATE takes SQLite's write lock now: no other process can append to the
+        // chain between the head read below and the commit.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting a write transaction", e))?;
+        let result: StoreResult<()> = async {
+            for m in &batch.mutations {
+                Self::apply(&mut tx, m).await?;
+            }
+            let head = sqlx::query(concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
+            ))
+            .bind(partition_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_error("reading the audit head in a chained commit", e))?;
+            let head = head.as_ref().map(audit_from_row).transpose()?;
+            let cp: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(seq) FROM checkpoints WHERE partition_id = ?",
+            )
+            .bind(partition_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db_error("reading the last checkpoint in a chained commit", e))?;
+            let at = crate::ChainHead {
+                seq: head.as_ref().map_or(0, |h| h.seq),
+                hash: head.map(|h| h.hash),
+                last_checkpoint: cp.unwrap_or(0),
+            };
+            let extra = chain(at).map_err(StoreError::Conflict)?;
+            for m in &extra {
+                Self::apply(&mut tx, m).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "chained store commit rolled back");
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error = %e, "rolling back a failed store commit");
+            }
+            return Err(err);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing a write transaction", e))
+    }
 }
 
 /// The SQL of [`Store::find_objects`] for `filter`: only constant fragments go into the text,

@@ -50,14 +50,14 @@ pub(crate) struct PartitionRecord {
 }
 
 /// How often [`Partition::commit`] rebuilds a commit that conflicted with another writer.
-const COMMIT_RETRIES: u32 = 8;
+const COMMIT_RETRIES: u32 = 30;
 
 /// The detail of the error a conflicting commit returns (after refreshing).
 const CONFLICT_DETAIL: &str = "was changed concurrently by another writer; retry the operation";
 
 /// True for the error of a commit that conflicted with another writer (nothing was written).
 pub(crate) fn is_conflict(e: &Error) -> bool {
-    e.rv() == Rv::FunctionFailed && e.detail().ends_with(CONFLICT_DETAIL)
+    e.rv() == Rv::FunctionFailed && e.detail().contains(CONFLICT_DETAIL)
 }
 
 /// Serialize `json ‖ secret` as `u32 len ‖ json ‖ secret`.
@@ -623,7 +623,17 @@ impl Partition {
                 )
                 .await;
             match r {
-                Err(e) if is_conflict(&e) && attempt < COMMIT_RETRIES => attempt += 1,
+                Err(e) if is_conflict(&e) && attempt < COMMIT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(partition = %self.name, attempt, error = %e, "commit conflicted with another writer; rebuilding it");
+                    // Jittered backoff, so two nodes flushing the same partition do not keep
+                    // colliding in step.
+                    let mut b = [0u8; 1];
+                    let _ = openssl::rand::rand_bytes(&mut b);
+                    let cap_us = 100u64 << attempt.min(6);
+                    let wait = cap_us * u64::from(b[0]) / 255;
+                    tokio::time::sleep(std::time::Duration::from_micros(wait.max(50))).await;
+                }
                 r => return r,
             }
         }
@@ -716,32 +726,57 @@ impl Partition {
                 expected_version: w.row_version,
             });
         }
-        // The audit chain: queued key uses first, then this change's entries.
+        // The audit chain: queued key uses first, then this change's entries. The rows are
+        // built by the store inside the write transaction, on the head it holds then, so
+        // several nodes appending to this partition never conflict on the chain.
         let mut all = taken.entries();
         all.extend(entries);
-        let (rows, seq, hash) = audit::chain_rows(self.id, w.head_seq, &w.head_hash, &all)?;
-        for r in rows {
-            batch.push(Mutation::AppendAudit(r));
-        }
         // Checkpoints: every CHECKPOINT_EVERY entries, at least once a second while entries are
         // written, and when forced (seal, shutdown). Not per state change: a partition of a
         // million keys would carry a million signed checkpoints.
         let now = audit::now_ns();
-        let checkpoint = seq > w.last_checkpoint
-            && (seq - w.last_checkpoint >= CHECKPOINT_EVERY
-                || now - w.last_checkpoint_ns >= 1_000_000_000
-                || self.force_checkpoint.swap(false, Ordering::AcqRel));
-        if checkpoint {
-            batch.push(Mutation::PutCheckpoint(audit::sign_checkpoint(
-                &un.node_key,
-                &un.node_cert.to_der()?,
-                self.id,
-                seq,
-                &hash,
-            )?));
-        }
-        if let Err(e) = engine.store.commit(batch).await {
-            let conflict = matches!(e, tresor_store::StoreError::Conflict(_));
+        let forced = self.force_checkpoint.swap(false, Ordering::AcqRel);
+        let since_last_ns = now - w.last_checkpoint_ns;
+        let outcome: Arc<parking_lot::Mutex<Option<(i64, Vec<u8>, bool)>>> =
+            Arc::new(parking_lot::Mutex::new(None));
+        let chain: tresor_store::ChainBuilder = {
+            let outcome = outcome.clone();
+            let un = un.clone();
+            let pid = self.id;
+            let entries = all.clone();
+            Box::new(move |head: tresor_store::ChainHead| {
+                let head_hash = head.hash.unwrap_or_else(|| audit::GENESIS.to_vec());
+                let (rows, seq, hash) = audit::chain_rows(pid, head.seq, &head_hash, &entries)
+                    .map_err(|e| e.to_string())?;
+                let mut out: Vec<Mutation> = rows.into_iter().map(Mutation::AppendAudit).collect();
+                let checkpoint = seq > head.last_checkpoint
+                    && (seq - head.last_checkpoint >= CHECKPOINT_EVERY
+                        || since_last_ns >= 1_000_000_000
+                        || forced);
+                if checkpoint {
+                    let cert = un.node_cert.to_der().map_err(|e| e.to_string())?;
+                    out.push(Mutation::PutCheckpoint(
+                        audit::sign_checkpoint(&un.node_key, &cert, pid, seq, &hash)
+                            .map_err(|e| e.to_string())?,
+                    ));
+                }
+                *outcome.lock() = Some((seq, hash, checkpoint));
+                Ok(out)
+            })
+        };
+        let committed = if all.is_empty() {
+            engine.store.commit(batch).await
+        } else {
+            engine.store.commit_chained(batch, self.id, chain).await
+        };
+        if let Err(e) = committed {
+            if forced {
+                self.force_checkpoint.store(true, Ordering::Release);
+            }
+            let conflict = match &e {
+                tresor_store::StoreError::Conflict(m) => Some(m.clone()),
+                _ => None,
+            };
             // Nothing was written: put the queued uses back, in front of newer ones.
             {
                 let mut p = self.own.pending.lock();
@@ -750,23 +785,51 @@ impl Partition {
                     self.audit_failed.store(true, Ordering::Release);
                 }
             }
-            if conflict {
+            if let Some(what) = conflict {
                 // Another writer (a second process or node on the same store) changed this
                 // partition: re-read its state so that the caller's retry builds on it.
-                self.refresh(engine, &mut w).await?;
+                // Only the audit chain moved (the usual case: another node flushed its key
+                // uses): re-reading its head is enough. Anything else: the whole state.
+                let row_moved = engine
+                    .store
+                    .partition(self.id)
+                    .await
+                    .map_err(store_err)?
+                    .is_none_or(|r| r.version != w.row_version);
+                if row_moved {
+                    self.refresh(engine, &mut w).await?;
+                } else {
+                    let (seq, hash) = engine
+                        .store
+                        .audit_head(self.id)
+                        .await
+                        .map_err(store_err)?
+                        .map(|r| (r.seq, r.hash))
+                        .unwrap_or((0, audit::GENESIS.to_vec()));
+                    w.head_seq = seq;
+                    w.head_hash = hash;
+                    w.last_checkpoint = engine
+                        .store
+                        .last_checkpoint(self.id)
+                        .await
+                        .map_err(store_err)?
+                        .map_or(0, |c| c.seq);
+                }
                 return Err(Error::new(
                     Rv::FunctionFailed,
-                    format!("partition '{}' {CONFLICT_DETAIL}", self.name),
+                    format!("partition '{}' {CONFLICT_DETAIL} ({what})", self.name),
                 ));
             }
             return Err(store_err(e));
         }
         self.audit_failed.store(false, Ordering::Release);
-        w.head_seq = seq;
-        w.head_hash = hash;
-        if checkpoint {
-            w.last_checkpoint = seq;
-            w.last_checkpoint_ns = now;
+        if let Some((seq, hash, checkpoint)) = outcome.lock().take() {
+            w.head_seq = seq;
+            w.head_hash = hash;
+            if checkpoint {
+                w.last_checkpoint = seq;
+                w.last_checkpoint_ns = now;
+            }
         }
         if changed || digest_change.is_some() {
             w.row_version = new_row_version;
