@@ -93,7 +93,12 @@ fn digest32() -> Vec<u8> {
     (0u8..32).collect()
 }
 
-fn local_worker<'a>(c: Case, ctx: Arc<Context>, keys: &Keys, h: tokio::runtime::Handle) -> Worker<'a> {
+fn local_worker<'a>(
+    c: Case,
+    ctx: Arc<Context>,
+    keys: &Keys,
+    h: tokio::runtime::Handle,
+) -> Worker<'a> {
     let data = digest32();
     match c {
         Case::Noop => Box::new(move || {
@@ -103,7 +108,9 @@ fn local_worker<'a>(c: Case, ctx: Arc<Context>, keys: &Keys, h: tokio::runtime::
         Case::EcdsaP256 => {
             let key = keys.p256;
             Box::new(move || {
-                black_box(with_backpressure(&h, || ctx.sign(key, &Mechanism::Ecdsa, &data))?);
+                black_box(with_backpressure(&h, || {
+                    ctx.sign(key, &Mechanism::Ecdsa, &data)
+                })?);
                 Ok(Duration::ZERO)
             })
         }
@@ -205,11 +212,9 @@ pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
     gcfg.attempts_per_minute_per_source = 100_000;
     gcfg.attempts_per_minute_per_user = 100_000;
     gcfg.max_connections_per_source = 100_000;
-    let gateway = tresor_gateway::Gateway::start(
-        gcfg,
-        Arc::new(tresor_gateway::StoreDirectory::new(store)),
-    )
-    .await?;
+    let gateway =
+        tresor_gateway::Gateway::start(gcfg, Arc::new(tresor_gateway::StoreDirectory::new(store)))
+            .await?;
     let settings = SlotSettings {
         slot_id: 0,
         partition: PARTITION.into(),
@@ -280,7 +285,9 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         a.clients,
         st.node.local_addr(),
         st.gateway.local_addr(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
     let settings = st.settings.clone();
     let key = st.key.clone();

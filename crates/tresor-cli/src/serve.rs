@@ -222,7 +222,8 @@ fn parse_node(s: &str) -> std::result::Result<tresor_gateway::NodeAddr, String> 
 
 /// Run a gateway until Ctrl-C / SIGTERM. It needs no shares: it holds no key material.
 pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
-    let cert = std::fs::read(&a.cert).with_context(|| format!("cannot read {}", a.cert.display()))?;
+    let cert =
+        std::fs::read(&a.cert).with_context(|| format!("cannot read {}", a.cert.display()))?;
     let key = zeroize::Zeroizing::new(
         std::fs::read(&a.key).with_context(|| format!("cannot read {}", a.key.display()))?,
     );
@@ -237,11 +238,9 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     cfg.max_connections = a.max_connections;
     cfg.max_connections_per_source = a.max_per_source;
     cfg.health_interval = Duration::from_secs(a.health_interval.max(1));
-    let gw = tresor_gateway::Gateway::start(
-        cfg,
-        Arc::new(tresor_gateway::StoreDirectory::new(store)),
-    )
-    .await?;
+    let gw =
+        tresor_gateway::Gateway::start(cfg, Arc::new(tresor_gateway::StoreDirectory::new(store)))
+            .await?;
     println!("tresor gateway listening on {}", gw.local_addr());
     for n in &a.nodes {
         println!("  node {} at {}", n.name, n.addr);
@@ -305,7 +304,10 @@ pub async fn dev_network(
         .await?
         .iter()
         .any(|s| s.record.service_user == service_user);
-    let service_password = match (creds.get("service_password").and_then(|v| v.as_str()), have_service) {
+    let service_password = match (
+        creds.get("service_password").and_then(|v| v.as_str()),
+        have_service,
+    ) {
         (Some(p), true) => p.to_owned(),
         (_, true) => engine
             .rotate_service_password(service_user)
@@ -315,7 +317,13 @@ pub async fn dev_network(
         (_, false) => {
             let allow = tresor_core::directory::parse_allowlist("127.0.0.0/8,::1/128")?;
             let (_, pw) = engine
-                .create_service("dev", service_user, allow, vec![a.partition.to_owned()], vec![])
+                .create_service(
+                    "dev",
+                    service_user,
+                    allow,
+                    vec![a.partition.to_owned()],
+                    vec![],
+                )
                 .await?;
             pw.expose_secret().to_owned()
         }
@@ -356,14 +364,18 @@ pub async fn dev_network(
         part = a.partition,
         svc = service_user,
     );
-    std::fs::write(&cfg_path, cfg).with_context(|| format!("cannot write {}", cfg_path.display()))?;
+    std::fs::write(&cfg_path, cfg)
+        .with_context(|| format!("cannot write {}", cfg_path.display()))?;
     let registered = !engine.list_clients(a.partition).await?.is_empty();
     let setup = if registered {
         None
     } else {
         Some(
             engine
-                .issue_setup_password(a.partition, tresor_core::engine::credentials::SetupPolicy::default())
+                .issue_setup_password(
+                    a.partition,
+                    tresor_core::engine::credentials::SetupPolicy::default(),
+                )
                 .await?,
         )
     };
@@ -381,7 +393,11 @@ pub async fn dev_network(
             },
         )?;
     }
-    println!("  HSM node           {}   (health http://{}/health, metrics /metrics)", node.local_addr(), node.http_addr().map(|a| a.to_string()).unwrap_or_default());
+    println!(
+        "  HSM node           {}   (health http://{}/health, metrics /metrics)",
+        node.local_addr(),
+        node.http_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
     println!("  gateway            {gw}");
     println!("  service user       {service_user}   password {service_password}");
     println!("  client config      {}", cfg_path.display());

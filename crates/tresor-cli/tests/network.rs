@@ -111,22 +111,50 @@ impl Cluster {
             service_password: String::new(),
         };
         c.ok(&[
-            "init", "--shares", "1", "--threshold", "1", "--share-dir",
-            shares.to_str().unwrap(), "--root-cert", c.root.to_str().unwrap(),
+            "init",
+            "--shares",
+            "1",
+            "--threshold",
+            "1",
+            "--share-dir",
+            shares.to_str().unwrap(),
+            "--root-cert",
+            c.root.to_str().unwrap(),
         ]);
         assert!(c.share.exists(), "no share file at {}", c.share.display());
         c.ok(&[
-            "admin", "partition", "create", "P1", "--so-pin", SO_PIN, "--user-pin",
+            "admin",
+            "partition",
+            "create",
+            "P1",
+            "--so-pin",
+            SO_PIN,
+            "--user-pin",
             USER_PIN,
         ]);
         let out = c.ok(&[
-            "admin", "service", "create", "--name", "acme", "--service-user", "acme-svc",
-            "--allow", "127.0.0.1/32", "--partition", "P1",
+            "admin",
+            "service",
+            "create",
+            "--name",
+            "acme",
+            "--service-user",
+            "acme-svc",
+            "--allow",
+            "127.0.0.1/32",
+            "--partition",
+            "P1",
         ]);
         let pw = secret_line(&out, "Service user password:");
         c.ok(&[
-            "cert", "gateway", "--san", "127.0.0.1", "--cert", c.gw_cert.to_str().unwrap(),
-            "--key", c.gw_key.to_str().unwrap(),
+            "cert",
+            "gateway",
+            "--san",
+            "127.0.0.1",
+            "--cert",
+            c.gw_cert.to_str().unwrap(),
+            "--key",
+            c.gw_key.to_str().unwrap(),
         ]);
         Cluster {
             service_password: pw,
@@ -169,7 +197,15 @@ impl Cluster {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut child = self
-            .cmd(&["hsm", "--name", name, "--listen", &addr.to_string(), "--http", &http.to_string()])
+            .cmd(&[
+                "hsm",
+                "--name",
+                name,
+                "--listen",
+                &addr.to_string(),
+                "--http",
+                &http.to_string(),
+            ])
             .env("TRESOR_LOG", "tresor_core=debug,tresor_server=info,warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -227,7 +263,13 @@ impl Cluster {
     }
 
     fn setup_password(&self, extra: &[&str]) -> String {
-        let mut args = vec!["admin", "credentials", "setup-password", "--partition", "P1"];
+        let mut args = vec![
+            "admin",
+            "credentials",
+            "setup-password",
+            "--partition",
+            "P1",
+        ];
         args.extend_from_slice(extra);
         let out = self.ok(&args);
         out.lines()
@@ -337,8 +379,17 @@ fn seed_flow_and_refusals() {
     // The operator writes the credentials file (rotating the service password).
     let creds = cl.dir.path().join("credentials.txt");
     cl.ok(&[
-        "admin", "credentials", "file", "--partition", "P1", "--service-user", "acme-svc",
-        "--out", creds.to_str().unwrap(), "--gateway", &gw.to_string(),
+        "admin",
+        "credentials",
+        "file",
+        "--partition",
+        "P1",
+        "--service-user",
+        "acme-svc",
+        "--out",
+        creds.to_str().unwrap(),
+        "--gateway",
+        &gw.to_string(),
     ]);
     let file = std::fs::read_to_string(&creds).unwrap();
     assert_eq!(secret_line(&file, "Service User Name:"), "acme-svc");
@@ -362,9 +413,18 @@ fn seed_flow_and_refusals() {
     let list = ppin_ok(&cfg, &secrets, &["-l"]);
     assert!(list.contains("permanent secret: Configured"), "{list}");
     let t = ppin_ok(&cfg, &secrets, &["-t"]);
-    assert!(t.contains(&format!("hsm0: Connect to '127.0.0.1' on port {}", gw.port())), "{t}");
+    assert!(
+        t.contains(&format!(
+            "hsm0: Connect to '127.0.0.1' on port {}",
+            gw.port()
+        )),
+        "{t}"
+    );
     assert!(t.contains("slot0 (id=0), user=P1: OK"), "{t}");
-    assert!(t.contains("Number of tested HSMs: 1 (number of partitions: 1)"), "{t}");
+    assert!(
+        t.contains("Number of tested HSMs: 1 (number of partitions: 1)"),
+        "{t}"
+    );
     assert!(t.contains("Number of failures: 0"), "{t}");
 
     // The application: log in with the PKCS#11 password and use a key.
@@ -393,43 +453,93 @@ fn seed_flow_and_refusals() {
     let expired = cl.setup_password(&["--lifetime-days", "0", "--from-issue"]);
     let o = ppin(&cfg2, &secrets2, &["-a", "-e", "P1", &expired, USER_PIN]);
     assert!(!o.status.success());
-    assert!(text(&o).to_lowercase().contains("expired"), "expired: {}", text(&o));
+    assert!(
+        text(&o).to_lowercase().contains("expired"),
+        "expired: {}",
+        text(&o)
+    );
 
     // Wrong service password.
     let (cfg3, secrets3) = cl.client_cfg("wrongsvc", gw, "acme-svc");
-    ppin_ok(&cfg3, &secrets3, &["-p", "-e", "acme-svc", "not-the-password"]);
-    let o = ppin(&cfg3, &secrets3, &["-a", "-e", "P1", &cl.setup_password(&[]), USER_PIN]);
+    ppin_ok(
+        &cfg3,
+        &secrets3,
+        &["-p", "-e", "acme-svc", "not-the-password"],
+    );
+    let o = ppin(
+        &cfg3,
+        &secrets3,
+        &["-a", "-e", "P1", &cl.setup_password(&[]), USER_PIN],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("0x80000110"), "wrong service password: {}", text(&o));
+    assert!(
+        text(&o).contains("0x80000110"),
+        "wrong service password: {}",
+        text(&o)
+    );
 
     // Blocked source address: a service whose allowlist excludes 127.0.0.1.
     let out = cl.ok(&[
-        "admin", "service", "create", "--name", "elsewhere", "--service-user", "far-svc",
-        "--allow", "10.0.0.0/8", "--partition", "P1",
+        "admin",
+        "service",
+        "create",
+        "--name",
+        "elsewhere",
+        "--service-user",
+        "far-svc",
+        "--allow",
+        "10.0.0.0/8",
+        "--partition",
+        "P1",
     ]);
     let far_pw = secret_line(&out, "Service user password:");
     std::thread::sleep(Duration::from_millis(2500)); // directory cache
     let (cfg4, secrets4) = cl.client_cfg("far", gw, "far-svc");
     ppin_ok(&cfg4, &secrets4, &["-p", "-e", "far-svc", &far_pw]);
-    let o = ppin(&cfg4, &secrets4, &["-a", "-e", "P1", &cl.setup_password(&[]), USER_PIN]);
+    let o = ppin(
+        &cfg4,
+        &secrets4,
+        &["-a", "-e", "P1", &cl.setup_password(&[]), USER_PIN],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("0x80000111"), "blocked address: {}", text(&o));
+    assert!(
+        text(&o).contains("0x80000111"),
+        "blocked address: {}",
+        text(&o)
+    );
 
     // Locked-out service user: a third service, five wrong passwords, then the right one.
     let out = cl.ok(&[
-        "admin", "service", "create", "--name", "locky", "--service-user", "lock-svc",
-        "--allow", "127.0.0.1/32", "--partition", "P1",
+        "admin",
+        "service",
+        "create",
+        "--name",
+        "locky",
+        "--service-user",
+        "lock-svc",
+        "--allow",
+        "127.0.0.1/32",
+        "--partition",
+        "P1",
     ]);
     let lock_pw = secret_line(&out, "Service user password:");
     std::thread::sleep(Duration::from_millis(2500));
     let (cfg5, secrets5) = cl.client_cfg("locky", gw, "lock-svc");
     ppin_ok(&cfg5, &secrets5, &["-p", "-e", "lock-svc", "wrong"]);
     for _ in 0..5 {
-        let o = ppin(&cfg5, &secrets5, &["-a", "-e", "P1", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA", USER_PIN]);
+        let o = ppin(
+            &cfg5,
+            &secrets5,
+            &["-a", "-e", "P1", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA", USER_PIN],
+        );
         assert!(text(&o).contains("0x80000110"), "{}", text(&o));
     }
     ppin_ok(&cfg5, &secrets5, &["-p", "-e", "lock-svc", &lock_pw]);
-    let o = ppin(&cfg5, &secrets5, &["-a", "-e", "P1", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA", USER_PIN]);
+    let o = ppin(
+        &cfg5,
+        &secrets5,
+        &["-a", "-e", "P1", "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA", USER_PIN],
+    );
     assert!(text(&o).contains("0x80000112"), "locked: {}", text(&o));
 
     // Through all of that, the first application kept working.
@@ -449,7 +559,11 @@ fn node_failover_under_load() {
     let (_gw, gw) = cl.gateway(&[("node1", a1), ("node2", a2)]);
     let setup = cl.setup_password(&[]);
     let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
-    ppin_ok(&cfg, &secrets, &["-p", "-e", "acme-svc", &cl.service_password]);
+    ppin_ok(
+        &cfg,
+        &secrets,
+        &["-p", "-e", "acme-svc", &cl.service_password],
+    );
     ppin_ok(&cfg, &secrets, &["-a", "-e", "P1", &setup, USER_PIN]);
     let app = Arc::new(client(&cfg, &secrets));
     login(&app, USER_PIN).unwrap();
@@ -500,19 +614,29 @@ fn node_failover_under_load() {
     let failures = failures.lock().unwrap();
     if !failures.is_empty() {
         for n in ["node1", "node2"] {
-            eprintln!("--- {n}.log\n{}", std::fs::read_to_string(cl.dir.path().join(format!("{n}.log"))).unwrap_or_default());
+            eprintln!(
+                "--- {n}.log\n{}",
+                std::fs::read_to_string(cl.dir.path().join(format!("{n}.log"))).unwrap_or_default()
+            );
         }
     }
-    assert!(failures.is_empty(), "operations failed during failover: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "operations failed during failover: {failures:?}"
+    );
     assert!(before > 0, "no operation before the kill");
-    assert!(after > before + 20, "too few operations after the kill: {before} → {after}");
+    assert!(
+        after > before + 20,
+        "too few operations after the kill: {before} → {after}"
+    );
     sign_verify(&app, pair, b"after failover");
 }
 
 /// A counter or gauge from a node's `/metrics`.
 fn metric(http: SocketAddr, name: &str) -> u64 {
     let mut s = TcpStream::connect(http).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body.lines()
@@ -535,11 +659,10 @@ fn recorder(target: SocketAddr) -> Recorder {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(a) = s else { continue };
-            let Ok(z) = TcpStream::connect(target) else { continue };
-            for (mut from, mut to) in [
-                (a.try_clone().unwrap(), z.try_clone().unwrap()),
-                (z, a),
-            ] {
+            let Ok(z) = TcpStream::connect(target) else {
+                continue;
+            };
+            for (mut from, mut to) in [(a.try_clone().unwrap(), z.try_clone().unwrap()), (z, a)] {
                 let b = b.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16384];
@@ -579,12 +702,18 @@ fn gateway_sees_only_ciphertext() {
     let to_gw = recorder(gw);
     let setup = cl.setup_password(&[]);
     let (cfg, secrets) = cl.client_cfg("app", to_gw.addr, "acme-svc");
-    ppin_ok(&cfg, &secrets, &["-p", "-e", "acme-svc", &cl.service_password]);
+    ppin_ok(
+        &cfg,
+        &secrets,
+        &["-p", "-e", "acme-svc", &cl.service_password],
+    );
     ppin_ok(&cfg, &secrets, &["-a", "-e", "P1", &setup, USER_PIN]);
     let app = client(&cfg, &secrets);
     login(&app, USER_PIN).unwrap();
     let payload = b"TRESOR-KNOWN-PAYLOAD-7f3a9c1e5b2d";
-    let aes_key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let aes_key: Vec<u8> = (0u8..32)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     let Response::ObjectCreated { object: aes } = app
         .call(&Request::CreateObject {
             template: Template::new()
@@ -619,15 +748,25 @@ fn gateway_sees_only_ciphertext() {
     std::thread::sleep(Duration::from_millis(300));
     let node_side = to_node.bytes.lock().unwrap().clone();
     let client_side = to_gw.bytes.lock().unwrap().clone();
-    assert!(node_side.len() > 2000, "too little was captured: {}", node_side.len());
+    assert!(
+        node_side.len() > 2000,
+        "too little was captured: {}",
+        node_side.len()
+    );
     for (name, secret) in [
         ("payload", &payload[..]),
         ("PIN", USER_PIN.as_bytes()),
         ("AES key", &aes_key[..]),
         ("setup password", setup.as_bytes()),
     ] {
-        assert!(!contains(&node_side, secret), "the {name} crossed the gateway in clear");
-        assert!(!contains(&client_side, secret), "the {name} reached the gateway in clear");
+        assert!(
+            !contains(&node_side, secret),
+            "the {name} crossed the gateway in clear"
+        );
+        assert!(
+            !contains(&client_side, secret),
+            "the {name} reached the gateway in clear"
+        );
     }
     // The service password is for the gateway: it is inside the client ⇄ gateway TLS only.
     assert!(!contains(&client_side, cl.service_password.as_bytes()));
@@ -645,7 +784,11 @@ fn malformed_input_harms_nobody() {
     let (_gw, gw) = cl.gateway(&[("node1", node_addr)]);
     let setup = cl.setup_password(&[]);
     let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
-    ppin_ok(&cfg, &secrets, &["-p", "-e", "acme-svc", &cl.service_password]);
+    ppin_ok(
+        &cfg,
+        &secrets,
+        &["-p", "-e", "acme-svc", &cl.service_password],
+    );
     ppin_ok(&cfg, &secrets, &["-a", "-e", "P1", &setup, USER_PIN]);
     let mut held = Vec::new();
     for target in [node_addr, gw] {
@@ -655,7 +798,8 @@ fn malformed_input_harms_nobody() {
         held.push(s);
         // Garbage.
         let mut s = TcpStream::connect(target).unwrap();
-        s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5]).unwrap();
+        s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5])
+            .unwrap();
         held.push(s);
         // Half a frame, then silence.
         let mut s = TcpStream::connect(target).unwrap();
@@ -680,7 +824,13 @@ fn dev_prints_a_working_client_setup() {
     let dir = tempfile::tempdir().unwrap();
     let (g, n, m) = (free_port(), free_port(), free_port());
     let mut child = Command::new(TRESOR)
-        .args(["dev", "--gateway-port", &g.to_string(), "--node-port", &n.to_string()])
+        .args([
+            "dev",
+            "--gateway-port",
+            &g.to_string(),
+            "--node-port",
+            &n.to_string(),
+        ])
         .args(["--metrics-port", &m.to_string()])
         .env("TRESOR_DEV_DIR", dir.path())
         .stdout(Stdio::piped())
@@ -731,7 +881,8 @@ fn dev_prints_a_working_client_setup() {
     assert!(t.contains("Number of failures: 0"), "{t}");
     // Metrics are served.
     let mut s = TcpStream::connect(("127.0.0.1", m)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.contains("tresor_node_requests_total"), "{body}");

@@ -973,9 +973,10 @@ impl SlotClient {
             match conn.exchange(id, &Request::Login { user, pin })? {
                 Response::LoggedIn {} => {}
                 Response::Error { rv, .. } if rv == CKR_USER_ALREADY_LOGGED_IN => {}
-                other => match node_result(other)? {
-                    other => return Err(unexpected(&conn, &other)),
-                },
+                other => {
+                    let other = node_result(other)?;
+                    return Err(unexpected(&conn, &other));
+                }
             }
         }
         conn.set_timeout(options.io_timeout)?;

@@ -16,7 +16,8 @@ use tresor_store::{SqliteStore, Store};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_a_partition() {
     let f = fixture().await;
-    let store_b: Arc<dyn Store> = Arc::new(SqliteStore::open(&f.dir.path().join("t.db")).await.unwrap());
+    let store_b: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&f.dir.path().join("t.db")).await.unwrap());
     let b = Engine::open(store_b, test_config()).await.unwrap();
     b.unseal(&f.shares[..2]).await.unwrap();
     let _bg_a = f.engine.spawn_background();
@@ -30,7 +31,10 @@ async fn two_nodes_share_a_partition() {
             &Template::new()
                 .with_bool(CKA_TOKEN, true)
                 .unwrap()
-                .with_bytes(CKA_EC_PARAMS, &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])
+                .with_bytes(
+                    CKA_EC_PARAMS,
+                    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+                )
                 .unwrap(),
             &Template::new()
                 .with_bool(CKA_TOKEN, true)
@@ -50,7 +54,10 @@ async fn two_nodes_share_a_partition() {
             &Template::new()
                 .with_bool(CKA_TOKEN, true)
                 .unwrap()
-                .with_bytes(CKA_EC_PARAMS, &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])
+                .with_bytes(
+                    CKA_EC_PARAMS,
+                    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+                )
                 .unwrap(),
             &Template::new()
                 .with_bool(CKA_TOKEN, true)
@@ -61,21 +68,32 @@ async fn two_nodes_share_a_partition() {
         .await
         .unwrap();
     b_ctx
-        .sign(key2, &Mechanism::EcdsaHash(HashAlg::Sha256), b"made on A, used on B")
+        .sign(
+            key2,
+            &Mechanism::EcdsaHash(HashAlg::Sha256),
+            b"made on A, used on B",
+        )
         .await
         .unwrap();
 
     // Both nodes sign, flush and log in concurrently: nothing fails.
     let mut tasks = Vec::new();
-    for (i, (engine, ctx)) in [(f.engine.clone(), a_ctx.clone()), (b.clone(), b_ctx.clone())]
-        .into_iter()
-        .enumerate()
+    for (i, (engine, ctx)) in [
+        (f.engine.clone(), a_ctx.clone()),
+        (b.clone(), b_ctx.clone()),
+    ]
+    .into_iter()
+    .enumerate()
     {
         tasks.push(tokio::spawn(async move {
             for n in 0..200 {
-                ctx.sign(key, &Mechanism::EcdsaHash(HashAlg::Sha256), format!("{i}-{n}").as_bytes())
-                    .await
-                    .unwrap();
+                ctx.sign(
+                    key,
+                    &Mechanism::EcdsaHash(HashAlg::Sha256),
+                    format!("{i}-{n}").as_bytes(),
+                )
+                .await
+                .unwrap();
                 if n % 20 == 0 {
                     engine.flush_audit().await.unwrap();
                     let c = engine.open_context("p1").await.unwrap();

@@ -260,8 +260,12 @@ pub fn write_frame<W: Write + ?Sized>(
     max_frame_len: usize,
 ) -> Result<()> {
     let n = check_len(payload.len(), max_frame_len)?;
-    w.write_all(&n.to_be_bytes())?;
-    w.write_all(payload)?;
+    // One write: over TLS, each write becomes a record (and, nested, a record of the outer
+    // layer and a system call): the prefix must not travel alone.
+    let mut frame = zeroize::Zeroizing::new(Vec::with_capacity(LEN_PREFIX + payload.len()));
+    frame.extend_from_slice(&n.to_be_bytes());
+    frame.extend_from_slice(payload);
+    w.write_all(&frame)?;
     w.flush()?;
     Ok(())
 }

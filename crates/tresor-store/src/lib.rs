@@ -318,8 +318,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         // second writer that raced in between (Conflict), so chains never fork.
         let head = self.audit_head(partition_id).await?;
         let cp = self.last_checkpoint(partition_id).await?;
-        let extra = chain(ChainHead::of(head.as_ref(), cp.as_ref()))
-            .map_err(StoreError::Conflict)?;
+        let extra =
+            chain(ChainHead::of(head.as_ref(), cp.as_ref())).map_err(StoreError::Conflict)?;
         let mut batch = batch;
         batch.mutations.extend(extra);
         self.commit(batch).await

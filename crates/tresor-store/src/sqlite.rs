@@ -877,13 +877,12 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("reading the audit head in a chained commit", e))?;
             let head = head.as_ref().map(audit_from_row).transpose()?;
-            let cp: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(seq) FROM checkpoints WHERE partition_id = ?",
-            )
-            .bind(partition_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_error("reading the last checkpoint in a chained commit", e))?;
+            let cp: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(seq) FROM checkpoints WHERE partition_id = ?")
+                    .bind(partition_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| db_error("reading the last checkpoint in a chained commit", e))?;
             let at = crate::ChainHead {
                 seq: head.as_ref().map_or(0, |h| h.seq),
                 hash: head.map(|h| h.hash),

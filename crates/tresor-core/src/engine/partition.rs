@@ -49,6 +49,10 @@ pub(crate) struct PartitionRecord {
     pub clients: Vec<super::credentials::ClientRecord>,
 }
 
+/// What a chained commit appended: the new head's sequence number and hash, and whether a
+/// checkpoint was signed at it.
+type ChainOutcome = (i64, Vec<u8>, bool);
+
 /// How often [`Partition::commit`] rebuilds a commit that conflicted with another writer.
 const COMMIT_RETRIES: u32 = 30;
 
@@ -737,7 +741,7 @@ impl Partition {
         let now = audit::now_ns();
         let forced = self.force_checkpoint.swap(false, Ordering::AcqRel);
         let since_last_ns = now - w.last_checkpoint_ns;
-        let outcome: Arc<parking_lot::Mutex<Option<(i64, Vec<u8>, bool)>>> =
+        let outcome: Arc<parking_lot::Mutex<Option<ChainOutcome>>> =
             Arc::new(parking_lot::Mutex::new(None));
         let chain: tresor_store::ChainBuilder = {
             let outcome = outcome.clone();

@@ -259,15 +259,15 @@ pub fn request() -> BoxedStrategy<Request> {
             .boxed(),
         Just(Request::GetMechanisms {}).boxed(),
         (string(), secret(), secret(), bytes(), string())
-            .prop_map(
-                |(partition, setup_password, pin, public_key, label)| Request::RegisterClient {
+            .prop_map(|(partition, setup_password, pin, public_key, label)| {
+                Request::RegisterClient {
                     partition,
                     setup_password,
                     pin,
                     public_key,
                     label,
-                },
-            )
+                }
+            })
             .boxed(),
         (string(), bytes())
             .prop_map(|(partition, token)| Request::AttachSession { partition, token })
@@ -314,16 +314,18 @@ pub fn response() -> BoxedStrategy<Response> {
             .prop_map(|fingerprint| Response::ClientRegistered { fingerprint })
             .boxed(),
         (any::<u64>(), h(), any::<bool>(), any::<bool>())
-            .prop_map(|(context_id, partition_id, joined, so)| Response::SessionAttached {
-                context_id,
-                partition_id,
-                joined,
-                login: joined.then_some(if so {
-                    UserType::SecurityOfficer
-                } else {
-                    UserType::User
-                }),
-            })
+            .prop_map(
+                |(context_id, partition_id, joined, so)| Response::SessionAttached {
+                    context_id,
+                    partition_id,
+                    joined,
+                    login: joined.then_some(if so {
+                        UserType::SecurityOfficer
+                    } else {
+                        UserType::User
+                    }),
+                },
+            )
             .boxed(),
         Just(Response::LoggedIn {}).boxed(),
         Just(Response::LoggedOut {}).boxed(),
