@@ -158,6 +158,15 @@ pub enum CredentialsCommand {
         #[arg(long)]
         partition: String,
     },
+    /// Withdraw the partition's setup password before it is used.
+    RevokeSetupPassword {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        shares: ShareArgs,
+        #[arg(long)]
+        partition: String,
+    },
     /// Revoke a registered client key (or all of them).
     Revoke {
         #[command(flatten)]
@@ -481,6 +490,19 @@ pub async fn credentials(c: CredentialsCommand) -> Result<ExitCode> {
                 );
             }
             engine.seal().await?;
+        }
+        CredentialsCommand::RevokeSetupPassword {
+            store,
+            shares,
+            partition,
+        } => {
+            let engine = open_unsealed(&store, &shares).await?;
+            let had = engine.revoke_setup_password(&partition).await?;
+            engine.seal().await?;
+            if !had {
+                anyhow::bail!("partition {partition} has no setup password to revoke");
+            }
+            println!("Revoked the setup password of partition {partition}.");
         }
         CredentialsCommand::Revoke {
             store,

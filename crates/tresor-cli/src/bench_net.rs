@@ -35,6 +35,9 @@ pub struct NetworkArgs {
     /// Connections to open (both phases) for the setup-time measurement.
     #[arg(long, default_value_t = 200)]
     pub setups: usize,
+    /// Cases, comma separated: noop, ecdsa-p256, rsa2048-pkcs1-sha256.
+    #[arg(long, value_delimiter = ',', default_value = "noop,ecdsa-p256,rsa2048-pkcs1-sha256")]
+    pub cases: Vec<String>,
 }
 
 const PARTITION: &str = "netbench";
@@ -268,6 +271,15 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     if a.clients.is_empty() || a.clients.iter().any(|c| !(1..=512).contains(c)) {
         bail!("--clients must be a comma-separated list of counts in 1..=512");
     }
+    let mut cases = Vec::new();
+    for c in &a.cases {
+        cases.push(match c.as_str() {
+            "noop" => Case::Noop,
+            "ecdsa-p256" => Case::EcdsaP256,
+            "rsa2048-pkcs1-sha256" => Case::Rsa2048,
+            other => bail!("unknown case {other:?} (noop, ecdsa-p256, rsa2048-pkcs1-sha256)"),
+        });
+    }
     let max_clients = a.clients.iter().copied().max().unwrap_or(1);
     let st = stack(max_clients + 4).await?;
     let h = tokio::runtime::Handle::current();
@@ -297,7 +309,7 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     let h2 = h.clone();
     let (rows, setup) = tokio::task::block_in_place(move || -> Result<_> {
         let mut rows = Vec::new();
-        for case in [Case::Noop, Case::EcdsaP256, Case::Rsa2048] {
+        for &case in &cases {
             for &n in &clients {
                 let client = SlotClient::new(&settings, &key)?;
                 client.call(&Request::Login {

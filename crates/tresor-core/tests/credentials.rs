@@ -335,8 +335,31 @@ async fn revoke() {
         Rv::Vendor(vendor::CLIENT_NOT_REGISTERED)
     );
     assert!(e.list_clients("p1").await.unwrap().is_empty());
+    // A setup password withdrawn before use cannot be exchanged.
+    let pw = e
+        .issue_setup_password("p1", SetupPolicy::default())
+        .await
+        .unwrap();
+    assert!(e.revoke_setup_password("p1").await.unwrap());
+    assert!(!e.revoke_setup_password("p1").await.unwrap());
+    assert_eq!(
+        rv(e.register_client(
+            "p1",
+            pw.expose_secret().as_bytes(),
+            USER_PIN,
+            &client_spki(),
+            "x"
+        )
+        .await),
+        Rv::Vendor(vendor::SETUP_PASSWORD_INVALID)
+    );
     let audit = audit_text(&f, pid(&f).await).await;
     assert_eq!(audit.matches("credentials.revoke").count(), 2, "{audit}");
+    assert_eq!(
+        audit.matches("credentials.setup_password.revoke").count(),
+        2,
+        "{audit}"
+    );
     assert_eq!(
         rv(e.list_clients("nope").await),
         Rv::Vendor(vendor::USER_NOT_FOUND)

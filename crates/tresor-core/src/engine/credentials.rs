@@ -246,6 +246,28 @@ impl Engine {
         Ok(SecretString::from(pw.as_str().to_owned()))
     }
 
+    /// Withdraw the partition's setup password (issued, not yet used or not): it can no longer
+    /// be exchanged. Returns false if there was none; audited.
+    pub async fn revoke_setup_password(&self, partition: &str) -> Result<bool> {
+        let p = self.fresh_partition(partition).await?;
+        let entry = EntryContent::now(
+            "admin",
+            "credentials.setup_password.revoke",
+            None,
+            "{}".to_owned(),
+        );
+        let had = std::sync::atomic::AtomicBool::new(false);
+        p.commit_with(self, Vec::new(), vec![entry], None, |r| {
+            had.store(
+                r.setup.take().is_some(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Ok(true)
+        })
+        .await?;
+        Ok(had.into_inner())
+    }
+
     /// The exchange behind `ppin -a`: checks the setup password (issued, not used, not locked,
     /// not expired; the first attempt starts the lifetime when it counts from first use; wrong
     /// guesses count towards its lockout), then the PKCS#11 password (the partition's user PIN,
