@@ -36,7 +36,11 @@ pub struct NetworkArgs {
     #[arg(long, default_value_t = 200)]
     pub setups: usize,
     /// Cases, comma separated: noop, ecdsa-p256, rsa2048-pkcs1-sha256.
-    #[arg(long, value_delimiter = ',', default_value = "noop,ecdsa-p256,rsa2048-pkcs1-sha256")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "noop,ecdsa-p256,rsa2048-pkcs1-sha256"
+    )]
     pub cases: Vec<String>,
 }
 

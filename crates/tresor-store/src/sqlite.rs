@@ -666,20 +666,16 @@ impl Store for SqliteStore {
     }
 
     async fn audit_head(&self, partition_id: i64) -> StoreResult<Option<AuditRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
-        ))
-        .bind(partition_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("reading the audit head of partition {partition_id}"),
-                e,
-            )
-        })?;
+        let row = sqlx::query(AUDIT_HEAD_SQL)
+            .bind(partition_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                db_error(
+                    format_args!("reading the audit head of partition {partition_id}"),
+                    e,
+                )
+            })?;
         row.as_ref().map(audit_from_row).transpose()
     }
 
@@ -867,15 +863,11 @@ impl Store for SqliteStore {
             for m in &batch.mutations {
                 Self::apply(&mut tx, m).await?;
             }
-            let head = sqlx::query(concat!(
-                "SELECT ",
-                audit_columns!(),
-                " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
-            ))
-            .bind(partition_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_error("reading the audit head in a chained commit", e))?;
+            let head = sqlx::query(AUDIT_HEAD_SQL)
+                .bind(partition_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| db_error("reading the audit head in a chained commit", e))?;
             let head = head.as_ref().map(audit_from_row).transpose()?;
             let cp: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(seq) FROM checkpoints WHERE partition_id = ?")
@@ -1043,6 +1035,13 @@ fn service_from_row(r: &SqliteRow) -> StoreResult<ServiceRow> {
         version: get(r, "version")?,
     })
 }
+
+/// The last audit entry of a partition (`?` = partition id).
+const AUDIT_HEAD_SQL: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
+);
 
 fn audit_from_row(r: &SqliteRow) -> StoreResult<AuditRow> {
     Ok(AuditRow {
