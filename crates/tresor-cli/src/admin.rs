@@ -182,8 +182,9 @@ pub enum CredentialsCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Write a subscriber's credentials file: a new setup password, a rotated service password,
-    /// and (if given) the PKCS#11 password, in the CloudHSM layout (mode 0600).
+    /// Write a subscriber's credentials file: a new setup password, the service password (the
+    /// current one if given with --service-password, else a newly rotated one) and, if given,
+    /// the PKCS#11 password, in the CloudHSM layout (mode 0600).
     File {
         #[command(flatten)]
         store: StoreArgs,
@@ -192,9 +193,13 @@ pub enum CredentialsCommand {
         /// The partition (HSM user name).
         #[arg(long)]
         partition: String,
-        /// The service user whose password is rotated into the file.
+        /// The service user whose password goes into the file.
         #[arg(long)]
         service_user: String,
+        /// The service user's current password, checked and written as is. Without it the
+        /// password is rotated, and every client of the service needs the new one.
+        #[arg(long, env = "TRESOR_SERVICE_PASSWORD")]
+        service_password: Option<String>,
         /// Where to write the file.
         #[arg(long)]
         out: PathBuf,
@@ -527,6 +532,7 @@ pub async fn credentials(c: CredentialsCommand) -> Result<ExitCode> {
             shares,
             partition,
             service_user,
+            service_password,
             out,
             pkcs11_password,
             gateways,
@@ -563,7 +569,31 @@ pub async fn credentials(c: CredentialsCommand) -> Result<ExitCode> {
             let setup_password = engine
                 .issue_setup_password(&partition, setup.policy())
                 .await?;
-            let service_password = engine.rotate_service_password(&service_user).await?;
+            let service_password = match service_password {
+                Some(pw) => {
+                    let record = svc.record.clone();
+                    let candidate = SecretString::from(pw);
+                    let check = candidate.clone();
+                    let ok = tokio::task::spawn_blocking(move || {
+                        tresor_core::directory::verify_service_password(
+                            &record,
+                            check.expose_secret().as_bytes(),
+                        )
+                    })
+                    .await?;
+                    if !ok {
+                        bail!("--service-password is not the current password of service user '{service_user}'");
+                    }
+                    candidate
+                }
+                None => {
+                    let pw = engine.rotate_service_password(&service_user).await?;
+                    println!(
+                        "Rotated the password of service user {service_user}: every client of this service needs the new one (in the file)."
+                    );
+                    pw
+                }
+            };
             let file = CredentialsFile {
                 service_user: service_user.clone(),
                 service_password,

@@ -397,6 +397,44 @@ fn seed_flow_and_refusals() {
     let svc_pw = secret_line(&file, "Service User Password:");
     let setup = secret_line(&file, "HSM User Setup Password:");
     cl.service_password = svc_pw.clone();
+    // A second file with the current service password keeps it (no rotation); a wrong one is
+    // refused.
+    let creds2 = cl.dir.path().join("credentials2.txt");
+    let o = cl.run(&[
+        "admin",
+        "credentials",
+        "file",
+        "--partition",
+        "P1",
+        "--service-user",
+        "acme-svc",
+        "--out",
+        creds2.to_str().unwrap(),
+        "--service-password",
+        "not-it",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("not the current password"),
+        "{}",
+        text(&o)
+    );
+    cl.ok(&[
+        "admin",
+        "credentials",
+        "file",
+        "--partition",
+        "P1",
+        "--service-user",
+        "acme-svc",
+        "--out",
+        creds2.to_str().unwrap(),
+        "--service-password",
+        &svc_pw,
+    ]);
+    let file2 = std::fs::read_to_string(&creds2).unwrap();
+    assert_eq!(secret_line(&file2, "Service User Password:"), svc_pw);
+    // The second file's setup password replaced the first one.
+    let setup = secret_line(&file2, "HSM User Setup Password:");
 
     // The subscriber: ppin -p, ppin -a, ppin -t.
     let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
