@@ -260,6 +260,65 @@ pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
     })
 }
 
+/// Name of the node's and gateway's runtime threads in this benchmark.
+const SERVER_THREAD: &str = "tresor-srv";
+
+/// One result row: case, clients, network, in-process, ratio, CPU µs per op.
+type Row = (Case, usize, Measured, Measured, f64, (f64, f64));
+
+/// CPU time of the process, split into the server side (the node's and gateway's runtime
+/// threads and the store's worker thread, from `/proc/self/task/*/schedstat`, nanoseconds) and
+/// the rest (the clients: the process total from `/proc/self/stat`, which keeps the time of
+/// threads that have ended, minus the server side). Zero where `/proc` is absent.
+#[derive(Debug, Default, Clone, Copy)]
+struct ServerCpu {
+    server_ns: u64,
+    total_ns: u64,
+}
+
+/// `USER_HZ`: the unit of `/proc/<pid>/stat` times on Linux.
+const CLOCK_TICKS_PER_S: u64 = 100;
+
+impl ServerCpu {
+    fn read() -> ServerCpu {
+        let mut c = ServerCpu::default();
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                c.total_ns = (tick(11) + tick(12)) * (1_000_000_000 / CLOCK_TICKS_PER_S);
+            }
+        }
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+            return c;
+        };
+        for t in dir.flatten() {
+            let p = t.path();
+            let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let comm = comm.trim();
+            if comm.starts_with(SERVER_THREAD) || comm.starts_with("sqlx-sqlite") {
+                c.server_ns += std::fs::read_to_string(p.join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+                    .unwrap_or(0);
+            }
+        }
+        c
+    }
+
+    /// (node and gateway, clients) CPU µs per operation since `before`.
+    fn since(&self, before: &ServerCpu, ops: u64) -> (f64, f64) {
+        let ops = ops.max(1) as f64;
+        let server = self.server_ns.saturating_sub(before.server_ns);
+        let total = self.total_ns.saturating_sub(before.total_ns);
+        (
+            server as f64 / 1000.0 / ops,
+            total.saturating_sub(server) as f64 / 1000.0 / ops,
+        )
+    }
+}
+
 fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -285,8 +344,14 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         });
     }
     let max_clients = a.clients.iter().copied().max().unwrap_or(1);
-    let st = stack(max_clients + 4).await?;
-    let h = tokio::runtime::Handle::current();
+    // The node and the gateway get their own runtime with named threads, so that the CPU time
+    // they use can be told apart from the clients' (see `ServerCpu`).
+    let srv = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SERVER_THREAD)
+        .enable_all()
+        .build()?;
+    let st = srv.spawn(stack(max_clients + 4)).await??;
+    let h = srv.handle().clone();
     // In-process side: one logged-in context per client thread.
     let mut ctxs = Vec::new();
     for _ in 0..max_clients {
@@ -320,7 +385,9 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                     user: tresor_proto::UserType::User,
                     pin: Secret::from_slice(USER_PIN.as_bytes()),
                 })?;
+                let cpu0 = ServerCpu::read();
                 let net = measure(n, seconds, &|_| Ok(net_worker(case, &client, &keys)))?;
+                let cpu = ServerCpu::read().since(&cpu0, net.ops);
                 let local = measure(n, seconds, &|i| {
                     let ctx = ctxs.get(i).context("context")?.clone();
                     Ok(local_worker(case, ctx, &keys, h2.clone()))
@@ -331,11 +398,11 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                     0.0
                 };
                 println!(
-                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2}",
+                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | CPU/op node+gateway {:.0} µs, clients {:.0} µs",
                     case.name(), n, net.ops_per_s, net.p50_us, net.p99_us,
-                    local.ops_per_s, local.p50_us, local.p99_us, ratio
+                    local.ops_per_s, local.p50_us, local.p99_us, ratio, cpu.0, cpu.1
                 );
-                rows.push((case, n, net, local, ratio));
+                rows.push((case, n, net, local, ratio, cpu));
             }
         }
         // Connection setup: TCP + TLS to the gateway + service login + end-to-end TLS +
@@ -361,14 +428,26 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     let json = serde_json::json!({
         "seconds": a.seconds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "results": rows.iter().map(|(c, n, net, local, ratio): &(Case, usize, Measured, Measured, f64)| serde_json::json!({
+        "results": rows.iter().map(|(c, n, net, local, ratio, cpu): &Row| serde_json::json!({
             "case": c.name(), "clients": n, "network": net.json(), "in_process": local.json(), "ratio": round2(*ratio),
+            "cpu_us_per_op": {"node_and_gateway": round2(cpu.0), "clients": round2(cpu.1)},
         })).collect::<Vec<_>>(),
         "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
     });
     println!("TRESOR_BENCH_JSON {json}");
-    st.gateway.shutdown().await;
-    st.node.shutdown();
-    st.engine.seal().await.map_err(|e| anyhow!("{e}"))?;
+    let Stack {
+        engine,
+        node,
+        gateway,
+        ..
+    } = st;
+    srv.spawn(async move {
+        gateway.shutdown().await;
+        node.shutdown();
+        engine.seal().await
+    })
+    .await?
+    .map_err(|e| anyhow!("{e}"))?;
+    srv.shutdown_background();
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -395,7 +395,7 @@ fn seed_flow_and_refusals() {
     assert_eq!(secret_line(&file, "Service User Name:"), "acme-svc");
     assert_eq!(secret_line(&file, "HSM User Name:"), "P1");
     let svc_pw = secret_line(&file, "Service User Password:");
-    let setup = secret_line(&file, "HSM User Setup Password:");
+    assert_eq!(secret_line(&file, "HSM User Setup Password:").len(), 29);
     cl.service_password = svc_pw.clone();
     // A second file with the current service password keeps it (no rotation); a wrong one is
     // refused.
