@@ -76,6 +76,23 @@ struct Preamble {
     session_id: u64,
 }
 
+impl Preamble {
+    /// A session may only open the partition the gateway admitted the connection for (any
+    /// partition on a direct connection, which has no preamble).
+    fn admits(&self, partition: &str) -> Result<(), Error> {
+        if !self.partition.is_empty() && self.partition != partition {
+            return Err(Error::new(
+                Rv::Vendor(tresor_core::error::vendor::USER_NOT_FOUND),
+                format!(
+                    "the gateway admitted this connection for partition {:?}, not {partition:?}",
+                    self.partition
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn handle(inner: Arc<Inner>, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let m = &inner.metrics;
@@ -217,18 +234,6 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    let check_partition = |p: &str| -> Result<(), Error> {
-        if !pre.partition.is_empty() && pre.partition != p {
-            return Err(Error::new(
-                Rv::Vendor(tresor_core::error::vendor::USER_NOT_FOUND),
-                format!(
-                    "the gateway admitted this connection for partition {:?}, not {p:?}",
-                    pre.partition
-                ),
-            ));
-        }
-        Ok(())
-    };
     let attachment: Attachment = match first {
         Request::RegisterClient {
             partition,
@@ -237,7 +242,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             public_key,
             label,
         } => {
-            let r = match check_partition(&partition) {
+            let r = match pre.admits(&partition) {
                 Err(e) => Err(e),
                 Ok(()) => {
                     inner
@@ -349,15 +354,7 @@ async fn open_attach(
     partition: &str,
     token: Option<&[u8]>,
 ) -> Result<Attachment, Error> {
-    if !pre.partition.is_empty() && pre.partition != partition {
-        return Err(Error::new(
-            Rv::Vendor(tresor_core::error::vendor::USER_NOT_FOUND),
-            format!(
-                "the gateway admitted this connection for partition {:?}, not {partition:?}",
-                pre.partition
-            ),
-        ));
-    }
+    pre.admits(partition)?;
     let spki = spki.unwrap_or_default();
     let cred = match inner.engine.authenticate_client(partition, spki).await {
         Ok(c) => c,

@@ -200,8 +200,7 @@ impl Contexts {
         before - map.len()
     }
 
-    /// Drop every context of a partition whose key fingerprint is no longer registered, or
-    /// all contexts (`None`), e.g. after sealing.
+    /// Drop every shared context (after sealing, or when the node stops).
     pub fn clear(&self) {
         self.map.lock().clear();
     }
