@@ -638,7 +638,8 @@ fn node_failover_under_load() {
     // Kill the node that serves the client (the gateway keeps one client on one node).
     let open = |h: SocketAddr| metric(h, "tresor_node_connections_open");
     let (o1, o2) = (open(h1), open(h2));
-    assert!(o1 + o2 >= 4, "connections open: {o1} + {o2}");
+    // The four threads share the process's multiplexed connection(s).
+    assert!(o1 + o2 >= 1, "connections open: {o1} + {o2}");
     let (mut victim, _survivor) = if o1 >= o2 { (n1, n2) } else { (n2, n1) };
     let before = done.load(Ordering::Relaxed);
     victim.0.kill().unwrap();

@@ -32,7 +32,14 @@ use zeroize::Zeroizing;
 use crate::config::primus::{PrimusConfig, Slot};
 use crate::config::secrets::SecretsFile;
 use crate::error::rv;
+use crate::mux::Link;
 use crate::Error;
+
+/// Requests in flight on every link before the pool opens another one.
+const PIPELINE_DEPTH: usize = 16;
+
+/// A link unused for this long is checked for a peer close before it carries a request.
+const IDLE_CHECK_AFTER: Duration = Duration::from_millis(200);
 
 /// The client id sent when a slot entry has no `client_id`.
 pub const DEFAULT_CLIENT_ID: &str = "tresor-client";
@@ -53,7 +60,8 @@ pub struct ConnectOptions {
     pub wait_delay: Duration,
     /// Rounds over all targets before giving up (`primus.wait_max_tries`; at least one).
     pub wait_max_tries: u32,
-    /// Idle connections kept per slot.
+    /// Connections kept per slot. Each carries up to 16 requests at once before another is
+    /// opened.
     pub max_idle: usize,
 }
 
@@ -244,12 +252,6 @@ impl std::fmt::Debug for Connection {
             .field("session_id", &self.session_id)
             .finish()
     }
-}
-
-/// A failed exchange: whether the request may have reached the peer.
-struct Failure {
-    written: bool,
-    error: Error,
 }
 
 fn io_error(target: &str, what: &str, e: &std::io::Error, timeout: Duration) -> Error {
@@ -450,56 +452,59 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether the peer has not closed the connection (checked without blocking).
-    fn is_alive(&self) -> bool {
-        let s = self.tcp();
-        if s.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut b = [0u8; 1];
-        let alive = matches!(s.peek(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
-        s.set_nonblocking(false).is_ok() && alive
+    /// Hands the established channel to a multiplexed link.
+    fn into_link(self, io_timeout: Duration) -> Link {
+        let Connection {
+            stream,
+            target,
+            node,
+            ..
+        } = self;
+        let StreamOwned {
+            conn: inner,
+            sock: gateway,
+        } = stream;
+        let StreamOwned {
+            conn: outer,
+            sock: tcp,
+        } = gateway;
+        Link::new(
+            target,
+            node,
+            tcp,
+            outer,
+            inner,
+            DEFAULT_MAX_FRAME_LEN,
+            io_timeout,
+        )
     }
 
     /// Sends one request and reads its answer (a node error is `Ok(Response::Error)`).
     pub fn exchange(&mut self, request_id: u64, request: &Request) -> Result<Response, Error> {
-        self.exchange_inner(request_id, request)
-            .map_err(|f| f.error)
-    }
-
-    fn exchange_inner(&mut self, request_id: u64, request: &Request) -> Result<Response, Failure> {
         let target = self.target.clone();
         let timeout = self.timeout;
-        let not_written = |error| Failure {
-            written: false,
-            error,
-        };
         let bytes = request
             .encode(request_id)
             .map(Zeroizing::new)
-            .map_err(|e| not_written(proto_error(&target, "request", e, timeout)))?;
-        let written = |error| Failure {
-            written: true,
-            error,
-        };
+            .map_err(|e| proto_error(&target, "request", e, timeout))?;
         write_frame(&mut self.stream, &bytes, DEFAULT_MAX_FRAME_LEN)
-            .map_err(|e| written(proto_error(&target, "sending the request", e, timeout)))?;
+            .map_err(|e| proto_error(&target, "sending the request", e, timeout))?;
         let reply = read_message::<Response, _>(&mut self.stream, DEFAULT_MAX_FRAME_LEN)
-            .map_err(|e| written(proto_error(&target, "reading the answer", e, timeout)))?;
+            .map_err(|e| proto_error(&target, "reading the answer", e, timeout))?;
         let Some(reply) = reply else {
-            return Err(written(Error::Network {
+            return Err(Error::Network {
                 target,
                 message: "the node closed the connection before answering".into(),
-            }));
+            });
         };
         if reply.request_id != request_id || !reply.body.answers(request) {
-            return Err(written(Error::Protocol {
+            return Err(Error::Protocol {
                 target,
                 message: format!(
                     "answer {} to request {request_id} does not match",
                     reply.request_id
                 ),
-            }));
+            });
         }
         Ok(reply.body)
     }
@@ -755,12 +760,15 @@ struct Generation {
     targets: Targets,
     next_id: AtomicU64,
     state: Mutex<PoolState>,
+    /// Held while a link is opened.
+    opening: Mutex<()>,
     next: OnceLock<Box<Generation>>,
 }
 
 #[derive(Debug, Default)]
 struct PoolState {
-    idle: Vec<Connection>,
+    /// Live multiplexed links (all attached to this process's context).
+    links: Vec<Arc<Link>>,
     /// The last successful login, replayed on connections whose context has none.
     login: Option<(UserType, Secret)>,
     /// Connections opened so far (for statistics and tests).
@@ -775,6 +783,7 @@ impl Generation {
             targets,
             next_id: AtomicU64::new(1),
             state: Mutex::new(PoolState::default()),
+            opening: Mutex::new(()),
             next: OnceLock::new(),
         }
     }
@@ -858,9 +867,13 @@ impl SlotClient {
         self.generation().map_or(0, |g| g.lock().opened)
     }
 
-    /// Idle connections in this process's pool.
+    /// Live connections in this process's pool (each carries many requests at once).
     pub fn idle_connections(&self) -> usize {
-        self.generation().map_or(0, |g| g.lock().idle.len())
+        self.generation().map_or(0, |g| {
+            let mut st = g.lock();
+            st.links.retain(|l| !l.is_dead());
+            st.links.len()
+        })
     }
 
     /// This process's generation; after a fork, a new one (new token, empty pool) without
@@ -892,17 +905,23 @@ impl SlotClient {
             request,
             Request::Login { .. } | Request::Logout { .. } | Request::CloseSession { .. }
         );
+        let bytes = request
+            .encode(id)
+            .map(Zeroizing::new)
+            .map_err(|e| Error::Protocol {
+                target: "local".into(),
+                message: format!("encoding {}: {e}", request.name()),
+            })?;
         let tries = self.settings.options.wait_max_tries.max(1) + 1;
         let mut last = None;
         for _ in 0..tries {
-            let mut conn = self.checkout(generation, replay)?;
-            match conn.exchange_inner(id, request) {
+            let link = self.link(generation, replay)?;
+            match link.call(id, request.code(), &bytes) {
                 Ok(response) => {
-                    self.after(generation, request, &response, conn);
+                    self.after(generation, request, &response);
                     return node_result(response);
                 }
                 Err(f) => {
-                    drop(conn);
                     if f.written && !request.is_idempotent() {
                         return Err(f.error);
                     }
@@ -916,8 +935,19 @@ impl SlotClient {
         }))
     }
 
-    /// Records login state and returns the connection to the pool.
-    fn after(&self, g: &Generation, request: &Request, response: &Response, conn: Connection) {
+    /// The node this process's requests currently go to (the least busy link's).
+    pub fn current_node(&self) -> Option<String> {
+        let g = self.generation().ok()?;
+        let st = g.lock();
+        st.links
+            .iter()
+            .filter(|l| !l.is_dead())
+            .min_by_key(|l| l.in_flight())
+            .map(|l| l.node().to_owned())
+    }
+
+    /// Records login state.
+    fn after(&self, g: &Generation, request: &Request, response: &Response) {
         let mut state = g.lock();
         match (request, response) {
             (Request::Login { user, pin }, Response::LoggedIn {}) => {
@@ -927,25 +957,48 @@ impl SlotClient {
             | (Request::CloseSession {}, Response::SessionClosed {}) => state.login = None,
             _ => {}
         }
-        if state.idle.len() < self.settings.options.max_idle {
-            state.idle.push(conn);
-        }
     }
 
-    fn checkout(&self, g: &Generation, replay: bool) -> Result<Connection, Error> {
+    /// A link for one request: the least busy live one; a new one when every link already
+    /// carries [`PIPELINE_DEPTH`] requests and the pool is below its size.
+    fn link(&self, g: &Generation, replay: bool) -> Result<Arc<Link>, Error> {
+        let max = self.settings.options.max_idle.max(1);
         loop {
-            let pooled = g.lock().idle.pop();
-            match pooled {
-                Some(c) if c.is_alive() => return Ok(c),
-                Some(c) => drop(c),
-                None => break,
+            let mut st = g.lock();
+            st.links.retain(|l| !l.is_dead());
+            let best = st.links.iter().min_by_key(|l| l.in_flight()).cloned();
+            let full = st.links.len() >= max;
+            drop(st);
+            match best {
+                Some(l) if l.in_flight() < PIPELINE_DEPTH || full => {
+                    if l.check_idle(IDLE_CHECK_AFTER) {
+                        return Ok(l);
+                    }
+                    continue;
+                }
+                _ => {}
             }
+            // One opener at a time: the others use what it opens.
+            let _opening = g.opening.lock().unwrap_or_else(PoisonError::into_inner);
+            {
+                let st = g.lock();
+                if let Some(l) = st
+                    .links
+                    .iter()
+                    .find(|l| !l.is_dead() && l.in_flight() < PIPELINE_DEPTH)
+                {
+                    return Ok(l.clone());
+                }
+            }
+            let conn = g
+                .targets
+                .with_failover(|p| self.open_attached(p, g, replay))?;
+            let link = Arc::new(conn.into_link(self.settings.options.io_timeout));
+            let mut st = g.lock();
+            st.opened += 1;
+            st.links.push(link.clone());
+            return Ok(link);
         }
-        let conn = g
-            .targets
-            .with_failover(|p| self.open_attached(p, g, replay))?;
-        g.lock().opened += 1;
-        Ok(conn)
     }
 
     fn open_attached(

@@ -11,5 +11,6 @@
 pub mod config;
 pub mod connect;
 mod error;
+mod mux;
 
 pub use error::{rv, Diagnostic, Error, Position, VendorCode};

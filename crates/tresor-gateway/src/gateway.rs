@@ -450,11 +450,12 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         node: node.addr.name.clone(),
         session_id,
     };
+    // Counted before the client can see it (a client that reads Accepted sees the count).
+    shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = write_msg(&mut tls, hello.request_id, accepted).await {
         tracing::info!(session_id, %source, error = %e, "client left before Accepted");
         return;
     }
-    shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     tracing::info!(session_id, %source, client_id = ?hello.client_id,
         service = ?entry.record.name, service_user = ?hello.service_user,
         partition = ?hello.partition, node = %node.addr.name, "connection accepted");

@@ -206,7 +206,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, mut sock: TcpStream, peer: SocketA
     session(inner, stream, pre, spki).await;
 }
 
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     inner: Arc<Inner>,
     mut stream: S,
     pre: Preamble,
@@ -343,8 +343,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    serve(&inner, &mut stream, &attachment.shared).await;
-    let _ = stream.shutdown().await;
+    serve(&inner, stream, &attachment.shared).await;
 }
 
 async fn open_attach(
@@ -390,66 +389,132 @@ async fn open_attach(
     Ok(a)
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+/// Requests of one connection handled at the same time; further frames wait in the socket
+/// (back-pressure on the client).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Serves requests until the client leaves. Requests are read one after the other and run
+/// concurrently (each in its own task, so one connection can use every core); answers are
+/// written as they complete, several per write when they complete together.
+async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     inner: &Arc<Inner>,
-    stream: &mut S,
+    stream: S,
     shared: &Arc<Shared>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Response)>(MAX_IN_FLIGHT);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let writer = async move {
+        let mut buf = zeroize::Zeroizing::new(Vec::new());
+        while let Some((id, r)) = rx.recv().await {
+            buf.clear();
+            let mut last = append_frame(&mut buf, id, r);
+            while let (true, Ok((id, r))) = (last, rx.try_recv()) {
+                last = append_frame(&mut buf, id, r);
+            }
+            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+            if !last {
+                // A CloseSession answer or a fatal framing error: nothing follows it.
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let reader = read_requests(inner, &mut rd, shared, tx, permits);
+    tokio::join!(reader, writer);
+}
+
+/// Appends `len ‖ envelope`; false if this answer ends the connection.
+fn append_frame(buf: &mut Vec<u8>, id: u64, r: Response) -> bool {
+    let closing = matches!(r, Response::SessionClosed {}) || id == 0 && is_fatal(&r);
+    match Envelope::new(id, r).encode() {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(&bytes);
+        }
+        Err(e) => tracing::error!(request = id, error = %e, "an answer could not be encoded"),
+    }
+    !closing
+}
+
+/// The answer sent for a frame that broke the stream (oversized).
+fn is_fatal(r: &Response) -> bool {
+    matches!(r, Response::Error { rv, .. } if *rv == Rv::DataLenRange.ckr())
+}
+
+async fn read_requests<R: AsyncRead + Unpin>(
+    inner: &Arc<Inner>,
+    rd: &mut R,
+    shared: &Arc<Shared>,
+    tx: tokio::sync::mpsc::Sender<(u64, Response)>,
+    permits: Arc<tokio::sync::Semaphore>,
 ) {
     let max = inner.config.max_frame_len;
     loop {
-        let frame =
-            match tokio::time::timeout(inner.config.idle_timeout, read_frame(stream, max)).await {
-                Ok(Ok(Some(f))) => f,
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        let _ = send(
-                            stream,
-                            0,
-                            Response::error(Rv::DataLenRange.ckr(), e.to_string()),
-                        )
-                        .await;
-                    }
-                    return;
+        let frame = match tokio::time::timeout(inner.config.idle_timeout, read_frame(rd, max)).await
+        {
+            Ok(Ok(Some(f))) => f,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    let r = Response::error(Rv::DataLenRange.ckr(), e.to_string());
+                    let _ = tx.send((0, r)).await;
                 }
-                Err(_) => return,
-            };
+                return;
+            }
+            Err(_) => return,
+        };
         let start = Instant::now();
         let env = match Envelope::<Request>::decode(&frame) {
             Ok(e) => e,
             Err(e) => {
                 // The stream is still in sync (the frame was whole): answer and go on.
                 let r = Response::error(Rv::ArgumentsBad.ckr(), format!("malformed request: {e}"));
-                if send(stream, 0, r).await.is_err() {
+                if tx.send((0, r)).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
-        let kind = env.body.code();
-        let resp = match &env.body {
-            Request::CloseSession {} => {
-                let _ = send(stream, env.request_id, Response::SessionClosed {}).await;
-                return;
-            }
-            req if req.is_idempotent() => crate::dispatch::dispatch(&shared.ctx, req).await,
-            req if env.request_id == 0 => crate::dispatch::dispatch(&shared.ctx, req).await,
-            req => {
-                let _order = shared.order.lock().await;
-                match shared.answer(env.request_id) {
-                    Some(r) => r,
-                    None => {
-                        let r = crate::dispatch::dispatch(&shared.ctx, req).await;
-                        shared.remember(env.request_id, &r);
-                        r
-                    }
-                }
-            }
-        };
-        let failed = matches!(resp, Response::Error { .. });
-        inner.metrics.request(kind, failed, start.elapsed());
-        if send(stream, env.request_id, resp).await.is_err() {
+        if let Request::CloseSession {} = env.body {
+            // Let the requests still running answer first.
+            let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
+            let _ = permits.acquire_many(all).await;
+            let _ = tx.send((env.request_id, Response::SessionClosed {})).await;
             return;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (inner, shared, tx) = (inner.clone(), shared.clone(), tx.clone());
+        tokio::spawn(async move {
+            let kind = env.body.code();
+            let resp = run_request(&shared, env.request_id, &env.body).await;
+            let failed = matches!(resp, Response::Error { .. });
+            inner.metrics.request(kind, failed, start.elapsed());
+            let _ = tx.send((env.request_id, resp)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One request on the shared context; a repeated id of a non-idempotent request gets the
+/// answer it got the first time.
+async fn run_request(shared: &Shared, request_id: u64, req: &Request) -> Response {
+    if req.is_idempotent() || request_id == 0 {
+        return crate::dispatch::dispatch(&shared.ctx, req).await;
+    }
+    let _order = shared.order.lock().await;
+    match shared.answer(request_id) {
+        Some(r) => r,
+        None => {
+            let r = crate::dispatch::dispatch(&shared.ctx, req).await;
+            shared.remember(request_id, &r);
+            r
         }
     }
 }
