@@ -404,11 +404,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Response)>(MAX_IN_FLIGHT);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let running = permits.clone();
     let writer = async move {
         let mut buf = zeroize::Zeroizing::new(Vec::new());
         while let Some((id, r)) = rx.recv().await {
             buf.clear();
             let mut last = append_frame(&mut buf, id, r);
+            if MAX_IN_FLIGHT - running.available_permits() > 1 {
+                // Other requests are running: give them one turn to finish, so that their
+                // answers share this write.
+                tokio::task::yield_now().await;
+            }
             while let (true, Ok((id, r))) = (last, rx.try_recv()) {
                 last = append_frame(&mut buf, id, r);
             }
