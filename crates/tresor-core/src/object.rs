@@ -606,7 +606,11 @@ pub fn new_key_flags(
         } else {
             caps.contains(&u)
         };
-        if want && !caps.contains(&u) {
+        // CKA_DERIVE is a common key attribute: tools (pkcs11-tool --usage-derive) set it on
+        // both halves of an ECDH pair. On a public key it is kept but grants nothing — a public
+        // key is never a base key (the engine checks the class on every use).
+        let tolerated = u == Usage::Derive && class == ObjectClass::PublicKey;
+        if want && !caps.contains(&u) && !tolerated {
             return Err(Error::new(
                 Rv::TemplateInconsistent,
                 format!(

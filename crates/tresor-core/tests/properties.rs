@@ -141,3 +141,35 @@ proptest! {
         let _ = tresor_core::crypto::curve_from_oid_der(&b);
     }
 }
+
+/// pkcs11-tool's `--usage-derive` puts CKA_DERIVE = TRUE in the public template of an EC pair:
+/// accepted and kept on the public key; other usages a public key cannot do stay refused.
+#[test]
+fn derive_on_a_public_key_is_accepted() {
+    use tresor_core::crypto::Curve;
+    use tresor_core::object::Usage;
+    let mut t = Template::new();
+    t.insert(CKA_DERIVE, tresor_core::template::AttrValue::Bool(true))
+        .unwrap();
+    t.insert(CKA_VERIFY, tresor_core::template::AttrValue::Bool(true))
+        .unwrap();
+    let f = new_key_flags(
+        ObjectClass::PublicKey,
+        KeyAlg::Ec(Curve::P256),
+        &t,
+        Origin::Generated,
+    )
+    .unwrap();
+    assert!(f.allows(Usage::Derive) && f.allows(Usage::Verify));
+    let mut t = Template::new();
+    t.insert(CKA_SIGN, tresor_core::template::AttrValue::Bool(true))
+        .unwrap();
+    let e = new_key_flags(
+        ObjectClass::PublicKey,
+        KeyAlg::Ec(Curve::P256),
+        &t,
+        Origin::Generated,
+    )
+    .unwrap_err();
+    assert_eq!(e.rv(), tresor_core::Rv::TemplateInconsistent);
+}
