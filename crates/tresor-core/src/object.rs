@@ -383,6 +383,19 @@ pub fn capabilities(class: ObjectClass, alg: KeyAlg) -> &'static [Usage] {
     }
 }
 
+/// Whether a key of `class` may carry the usage flag `u` at all. CKA_DERIVE is a common key
+/// attribute (pkcs11-tool --usage-derive sets it on both halves of an ECDH pair); on a public
+/// key it grants nothing, since a public key is never a base key.
+fn class_may_carry(class: ObjectClass, u: Usage) -> bool {
+    use Usage::*;
+    match class {
+        ObjectClass::SecretKey => !matches!(u, Encapsulate | Decapsulate),
+        ObjectClass::PrivateKey => matches!(u, Sign | Decrypt | Unwrap | Derive | Decapsulate),
+        ObjectClass::PublicKey => matches!(u, Verify | Encrypt | Wrap | Encapsulate | Derive),
+        _ => false,
+    }
+}
+
 /// The class a key algorithm allows for a class, or `KeyTypeInconsistent`.
 pub fn check_class_alg(class: ObjectClass, alg: KeyAlg) -> Result<()> {
     let symmetric = matches!(alg, KeyAlg::Aes | KeyAlg::GenericSecret | KeyAlg::ChaCha20);
@@ -606,11 +619,11 @@ pub fn new_key_flags(
         } else {
             caps.contains(&u)
         };
-        // CKA_DERIVE is a common key attribute: tools (pkcs11-tool --usage-derive) set it on
-        // both halves of an ECDH pair. On a public key it is kept but grants nothing — a public
-        // key is never a base key (the engine checks the class on every use).
-        let tolerated = u == Usage::Derive && class == ObjectClass::PublicKey;
-        if want && !caps.contains(&u) && !tolerated {
+        // A usage the class can have but this key type cannot perform is kept and grants
+        // nothing (every operation checks the mechanism against the key type): tools set
+        // "all usages" templates, e.g. pkcs11-tool's ECDH-derived generic secret with
+        // CKA_ENCRYPT. A usage the class can never have (CKA_SIGN on a public key) is refused.
+        if want && !caps.contains(&u) && !class_may_carry(class, u) {
             return Err(Error::new(
                 Rv::TemplateInconsistent,
                 format!(

@@ -166,9 +166,22 @@ async fn attribute_rules_are_enforced() {
         ctx.encrypt(k, &gcm, b"data").await.unwrap_err().rv(),
         Rv::KeyFunctionNotPermitted
     );
-    // Template validation.
-    let bad = aes_template("b", true)
+    // Template validation: a usage the class can never have is refused (a secret key never
+    // encapsulates); one the class can have but the key type cannot perform is kept and grants
+    // nothing.
+    let odd = aes_template("s", true)
         .with_bool(CKA_SIGN, true)
+        .expect("t");
+    let s = ctx.generate_key(CKM_AES_KEY_GEN, &odd).await.expect("kept");
+    assert_eq!(
+        ctx.sign(s, &Mechanism::Ecdsa, &[0u8; 32])
+            .await
+            .unwrap_err()
+            .rv(),
+        Rv::KeyTypeInconsistent
+    );
+    let bad = aes_template("b", true)
+        .with_bool(CKA_ENCAPSULATE, true)
         .expect("t");
     assert_eq!(
         ctx.generate_key(CKM_AES_KEY_GEN, &bad)

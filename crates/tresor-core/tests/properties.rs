@@ -173,3 +173,23 @@ fn derive_on_a_public_key_is_accepted() {
     .unwrap_err();
     assert_eq!(e.rv(), tresor_core::Rv::TemplateInconsistent);
 }
+
+/// pkcs11-tool's ECDH-derived key template asks for a generic secret with CKA_ENCRYPT,
+/// CKA_DECRYPT, CKA_WRAP and CKA_UNWRAP: kept (no generic-secret mechanism can use them).
+#[test]
+fn usages_the_key_type_cannot_perform_are_kept() {
+    use tresor_core::object::Usage;
+    let mut t = Template::new();
+    for a in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
+        t.insert(a, tresor_core::template::AttrValue::Bool(true))
+            .unwrap();
+    }
+    let f = new_key_flags(
+        ObjectClass::SecretKey,
+        KeyAlg::GenericSecret,
+        &t,
+        Origin::Derived,
+    )
+    .unwrap();
+    assert!(f.allows(Usage::Encrypt) && !f.allows(Usage::Sign));
+}
