@@ -514,7 +514,7 @@ async fn run_request(shared: &Shared, request_id: u64, req: &Request) -> Respons
     if req.is_idempotent() || request_id == 0 {
         return crate::dispatch::dispatch(&shared.ctx, req).await;
     }
-    let _order = shared.order.lock().await;
+    let _order = shared.order(request_id).lock().await;
     match shared.answer(request_id) {
         Some(r) => r,
         None => {

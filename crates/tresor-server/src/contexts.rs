@@ -19,6 +19,9 @@ use tresor_proto::Response;
 /// How many answers to non-idempotent requests a context remembers.
 const DEDUP_DEPTH: usize = 256;
 
+/// Stripes of the per-request-id ordering lock.
+const ORDER_STRIPES: usize = 32;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     partition: String,
@@ -32,8 +35,9 @@ pub struct Shared {
     pub ctx: Arc<Context>,
     /// Recent (request id → answer) for non-idempotent requests.
     answers: Mutex<VecDeque<(u64, Response)>>,
-    /// Serialises requests carrying the same request id (a retry racing its original).
-    pub(crate) order: tokio::sync::Mutex<()>,
+    /// Serialise requests carrying the same request id (a retry racing its original): a
+    /// request id always takes the same stripe, and different ids rarely wait for each other.
+    order: [tokio::sync::Mutex<()>; ORDER_STRIPES],
 }
 
 impl std::fmt::Debug for Shared {
@@ -49,8 +53,14 @@ impl Shared {
         Shared {
             ctx: Arc::new(ctx),
             answers: Mutex::new(VecDeque::new()),
-            order: tokio::sync::Mutex::new(()),
+            order: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The lock that orders the requests carrying `request_id`.
+    pub(crate) fn order(&self, request_id: u64) -> &tokio::sync::Mutex<()> {
+        let i = usize::try_from(request_id % ORDER_STRIPES as u64).unwrap_or(0);
+        &self.order[i.min(ORDER_STRIPES - 1)]
     }
 
     /// The remembered answer to `request_id`, if any.
