@@ -212,12 +212,17 @@ async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
                 "partition administration is not offered to partition users; operators use `tresor admin`",
             ))
         }
-        Request::GetMechanisms {} => {
-            return Err(Error::new(
-                Rv::FunctionNotSupported,
-                "the mechanism catalogue is not served by this node version",
-            ))
-        }
+        Request::GetMechanisms {} => Response::Mechanisms {
+            mechanisms: tresor_core::engine::mechanisms::catalogue()
+                .into_iter()
+                .map(|m| tresor_proto::MechanismInfo {
+                    mechanism: m.mechanism,
+                    min_key_size: m.min_key_size,
+                    max_key_size: m.max_key_size,
+                    flags: m.flags,
+                })
+                .collect(),
+        },
         Request::OpenSession { .. }
         | Request::AttachSession { .. }
         | Request::CloseSession {}

@@ -16,6 +16,7 @@
 mod context;
 pub mod credentials;
 mod import;
+pub mod mechanisms;
 mod objects;
 mod ops;
 mod partition;
