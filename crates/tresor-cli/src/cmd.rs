@@ -272,10 +272,26 @@ pub async fn unseal(a: UnsealArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A 12-character PIN of letters and digits (about 70 bits), so that it never starts with '-'
+/// and can be pasted into any command line.
 fn random_pin() -> Result<String> {
-    let mut b = [0u8; 9];
-    openssl::rand::rand_bytes(&mut b)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut pin = String::with_capacity(12);
+    while pin.len() < 12 {
+        let mut b = [0u8; 16];
+        openssl::rand::rand_bytes(&mut b)?;
+        // Rejection sampling keeps every symbol equally likely.
+        let limit = 256 - 256 % ALPHABET.len();
+        for x in b.iter().map(|x| usize::from(*x)).filter(|x| *x < limit) {
+            if pin.len() == 12 {
+                break;
+            }
+            if let Some(c) = ALPHABET.get(x % ALPHABET.len()) {
+                pin.push(char::from(*c));
+            }
+        }
+    }
+    Ok(pin)
 }
 
 pub async fn dev(a: DevArgs) -> Result<ExitCode> {

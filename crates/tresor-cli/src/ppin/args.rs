@@ -61,6 +61,7 @@ Options:
   -s <secrets>                     secrets file (else $TRESOR_SECRETS_CONF,
                                    $SECUROSYS_SECRETS_CONF, /etc/primus/.secrets.cfg,
                                    /usr/local/primus/etc/.secrets.cfg)
+  --                               end of options: the values after it may start with '-'
 Passwords not given on the command line are asked for without echo.";
 
 fn value(it: &mut std::vec::IntoIter<String>, option: &str) -> Result<String, String> {
@@ -87,6 +88,11 @@ pub fn parse(raw: Vec<String>) -> Result<Args, String> {
     let mut args = Args::default();
     let mut it = raw.into_iter();
     while let Some(a) = it.next() {
+        if a == "--" {
+            // Everything after `--` is a value, even if it starts with '-' (a password can).
+            args.values.extend(it.by_ref());
+            break;
+        }
         let action = match a.as_str() {
             "-h" | "--help" => Some(Action::Help),
             "-v" | "--version" => Some(Action::Version),
@@ -130,4 +136,21 @@ pub fn parse(raw: Vec<String>) -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn values_after_double_dash_may_start_with_a_dash() {
+        let a = parse(v(&["-a", "-e", "dev", "--", "AAAAA-BBBBB", "-pin-"])).unwrap_or_default();
+        assert_eq!(a.action, Some(Action::Add));
+        assert_eq!(a.values, v(&["AAAAA-BBBBB", "-pin-"]));
+        assert!(parse(v(&["-a", "-e", "dev", "-pin-"])).is_err());
+    }
 }
