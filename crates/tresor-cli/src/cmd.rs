@@ -77,6 +77,9 @@ pub struct DevArgs {
     /// Health and metrics port of the node on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 9311)]
     pub metrics_port: u16,
+    /// REST API (HTTPS) port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8443)]
+    pub rest_port: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +93,11 @@ pub enum AdminCommand {
     /// Partition credentials: setup password, PKCS#11 password, client keys, credentials file.
     #[command(subcommand)]
     Credentials(crate::admin::CredentialsCommand),
+    /// JWTs for the REST API: signing keys and tokens naming a tenant and its partition.
+    #[command(subcommand)]
+    Token(crate::rest::TokenCommand),
+    /// An X-API-KEY for a tenant of the REST API (its digest is added to the configuration).
+    ApiKey(crate::rest::ApiKeyArgs),
     /// Generate keys in a loop, printing each acknowledged key's label (for crash tests).
     #[command(hide = true)]
     KeygenLoop {
@@ -377,7 +385,10 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         },
     )
     .await?;
+    let rest =
+        crate::rest::dev_rest(&engine, &mut creds, &a.dir, &part, &user_pin, a.rest_port).await?;
     if a.no_serve {
+        rest.shutdown().await;
         net.gateway.shutdown().await;
         net.node.shutdown();
         engine.seal().await?;
@@ -385,6 +396,7 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
     }
     println!("Press Ctrl-C to stop.");
     crate::serve::wait_for_stop().await;
+    rest.shutdown().await;
     net.gateway.shutdown().await;
     net.node.shutdown();
     engine.seal().await?;
@@ -403,6 +415,8 @@ pub async fn admin(c: AdminCommand) -> Result<ExitCode> {
     match c {
         AdminCommand::Service(c) => return crate::admin::service(c).await,
         AdminCommand::Credentials(c) => return crate::admin::credentials(c).await,
+        AdminCommand::Token(c) => return crate::rest::token(c),
+        AdminCommand::ApiKey(a) => return crate::rest::api_key(a),
         AdminCommand::Partition(PartitionCommand::Create {
             store,
             shares,

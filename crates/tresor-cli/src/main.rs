@@ -1,7 +1,7 @@
 //! `tresor`: the Tresor HSM service binary.
 //!
 //! Commands: `init`, `unseal`, `dev` (everything in one process), `hsm` (an HSM node),
-//! `gateway`, `cert gateway`, `admin`, `audit verify`, `attest verify` and `bench`.
+//! `gateway`, `rest`, `cert gateway`, `admin`, `audit verify`, `attest verify` and `bench`.
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +9,7 @@ mod admin;
 mod bench;
 mod bench_net;
 mod cmd;
+mod rest;
 mod serve;
 mod shares_io;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Run a gateway: TLS from clients, address allowlist and service-user login against the
     /// store's directory, healthy-node selection, then byte copying. Holds no key material.
     Gateway(serve::GatewayArgs),
+    /// Run the REST API (Securosys TSB v1): HTTPS with JWT / API-key / mTLS authentication,
+    /// reaching the HSM nodes through the client library. Holds no key material.
+    Rest(rest::RestArgs),
     /// Certificates for the network faces.
     #[command(subcommand)]
     Cert(serve::CertCommand),
@@ -84,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Dev(a) => cmd::dev(a).await,
             Command::Hsm(a) => serve::hsm(a).await,
             Command::Gateway(a) => serve::gateway(a).await,
+            Command::Rest(a) => rest::rest(a).await,
             Command::Cert(c) => serve::cert(c).await,
             Command::Admin(c) => cmd::admin(c).await,
             Command::Audit(c) => cmd::audit(c).await,

@@ -12,5 +12,6 @@ pub mod config;
 pub mod connect;
 mod error;
 mod mux;
+pub mod transport;
 
 pub use error::{rv, Diagnostic, Error, Position, VendorCode};

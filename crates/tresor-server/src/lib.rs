@@ -24,6 +24,7 @@
 mod conn;
 pub mod contexts;
 pub mod dispatch;
+pub mod local;
 pub mod metrics;
 
 use std::net::SocketAddr;

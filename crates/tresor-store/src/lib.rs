@@ -250,6 +250,54 @@ impl WriteBatch {
     }
 }
 
+/// One request of the REST API (see `migrations/0004_requests.sql`): synchronous requests are
+/// recorded when they answer; the asynchronous approval workflow moves a row through its
+/// statuses by compare-and-swap on `version`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    /// UUID handed to the client.
+    pub id: String,
+    /// The caller's partition; every read filters on it.
+    pub tenant: String,
+    /// `Sign`, `Decrypt`, `UnWrap`, `Block`, `UnBlock`, `Modify`, …
+    pub kind: String,
+    /// `PENDING`, `APPROVED`, `EXECUTED`, `FAILED`, `EXPIRED`, `REJECTED` or `CANCELLED`.
+    pub status: String,
+    /// The key the request names.
+    pub key_name: Option<String>,
+    /// The request (for the asynchronous workflow: the exact bytes that will run).
+    pub request_json: Vec<u8>,
+    /// Approvals collected so far (JSON array).
+    pub approvals_json: Vec<u8>,
+    /// What the client may fetch as `result`, if anything.
+    pub result: Option<Vec<u8>>,
+    /// The error body of a failed request (JSON).
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds.
+    pub updated: i64,
+    /// Unix seconds the HSM ran it.
+    pub executed: Option<i64>,
+    /// Unix seconds after which a pending request expires.
+    pub expires: Option<i64>,
+    /// 1 on insert, +1 per update.
+    pub version: i64,
+}
+
+impl std::fmt::Debug for RequestRow {
+    // The request and its result may hold payloads: only the bookkeeping is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestRow")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Untrusted persistence. Every method is safe to call concurrently.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -302,6 +350,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Apply all mutations atomically (one transaction), in order. On any error nothing is applied.
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()>;
+    /// Insert REST request rows (each `version` 1) in one transaction. `Conflict` if an id
+    /// exists (then none is inserted).
+    async fn insert_requests(&self, rows: &[RequestRow]) -> StoreResult<()>;
+    /// Replace a REST request row if its stored version is `row.version - 1` (`Conflict`
+    /// otherwise, `NotFound` if absent).
+    async fn update_request(&self, row: &RequestRow) -> StoreResult<()>;
+    /// One REST request of a tenant (`None` if absent or another tenant's).
+    async fn request(&self, tenant: &str, id: &str) -> StoreResult<Option<RequestRow>>;
+    /// A tenant's REST requests, newest first, optionally of one status, at most `limit`.
+    async fn requests(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestRow>>;
 
     /// As [`commit`](Store::commit), then, in the same transaction and while holding the
     /// store's write lock, read the audit head and last checkpoint of `partition_id` and apply

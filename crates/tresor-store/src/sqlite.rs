@@ -26,8 +26,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, ServiceRow, Store,
-    StoreError, StoreResult, WriteBatch,
+    AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, RequestRow,
+    ServiceRow, Store, StoreError, StoreResult, WriteBatch,
 };
 
 /// The schema migrations, embedded at compile time.
@@ -61,6 +61,14 @@ macro_rules! audit_columns {
 macro_rules! service_columns {
     () => {
         "name, service_user, record_json, failures, locked_until, version"
+    };
+}
+
+/// The columns of `requests`, in the order [`request_from_row`] reads them.
+macro_rules! request_columns {
+    () => {
+        "id, tenant, kind, status, key_name, request_json, approvals_json, result, error, \
+         created, updated, executed, expires, version"
     };
 }
 
@@ -820,6 +828,132 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_requests(&self, rows: &[RequestRow]) -> StoreResult<()> {
+        if let Some(r) = rows.iter().find(|r| r.version != 1) {
+            return Err(StoreError::Conflict(format!(
+                "request {:?}: a new request has version 1, not {}",
+                r.id, r.version
+            )));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| db_error("starting a transaction", e))?;
+        // Multi-row INSERTs (256 rows × 14 parameters, under SQLite's parameter limit).
+        for chunk in rows.chunks(256) {
+            let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(concat!(
+                "INSERT INTO requests (",
+                request_columns!(),
+                ") "
+            ));
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(&row.id)
+                    .push_bind(&row.tenant)
+                    .push_bind(&row.kind)
+                    .push_bind(&row.status)
+                    .push_bind(&row.key_name)
+                    .push_bind(&row.request_json)
+                    .push_bind(&row.approvals_json)
+                    .push_bind(&row.result)
+                    .push_bind(&row.error)
+                    .push_bind(row.created)
+                    .push_bind(row.updated)
+                    .push_bind(row.executed)
+                    .push_bind(row.expires)
+                    .push_bind(row.version);
+            });
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| write_error(format_args!("{} requests", chunk.len()), e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing requests", e))?;
+        Ok(())
+    }
+
+    async fn update_request(&self, row: &RequestRow) -> StoreResult<()> {
+        let _writer = self.write_lock.lock().await;
+        let done = sqlx::query(
+            "UPDATE requests SET status = ?, key_name = ?, request_json = ?, approvals_json = ?, \
+             result = ?, error = ?, updated = ?, executed = ?, expires = ?, version = ? \
+             WHERE id = ? AND tenant = ? AND version = ?",
+        )
+        .bind(&row.status)
+        .bind(&row.key_name)
+        .bind(&row.request_json)
+        .bind(&row.approvals_json)
+        .bind(&row.result)
+        .bind(&row.error)
+        .bind(row.updated)
+        .bind(row.executed)
+        .bind(row.expires)
+        .bind(row.version)
+        .bind(&row.id)
+        .bind(&row.tenant)
+        .bind(row.version - 1)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| write_error(format_args!("request {:?}", row.id), e))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM requests WHERE id = ? AND tenant = ?")
+                .bind(&row.id)
+                .bind(&row.tenant)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_error(format_args!("request {:?}", row.id), e))?;
+        Err(cas_miss(
+            format_args!("request {:?}", row.id),
+            stored,
+            row.version - 1,
+        ))
+    }
+
+    async fn request(&self, tenant: &str, id: &str) -> StoreResult<Option<RequestRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM requests WHERE id = ? AND tenant = ?"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading request {id:?}"), e))?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn requests(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM requests WHERE tenant = ? AND (? IS NULL OR status = ?) \
+             ORDER BY created DESC, id LIMIT ?"
+        ))
+        .bind(tenant)
+        .bind(status)
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(request_from_row).collect()
+    }
+
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -982,6 +1116,25 @@ fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
         }
     }
     db_error(what, e)
+}
+
+fn request_from_row(row: &SqliteRow) -> StoreResult<RequestRow> {
+    Ok(RequestRow {
+        id: get(row, "id")?,
+        tenant: get(row, "tenant")?,
+        kind: get(row, "kind")?,
+        status: get(row, "status")?,
+        key_name: get(row, "key_name")?,
+        request_json: get(row, "request_json")?,
+        approvals_json: get(row, "approvals_json")?,
+        result: get(row, "result")?,
+        error: get(row, "error")?,
+        created: get(row, "created")?,
+        updated: get(row, "updated")?,
+        executed: get(row, "executed")?,
+        expires: get(row, "expires")?,
+        version: get(row, "version")?,
+    })
 }
 
 /// A database failure while doing `what`.
