@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# PKCS#11 benchmark: the same p11bench workload (../shared/tools/p11bench) against SoftHSMv2 (an
+# in-process soft token) and against the Tresor module (network: client library → gateway →
+# node → engine, all on this machine), next to the raw crypto baseline of `tresor bench engine`.
+#
+#   scripts/bench-pkcs11.sh [--seconds S] [--threads 1,2,8,32] [--styles query,direct]
+#                           [--out FILE.md]
+#
+# Cases: rsa2048-sign (CKM_SHA256_RSA_PKCS), ecdsa-p256-sign (CKM_ECDSA), ed25519-sign
+# (CKM_EDDSA), aes256gcm-1k (CKM_AES_GCM, 1 KiB). Builds what it needs (release): p11bench into
+# target/p11bench, `tresor`, `ppin` and libtresor_pkcs11.so. The Tresor stack (tresor hsm +
+# tresor gateway processes, provisioned by `tresor dev --no-serve`) lives in a temporary
+# directory on free ports and is stopped at the end. Prints one markdown table (also written to
+# --out, default target/bench/pkcs11.md) and keeps the raw P11BENCH_JSON / TRESOR_BENCH_JSON
+# lines next to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+SECONDS_PER_CASE=3
+THREADS=1,2,8,32
+STYLES=query,direct
+OUT=target/bench/pkcs11.md
+CASES=rsa2048-sign,ecdsa-p256-sign,ed25519-sign,aes256gcm-1k
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) SECONDS_PER_CASE="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
+    --styles) STYLES="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-pkcs11.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+scripts/setup.sh
+for t in softhsm2-util python3; do
+  command -v "$t" >/dev/null || { echo "bench-pkcs11.sh: $t missing (scripts/setup.sh)" >&2; exit 2; }
+done
+softhsm=""
+for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so; do
+  [ -f "$m" ] && softhsm="$m" && break
+done
+[ -n "$softhsm" ] || { echo "bench-pkcs11.sh: no libsofthsm2.so (scripts/setup.sh)" >&2; exit 2; }
+
+p11bench_manifest="${P11BENCH_MANIFEST:-$root/../shared/tools/p11bench/Cargo.toml}"
+[ -f "$p11bench_manifest" ] || { echo "bench-pkcs11.sh: no p11bench at $p11bench_manifest" >&2; exit 2; }
+echo "== building p11bench, tresor, ppin, libtresor_pkcs11.so (release)"
+cargo build --release --quiet --manifest-path "$p11bench_manifest" --target-dir target/p11bench
+cargo build --release --quiet -p tresor-cli -p tresor-pkcs11
+bench="$root/target/p11bench/release/p11bench"
+module="$root/target/release/libtresor_pkcs11.so"
+
+T="$(mktemp -d "${TMPDIR:-/tmp}/bench-pkcs11.XXXXXX")"
+cleanup() {
+  scripts/interop/tresor-stack.sh stop "$T/tresor" >/dev/null 2>&1 || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$(dirname "$OUT")"
+raw="${OUT%.md}.jsonl"
+: >"$raw"
+
+# CPU seconds (user + system) used so far by the processes in the file PIDS (the Tresor node and
+# gateway), from /proc/PID/stat.
+server_cpu() {
+  local total=0 p tck
+  tck="$(getconf CLK_TCK)"
+  [ -f "${1:-/nonexistent}" ] || { echo 0; return; }
+  while read -r p; do
+    [ -r "/proc/$p/stat" ] || continue
+    # Fields after the ") " that ends the command name: utime is the 12th, stime the 13th.
+    total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+  done <"$1"
+  awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.3f", t / h }'
+}
+
+run_bench() { # NAME MODULE PIN STYLE CASE PIDS-FILE [extra args]
+  local name="$1" mod="$2" pin="$3" style="$4" case="$5" pids="$6" c0 c1; shift 6
+  echo "== $name, $case, --call-style $style, threads $THREADS, $SECONDS_PER_CASE s per case"
+  c0="$(server_cpu "$pids")"
+  "$bench" --module "$mod" --pin "$pin" --mech "$case" --threads "$THREADS" \
+    --seconds "$SECONDS_PER_CASE" --call-style "$style" "$@" >"$T/run.out"
+  c1="$(server_cpu "$pids")"
+  grep -v -e '^P11BENCH_JSON' -e '^module' -e '^library' -e '^token' -e '^ *$' "$T/run.out"
+  sed -n "s/^P11BENCH_JSON /{\"who\":\"$name\",\"style\":\"$style\",\"server_cpu_s\":$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }'),\"run\":/p" \
+    "$T/run.out" | sed 's/$/}/' >>"$raw"
+}
+
+# SoftHSMv2: a scratch token.
+mkdir -p "$T/softhsm/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+  "$T/softhsm/tokens" >"$T/softhsm/softhsm2.conf"
+export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
+softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 12345678 >/dev/null
+IFS=, read -r -a styles <<<"$STYLES"
+IFS=, read -r -a cases <<<"$CASES"
+for s in "${styles[@]}"; do
+  for c in "${cases[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" --token-label bench; done
+done
+
+# Tresor: a stack of its own.
+echo "== starting a Tresor stack (release)"
+scripts/interop/tresor-stack.sh start "$T/tresor" --bin-dir target/release
+# shellcheck disable=SC1091
+. "$T/tresor/env.sh"
+for s in "${styles[@]}"; do
+  for c in "${cases[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids"; done
+done
+scripts/interop/tresor-stack.sh stop "$T/tresor"
+
+# Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
+echo "== tresor bench engine (in-process engine and raw crypto libraries)"
+target/release/tresor bench engine --cases rsa2048-pkcs1,ecdsa-p256,ed25519,aes256gcm-1k \
+  --threads "$THREADS" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine" \
+  2>/dev/null | tee "$T/engine.out" | grep -v '^TRESOR_BENCH_JSON'
+sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
+
+python3 - "$raw" "$OUT" "$SECONDS_PER_CASE" "$STYLES" <<'EOF'
+import json, sys, os
+raw, out, secs, styles = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+p11 = {}       # (who, style, case, threads) -> result
+srv = {}       # (style, case) -> (server cpu s, ops, wall s) of the Tresor run
+engine = {}    # (case, threads) -> row
+libs = {}
+for line in open(raw):
+    d = json.loads(line)
+    if d["who"] == "engine":
+        for r in d["run"]["results"]:
+            engine[(r["case"], r["threads"])] = r
+    else:
+        libs[d["who"]] = d["run"].get("library", "?")
+        for r in d["run"]["results"]:
+            p11[(d["who"], d["style"], r["case"], r["threads"])] = r
+            if d["who"] == "tresor" and "ops" in r:
+                cpu, ops, wall = srv.get((d["style"], r["case"]), (d["server_cpu_s"], 0, 0.0))
+                srv[(d["style"], r["case"])] = (cpu, ops + r["ops"], wall + r.get("wall_s", 0.0))
+eng_case = {"rsa2048-sign": "rsa2048-pkcs1", "ecdsa-p256-sign": "ecdsa-p256",
+            "ed25519-sign": "ed25519", "aes256gcm-1k": "aes256gcm-1k"}
+
+def cell(r, k, fmt):
+    if r is None:
+        return "-"
+    if "error" in r:
+        return "error"
+    if "skipped" in r:
+        return "skipped"
+    v = r.get(k)
+    return "-" if v is None else fmt.format(v)
+
+rows = []
+keys = sorted({(s, c, t) for (_, s, c, t) in p11},
+              key=lambda k: (list(eng_case).index(k[1]) if k[1] in eng_case else 99,
+                             styles.index(k[0]) if k[0] in styles else 99, k[2]))
+for style, case, thr in keys:
+    s = p11.get(("softhsm", style, case, thr))
+    t = p11.get(("tresor", style, case, thr))
+    ratio = "-"
+    if s and t and s.get("ops_per_s") and t.get("ops_per_s") is not None:
+        ratio = "{:.2f}".format(t["ops_per_s"] / s["ops_per_s"])
+    e = engine.get((eng_case.get(case, case), thr))
+    eng = "-" if e is None else "{:,.0f}".format(e["engine"]["ops_per_s"])
+    rawc = "-" if e is None or e.get("raw_ops_per_s") is None else "{:,.0f} ({})".format(e["raw_ops_per_s"], e.get("raw_lib"))
+    cpu, ops, _ = srv.get((style, case), (0.0, 0, 0.0))
+    srv_us = "{:.0f}".format(cpu / ops * 1e6) if ops else "-"
+    rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        case, thr, style,
+        cell(s, "ops_per_s", "{:,.0f}"), cell(s, "p50_us", "{:.0f}"), cell(s, "p99_us", "{:.0f}"),
+        cell(t, "ops_per_s", "{:,.0f}"), cell(t, "p50_us", "{:.0f}"), cell(t, "p99_us", "{:.0f}"),
+        ratio, srv_us, eng, rawc))
+load = os.getloadavg()
+head = [
+    "PKCS#11 benchmark ({} s per case, {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
+    " through gateway and node processes on 127.0.0.1. Latencies in µs (one complete operation as the"
+    " application sees it). Baseline: `tresor bench engine` — the Tresor engine in-process, and the faster"
+    " of OpenSSL / aws-lc-rs called directly (raw crypto). Server µs/op: CPU time of the node and gateway"
+    " processes per Tresor operation, over all thread counts of that case and style (the client's own CPU is"
+    " not in it). On 2 cores the client, gateway and node share the CPUs: Tresor's figures are a lower bound"
+    " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?")),
+    "",
+    "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+text = "\n".join(head + rows) + "\n"
+open(out, "w").write(text)
+print()
+print(text)
+EOF
+echo "table: $OUT; raw results: $raw"
