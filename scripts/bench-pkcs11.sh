@@ -4,7 +4,12 @@
 # node → engine, all on this machine), next to the raw crypto baseline of `tresor bench engine`.
 #
 #   scripts/bench-pkcs11.sh [--seconds S] [--threads 1,2,8,32] [--styles query,direct]
-#                           [--out FILE.md]
+#                           [--out FILE.md] [--stack dev|separate]
+#
+# --stack dev (the default) measures against `tresor dev`: node, gateway (and the idle REST
+# service) in one process, as a newcomer runs it. --stack separate starts `tresor hsm` and
+# `tresor gateway` as two processes (scripts/interop/tresor-stack.sh), which costs extra
+# cross-process wake-ups on a 2-core machine.
 #
 # Cases: rsa2048-sign (CKM_SHA256_RSA_PKCS), ecdsa-p256-sign (CKM_ECDSA), ed25519-sign
 # (CKM_EDDSA), aes256gcm-1k (CKM_AES_GCM, 1 KiB). Builds what it needs (release): p11bench into
@@ -21,6 +26,7 @@ SECONDS_PER_CASE=3
 THREADS=1,2,8,32
 STYLES=query,direct
 OUT=target/bench/pkcs11.md
+STACK=dev
 CASES=rsa2048-sign,ecdsa-p256-sign,ed25519-sign,aes256gcm-1k
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +34,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift 2 ;;
     --styles) STYLES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --stack) STACK="$2"; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-pkcs11.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -101,14 +108,34 @@ for s in "${styles[@]}"; do
 done
 
 # Tresor: a stack of its own.
-echo "== starting a Tresor stack (release)"
-scripts/interop/tresor-stack.sh start "$T/tresor" --bin-dir target/release
-# shellcheck disable=SC1091
-. "$T/tresor/env.sh"
+if [ "$STACK" = separate ]; then
+  echo "== starting a Tresor stack (release): tresor hsm + tresor gateway processes"
+  scripts/interop/tresor-stack.sh start "$T/tresor" --bin-dir target/release
+  # shellcheck disable=SC1091
+  . "$T/tresor/env.sh"
+else
+  echo "== starting tresor dev (release): node and gateway in one process"
+  mkdir -p "$T/tresor"
+  target/release/tresor dev --dir "$T/tresor/dev" --gateway-port 0 --node-port 0 \
+    --metrics-port 0 --rest-port 0 >"$T/tresor/dev.out" 2>"$T/tresor/dev.err" &
+  echo $! >"$T/tresor/pids"
+  for _ in $(seq 1 300); do grep -q '^Press Ctrl-C' "$T/tresor/dev.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^Press Ctrl-C' "$T/tresor/dev.out" || { cat "$T/tresor/dev.out" "$T/tresor/dev.err" >&2; echo "bench-pkcs11.sh: tresor dev did not start" >&2; exit 1; }
+  export TRESOR_PKCS11_CONF="$T/tresor/dev/primus.cfg" TRESOR_SECRETS_CONF="$T/tresor/dev/.secrets.cfg"
+  TRESOR_USER_PIN="$(awk '$1 == "user" && $2 == "PIN" { print $3 }' "$T/tresor/dev.out")"
+  # The two ppin lines tresor dev prints, run as printed (with the release ppin).
+  grep -E '^  ppin -[pa] ' "$T/tresor/dev.out" | sed 's#^  ppin #target/release/ppin #' >"$T/tresor/ppin.sh"
+  bash -e "$T/tresor/ppin.sh" >/dev/null
+fi
 for s in "${styles[@]}"; do
   for c in "${cases[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids"; done
 done
-scripts/interop/tresor-stack.sh stop "$T/tresor"
+if [ "$STACK" = separate ]; then
+  scripts/interop/tresor-stack.sh stop "$T/tresor"
+else
+  kill "$(cat "$T/tresor/pids")" 2>/dev/null || true
+  wait 2>/dev/null || true
+fi
 
 # Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
 echo "== tresor bench engine (in-process engine and raw crypto libraries)"
@@ -117,6 +144,8 @@ target/release/tresor bench engine --cases rsa2048-pkcs1,ecdsa-p256,ed25519,aes2
   2>/dev/null | tee "$T/engine.out" | grep -v '^TRESOR_BENCH_JSON'
 sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
 
+if [ "$STACK" = separate ]; then STACK_DESC="tresor hsm and tresor gateway processes"; else STACK_DESC="tresor dev, one process"; fi
+export STACK_DESC
 python3 - "$raw" "$OUT" "$SECONDS_PER_CASE" "$STYLES" <<'EOF'
 import json, sys, os
 raw, out, secs, styles = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
@@ -172,12 +201,13 @@ for style, case, thr in keys:
 load = os.getloadavg()
 head = [
     "PKCS#11 benchmark ({} s per case, {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
-    " through gateway and node processes on 127.0.0.1. Latencies in µs (one complete operation as the"
+    " through gateway and node on 127.0.0.1 ({}). Latencies in µs (one complete operation as the"
     " application sees it). Baseline: `tresor bench engine` — the Tresor engine in-process, and the faster"
     " of OpenSSL / aws-lc-rs called directly (raw crypto). Server µs/op: CPU time of the node and gateway"
     " processes per Tresor operation, over all thread counts of that case and style (the client's own CPU is"
     " not in it). On 2 cores the client, gateway and node share the CPUs: Tresor's figures are a lower bound"
-    " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?")),
+    " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?"),
+        os.environ.get("STACK_DESC", "?")),
     "",
     "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) |",
     "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
