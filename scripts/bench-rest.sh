@@ -170,3 +170,29 @@ done
 echo
 echo "Engine in-process (tresor bench engine):"
 grep -iE 'ecdsa-p256-sha256|rsa2048-pkcs1|case|threads' "$work/engine.txt" || cat "$work/engine.txt"
+
+# The targets: P-256 >= 20,000 req/s, RSA-2048 >= 0.75x the 2-thread raw rate of this run,
+# p50 <= 1 ms at 16 connections.
+printf '%s\n' "${rows[@]}" >"$work/rows.txt"
+python3 - "$work/rows.txt" "$work/engine.txt" <<'PY' || true
+import json, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+raw = None
+for line in open(sys.argv[2]):
+    if line.startswith("TRESOR_BENCH_JSON "):
+        for r in json.loads(line.split(" ", 1)[1])["results"]:
+            if r["case"] == "rsa2048-pkcs1" and r["threads"] == 2:
+                raw = r["raw_ops_per_s"]
+print()
+print("Targets (REST path, best connection count; p50 at 16 connections):")
+for path in sorted({r[0] for r in rows}):
+    p = [r for r in rows if r[0] == path]
+    best = lambda k: max((float(r[3]) for r in p if r[1] == k), default=0.0)
+    p50 = [float(r[4]) for r in p if r[1] == "p256" and r[2] == "16"]
+    line = f"  {path}: P-256 {best('p256'):.0f} req/s (target 20000)"
+    if raw:
+        line += f", RSA-2048 {best('rsa'):.0f} req/s = {best('rsa') / raw:.2f}x raw {raw:.0f} (target 0.75x)"
+    if p50:
+        line += f", P-256 p50 at 16 conns {p50[0]:.3f} ms (target 1 ms)"
+    print(line)
+PY

@@ -93,8 +93,9 @@ pub struct TenantConfig {
     pub name: String,
     /// Its partition (`user_name` of a slot in the client configuration).
     pub partition: String,
-    /// The partition's PKCS#11 password (user PIN).
-    pub pin: String,
+    /// The partition's PKCS#11 password (user PIN), zeroized when dropped; never printed.
+    #[serde(deserialize_with = "de_pin", serialize_with = "ser_pin")]
+    pub pin: SecretString,
     /// API keys by role (`sha256:<hex>` digests or keys in clear).
     #[serde(default)]
     pub api_keys: HashMap<String, Vec<String>>,
@@ -112,11 +113,21 @@ impl std::fmt::Debug for TenantConfig {
     }
 }
 
+fn de_pin<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SecretString, D::Error> {
+    // The String read from the file moves into the secret box (no copy left behind).
+    String::deserialize(d).map(SecretString::from)
+}
+
+fn ser_pin<S: serde::Serializer>(pin: &SecretString, s: S) -> std::result::Result<S::Ok, S::Error> {
+    // Only when the configuration file itself is rewritten (`tresor admin api-key`).
+    s.serialize_str(pin.expose_secret())
+}
+
 /// Log a transport in as the partition user.
-fn login(t: &dyn Transport, pin: &str) -> Result<()> {
+fn login(t: &dyn Transport, pin: &SecretString) -> Result<()> {
     match t.call(&Request::Login {
         user: UserType::User,
-        pin: Secret::from_slice(pin.as_bytes()),
+        pin: Secret::from_slice(pin.expose_secret().as_bytes()),
     }) {
         Ok(Response::LoggedIn {}) => Ok(()),
         Ok(_) => bail!("unexpected answer to the login"),
@@ -409,7 +420,7 @@ pub async fn dev_rest(
 ) -> Result<DevRest> {
     let local = Arc::new(tresor_server::local::LocalTransport::open(engine, partition).await?);
     let transport: Arc<dyn Transport> = local.clone();
-    let (tr, pin) = (transport.clone(), user_pin.to_owned());
+    let (tr, pin) = (transport.clone(), SecretString::from(user_pin));
     tokio::task::spawn_blocking(move || login(tr.as_ref(), &pin)).await??;
     let sk_path = dir.join("rest-jwt.key");
     let pk_path = dir.join("rest-jwt.pub");

@@ -437,6 +437,35 @@ fn create(dev: &Dev, body: Value) -> Value {
     dev.ok("POST", "/v1/key", Some(body))["json"].clone()
 }
 
+/// Concurrent creates of one name: the REST face serializes the "is the name free" check and
+/// the generation per (tenant, name), so exactly one succeeds and the others get 608.
+#[test]
+fn concurrent_creates_of_one_name_make_one_key() {
+    let dev = start_dev();
+    for (round, body) in [
+        json!({"label": "race-ec", "algorithm": "EC", "attributes": {"sign": true, "verify": true}}),
+        json!({"label": "race-aes", "algorithm": "AES", "keySize": 256,
+            "attributes": {"encrypt": true, "decrypt": true}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let replies: Vec<Reply> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| dev.call("POST", "/v1/key", Some(body.clone()))))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let ok = replies.iter().filter(|r| r.status == 200).count();
+        assert_eq!(ok, 1, "round {round}: {replies:#?}");
+        for r in replies.iter().filter(|r| r.status != 200) {
+            assert_securosys_error(r, 400, 608, &format!("round {round}"));
+        }
+        // A create after the race fails too.
+        dev.err("POST", "/v1/key", Some(body.clone()), 400, 608);
+    }
+}
+
 #[test]
 fn keys_signatures_and_errors() {
     let dev = start_dev();
@@ -1033,13 +1062,14 @@ fn keys_signatures_and_errors() {
         "/v1/synchronousBlock",
         Some(json!({"blockRequest": {"blockKeyName": "ska"}})),
     );
-    dev.err(
+    let r = dev.call(
         "POST",
         "/v1/synchronousSign",
         Some(sign_body("ska", "SHA256_WITH_ECDSA", b"1", None)),
-        400,
-        400,
     );
+    assert_securosys_error(&r, 400, 400, "sign with a blocked key");
+    // The key is named by its REST name, never by the engine's internal object id.
+    assert_eq!(r.json["message"], "key \"ska\" is blocked", "{}", r.body);
     let a = dev.ok("POST", "/v1/key/attributes", Some(json!({"label": "ska"})));
     assert_eq!(a["json"]["policy"]["keyStatus"]["blocked"], true);
     let r = dev.call(

@@ -203,18 +203,103 @@ impl ApiError {
         Self::new(c, message.to_owned())
     }
 
-    /// The body.
+    /// The same error with the engine's internal object ids in its message replaced by the
+    /// REST name of the key they belong to: `key 4879… is blocked` → `key "TSB_KEY" is
+    /// blocked`. `handles` are the key's object ids; other ids are left for [`Self::body`],
+    /// which never shows one.
+    pub fn naming(mut self, handles: &[i64], label: &str) -> Self {
+        self.message = rewrite_ids(&self.message, |id| {
+            handles.contains(&id).then(|| format!("key {label:?}"))
+        });
+        self
+    }
+
+    /// The body (any internal object id left in the message is replaced by "the key" /
+    /// "the object": ids are the engine's, not the client's).
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error_code: self.code,
             reason: reason(self.code).to_owned(),
-            message: self.message.clone(),
+            message: rewrite_ids(&self.message, |_| None),
         }
     }
+}
+
+/// Rewrite every `key <id>` / `object <id>` of an engine message: `name(id)` gives the
+/// replacement, or `None` for the anonymous "the key" / "the object".
+fn rewrite_ids(message: &str, name: impl Fn(i64) -> Option<String>) -> String {
+    const WORDS: [(&str, &str); 2] = [("key ", "the key"), ("object ", "the object")];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'scan: while !rest.is_empty() {
+        let boundary = out
+            .chars()
+            .last()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        if boundary {
+            for (word, anonymous) in WORDS {
+                let Some(after) = rest.strip_prefix(word) else {
+                    continue;
+                };
+                let sign = usize::from(after.starts_with('-'));
+                let digits = after[sign..].bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 {
+                    continue;
+                }
+                let end = sign + digits;
+                let followed_by_word = after[end..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if followed_by_word {
+                    continue;
+                }
+                match after[..end].parse::<i64>().ok().and_then(&name) {
+                    Some(n) => out.push_str(&n),
+                    None => out.push_str(anonymous),
+                }
+                rest = &after[end..];
+                continue 'scan;
+            }
+        }
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (http_status(self.code), axum::Json(self.body())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_ids_become_key_names() {
+        let e = ApiError::new(400, "key 4879123 is blocked").naming(&[4879123, 7], "TSB_KEY");
+        assert_eq!(e.message, "key \"TSB_KEY\" is blocked");
+        assert_eq!(e.body().message, "key \"TSB_KEY\" is blocked");
+        let e = ApiError::new(614, "object 12 is not a key that can sign").naming(&[12], "k1");
+        assert_eq!(e.message, "key \"k1\" is not a key that can sign");
+        // An id of another object is never shown.
+        let e = ApiError::new(614, "key -99 is not extractable").naming(&[12], "k1");
+        assert_eq!(e.body().message, "the key is not extractable");
+        // Words and numbers that are not ids stay.
+        let e = ApiError::new(603, "monkey 12 and key size 2048 and key 12abc").naming(&[12], "k");
+        assert_eq!(
+            e.body().message,
+            "monkey 12 and key size 2048 and key 12abc"
+        );
+        assert_eq!(
+            ApiError::new(650, "no key named \"x\"").body().message,
+            "no key named \"x\""
+        );
     }
 }

@@ -682,6 +682,7 @@ pub async fn create_key(
     }
     let spec = key_spec(&req)?;
     let t = &c.tenant;
+    let _name = t.lock_name(&req.label).await;
     if exists(t, &req.label).await? {
         return Err(ApiError::new(
             code::KEY_ALREADY_EXISTING,
@@ -820,6 +821,7 @@ pub async fn import_plain(
     let t = &c.tenant;
     let a = req.attributes.clone().unwrap_or_default();
     let policy = policy_bytes(&req.policy)?;
+    let _name = t.lock_name(&req.label).await;
     let existing = if exists(t, &req.label).await? {
         Some(t.key(&req.label).await?)
     } else {
@@ -1426,6 +1428,7 @@ pub async fn synchronous_unwrap(
     check_label(&r.unwrap_key_name)?;
     let wrapped = unb64("wrappedKey", &r.wrapped_key)?;
     let t = &c.tenant;
+    let _name = t.lock_name(&r.label).await;
     if exists(t, &r.label).await? {
         return Err(ApiError::new(
             code::IN_HSM,

@@ -2,7 +2,8 @@
 //! request id (returned in the `X-Request-Id` header) and a row in the store's `requests`
 //! table, so `GET /v1/request/{id}` answers for it. Rows are written by one background task in
 //! batches (one transaction per batch), so recording never adds a database commit to a
-//! request's latency; a row not yet written is served from memory.
+//! request's latency; a row not yet written is served from memory. The rows gathered are
+//! written when the service stops ([`Requests::flush`]).
 //!
 //! The asynchronous approval workflow of a later stage uses the same rows (PENDING → …).
 
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tresor_store::{RequestRow, Store};
 
 use crate::error::{code, ApiError, ApiResult};
@@ -31,10 +32,18 @@ const BATCH: usize = 4096;
 /// How long the writer gathers rows before writing them (one transaction, one fsync).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// What the writer task is sent.
+enum Msg {
+    /// A row to write.
+    Row(Box<RequestRow>),
+    /// Write what has been gathered now and answer (shutdown).
+    Flush(oneshot::Sender<()>),
+}
+
 /// The request recorder.
 pub struct Requests {
     store: Arc<dyn Store>,
-    tx: mpsc::Sender<RequestRow>,
+    tx: mpsc::Sender<Msg>,
     pending: Arc<Mutex<HashMap<String, RequestRow>>>,
 }
 
@@ -50,34 +59,61 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+async fn write(
+    store: &Arc<dyn Store>,
+    pending: &Mutex<HashMap<String, RequestRow>>,
+    batch: &mut Vec<RequestRow>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = store.insert_requests(batch).await {
+        tracing::error!(error = %e, rows = batch.len(), "cannot record requests");
+    }
+    let mut p = pending.lock();
+    for r in batch.drain(..) {
+        p.remove(&r.id);
+    }
+}
+
 impl Requests {
     /// Start the recorder's writer on the current runtime.
     pub fn start(store: Arc<dyn Store>) -> Arc<Self> {
-        let (tx, mut rx) = mpsc::channel::<RequestRow>(4 * BATCH);
+        let (tx, mut rx) = mpsc::channel::<Msg>(4 * BATCH);
         let pending: Arc<Mutex<HashMap<String, RequestRow>>> = Arc::default();
         let writer_store = store.clone();
         let writer_pending = pending.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(first) = rx.recv().await {
-                batch.push(first);
+                let mut flushed = Vec::new();
+                match first {
+                    Msg::Row(r) => batch.push(*r),
+                    Msg::Flush(done) => flushed.push(done),
+                }
                 let until = tokio::time::Instant::now() + GATHER;
-                while batch.len() < BATCH {
+                while batch.len() < BATCH && flushed.is_empty() {
                     match tokio::time::timeout_at(until, rx.recv()).await {
-                        Ok(Some(r)) => batch.push(r),
+                        Ok(Some(Msg::Row(r))) => batch.push(*r),
+                        Ok(Some(Msg::Flush(done))) => flushed.push(done),
                         Ok(None) | Err(_) => break,
                     }
                 }
-                if let Err(e) = writer_store.insert_requests(&batch).await {
-                    tracing::error!(error = %e, rows = batch.len(), "cannot record requests");
-                }
-                let mut p = writer_pending.lock();
-                for r in batch.drain(..) {
-                    p.remove(&r.id);
+                write(&writer_store, &writer_pending, &mut batch).await;
+                for done in flushed {
+                    let _ = done.send(());
                 }
             }
         });
         Arc::new(Requests { store, tx, pending })
+    }
+
+    /// Write every row recorded so far (called when the service stops).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// Record a synchronous request of `kind` and return its id.
@@ -113,7 +149,7 @@ impl Requests {
             version: 1,
         };
         self.pending.lock().insert(id.clone(), row.clone());
-        if self.tx.send(row).await.is_err() {
+        if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
             tracing::error!("the request recorder has stopped");
             self.pending.lock().remove(&id);
         }

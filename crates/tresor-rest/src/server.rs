@@ -92,6 +92,7 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let requests = app.requests.clone();
     let router = crate::router(app);
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
@@ -156,4 +157,6 @@ pub async fn serve(
             }
         });
     }
+    // Rows of the requests answered so far reach the store before the process ends.
+    requests.flush().await;
 }

@@ -139,6 +139,14 @@ impl KeyRef {
         })
     }
 
+    /// Every handle stored under the name.
+    pub fn handles(&self) -> Vec<i64> {
+        [self.private, self.public, self.secret, self.cert]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// The handle whose record and attestation describe the key.
     pub fn main(&self) -> Option<i64> {
         self.private.or(self.secret).or(self.public)
@@ -223,6 +231,36 @@ pub struct Tenant {
     /// so more would open (and close) connections to the node under load.
     blocking: tokio::sync::Semaphore,
     keys: Mutex<HashMap<String, Arc<KeyRef>>>,
+    /// Names being created (or imported, unwrapped) right now: one lock per name.
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while a name is checked and a key of that name is made: [`Tenant::lock_name`].
+pub struct NameGuard<'a> {
+    tenant: &'a Tenant,
+    label: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for NameGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameGuard")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for NameGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut names = self.tenant.creating.lock();
+        // The map's reference and ours: nobody else holds or waits for this name. New
+        // waiters clone the lock under the map's lock, so this count cannot race.
+        if Arc::strong_count(&self.lock) == 2 {
+            names.remove(&self.label);
+        }
+    }
 }
 
 impl std::fmt::Debug for Tenant {
@@ -261,6 +299,7 @@ impl Tenant {
             fast: None,
             blocking: tokio::sync::Semaphore::new(BLOCKING_CALLS),
             keys: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
         }
     }
 
@@ -302,6 +341,26 @@ impl Tenant {
             .map_err(ApiError::internal)
     }
 
+    /// Serialize the making of keys named `label` in this tenant: the check that the name is
+    /// free and the creation run under this guard, so of two concurrent creates of one name
+    /// the second sees the first's key (608). Per REST process: the engine itself does not
+    /// refuse duplicate labels.
+    pub async fn lock_name(&self, label: &str) -> NameGuard<'_> {
+        let lock = self
+            .creating
+            .lock()
+            .entry(label.to_owned())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        NameGuard {
+            tenant: self,
+            label: label.to_owned(),
+            lock,
+            guard: Some(guard),
+        }
+    }
+
     /// Forget the cached handles of `label`.
     pub fn forget(&self, label: &str) {
         self.keys.lock().remove(label);
@@ -329,13 +388,15 @@ impl Tenant {
         Fut: std::future::Future<Output = ApiResult<T>>,
     {
         let k = self.key(label).await?;
+        let named = k.clone();
         match f(k).await {
             Err(e) if e.code == crate::error::code::KEY_NOT_EXISTENT => {
                 self.forget(label);
                 let k = self.key(label).await?;
-                f(k).await
+                let named = k.clone();
+                f(k).await.map_err(|e| e.naming(&named.handles(), label))
             }
-            other => other,
+            other => other.map_err(|e| e.naming(&named.handles(), label)),
         }
     }
 
@@ -446,6 +507,9 @@ pub fn b64(b: &[u8]) -> String {
 /// Decode standard base64 (also accepting missing padding and embedded newlines) or fail with
 /// 612 naming the field.
 pub fn unb64(field: &str, s: &str) -> ApiResult<Vec<u8>> {
+    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(s) {
+        return Ok(b); // the common case: no copy without whitespace
+    }
     let cleaned: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(&cleaned)
