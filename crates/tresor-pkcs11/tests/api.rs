@@ -196,7 +196,8 @@ fn general_slot_token_mechanisms(p: &Pkcs11) {
         .get_mechanism_info(s0, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
         .unwrap();
     assert_eq!((rsa.min_key_size(), rsa.max_key_size()), (2048, 8192));
-    assert!(rsa.generate_key_pair() && !rsa.hardware());
+    // Performed by the HSM node, not in the application: CKF_HW.
+    assert!(rsa.generate_key_pair() && rsa.hardware());
     let ecdsa = p.get_mechanism_info(s0, MechanismType::ECDSA).unwrap();
     assert!(ecdsa.sign() && ecdsa.verify() && !ecdsa.encrypt());
     assert!(!ecdsa.sign_recover());
@@ -1188,7 +1189,10 @@ impl Raw {
             call!(self, C_GetMechanismInfo(7, sys::CKM_ML_KEM, &mut minfo)),
             sys::CKR_OK
         );
-        assert_eq!(minfo.flags, sys::CKF_ENCAPSULATE | sys::CKF_DECAPSULATE);
+        assert_eq!(
+            minfo.flags,
+            sys::CKF_HW | sys::CKF_ENCAPSULATE | sys::CKF_DECAPSULATE
+        );
         // Invalid session handle everywhere.
         assert_eq!(
             call!(self, C_CloseSession(0xdead)),
