@@ -225,12 +225,14 @@ where
     F: Fn(usize) -> Result<Worker<'f>> + Sync,
 {
     let barrier = Barrier::new(threads);
+    let common_start = std::sync::OnceLock::new();
     let run_for = Duration::from_secs_f64(seconds);
     let warm_for = Duration::from_secs_f64((seconds * 0.1).clamp(0.05, 0.5));
     let results: Vec<Result<ThreadResult>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
                 let barrier = &barrier;
+                let common_start = &common_start;
                 s.spawn(move || -> Result<ThreadResult> {
                     // Prepare and warm up; reach the barrier even on failure so no thread waits
                     // forever.
@@ -247,7 +249,9 @@ where
                     let mut w = prepared?;
                     let mut lat_ns = Vec::with_capacity(4096);
                     let mut untimed = Duration::ZERO;
-                    let start = Instant::now();
+                    // One timed window for every thread: a thread that started late or
+                    // stopped early must not count a stretch of less contention as its own rate.
+                    let start = *common_start.get_or_init(Instant::now);
                     loop {
                         let t0 = Instant::now();
                         let skip = w()?;
@@ -275,18 +279,19 @@ where
             })
             .collect()
     });
+    // Throughput over the common window, which lasts until the last thread stopped (each
+    // thread's own waits for back-pressure excluded).
     let mut ops = 0u64;
-    let mut rate = 0.0f64;
+    let mut window = Duration::ZERO;
     let mut all = Vec::new();
     for r in results {
         let r = r?;
         ops += r.ops;
-        let secs = r.timed.as_secs_f64();
-        if secs > 0.0 {
-            rate += r.ops as f64 / secs;
-        }
+        window = window.max(r.timed);
         all.extend(r.lat_ns);
     }
+    let secs = window.as_secs_f64();
+    let rate = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
     all.sort_unstable();
     Ok(Measured {
         ops,

@@ -1,10 +1,12 @@
 //! `tresor bench network`: round trips through gateway + end-to-end channel next to the
 //! in-process engine, in the same process and run, and connection setup time.
 //!
-//! Everything runs on this machine: the node and the gateway on the command's runtime, the
-//! clients as OS threads using the blocking client library (as the PKCS#11 module does). All
-//! clients of one concurrency level share one `SlotClient` (one application, one pooled set of
-//! connections, one node-side context), like a multi-threaded PKCS#11 application.
+//! Everything runs on this machine: the node and the gateway each on a runtime of its own (as
+//! the two processes of a deployment), the clients as OS threads using the blocking client
+//! library (as the PKCS#11 module does). All clients of one concurrency level share one
+//! `SlotClient` (one application, one pooled set of connections, one node-side context), like
+//! a multi-threaded PKCS#11 application. Throughput is counted over one window common to all
+//! threads of a measurement, on both sides of the ratio.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -169,7 +171,7 @@ pub(crate) struct Stack {
     _dir: tempfile::TempDir,
 }
 
-pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
+pub(crate) async fn stack(max_idle: usize, gw: tokio::runtime::Handle) -> Result<Stack> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(tresor_store::SqliteStore::open(&dir.path().join("bench.db")).await?);
     let engine = Engine::open(
@@ -219,9 +221,10 @@ pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
     gcfg.attempts_per_minute_per_source = 100_000;
     gcfg.attempts_per_minute_per_user = 100_000;
     gcfg.max_connections_per_source = 100_000;
-    let gateway =
-        tresor_gateway::Gateway::start(gcfg, Arc::new(tresor_gateway::StoreDirectory::new(store)))
-            .await?;
+    let directory = Arc::new(tresor_gateway::StoreDirectory::new(store));
+    let gateway = gw
+        .spawn(tresor_gateway::Gateway::start(gcfg, directory))
+        .await??;
     let settings = SlotSettings {
         slot_id: 0,
         partition: PARTITION.into(),
@@ -260,8 +263,10 @@ pub(crate) async fn stack(max_idle: usize) -> Result<Stack> {
     })
 }
 
-/// Name of the node's and gateway's runtime threads in this benchmark.
+/// Prefix of the node's and gateway's runtime thread names in this benchmark.
 const SERVER_THREAD: &str = "tresor-srv";
+const NODE_THREAD: &str = "tresor-srv-node";
+const GATEWAY_THREAD: &str = "tresor-srv-gw";
 
 /// One result row: case, clients, network, in-process, ratio, CPU µs per op.
 type Row = (Case, usize, Measured, Measured, f64, (f64, f64));
@@ -346,11 +351,20 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     let max_clients = a.clients.iter().copied().max().unwrap_or(1);
     // The node and the gateway get their own runtime with named threads, so that the CPU time
     // they use can be told apart from the clients' (see `ServerCpu`).
-    let srv = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(SERVER_THREAD)
-        .enable_all()
-        .build()?;
-    let st = srv.spawn(stack(max_clients + 4)).await??;
+    // The node and the gateway each get a runtime of their own, as the two processes of a
+    // deployment have; sharing one runtime would make them trade tasks between worker threads.
+    let runtime = |name: &'static str, var: &str| {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+            b.worker_threads(n);
+        }
+        b.thread_name(name).enable_all().build()
+    };
+    let srv = runtime(NODE_THREAD, "TRESOR_BENCH_NODE_THREADS")?;
+    let gw = runtime(GATEWAY_THREAD, "TRESOR_BENCH_GATEWAY_THREADS")?;
+    let st = srv
+        .spawn(stack(max_clients + 4, gw.handle().clone()))
+        .await??;
     let h = srv.handle().clone();
     // In-process side: one logged-in context per client thread.
     let mut ctxs = Vec::new();
@@ -449,5 +463,6 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     .await?
     .map_err(|e| anyhow!("{e}"))?;
     srv.shutdown_background();
+    gw.shutdown_background();
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -63,6 +63,22 @@ pub struct ConnectOptions {
     /// Connections kept per slot. Each carries up to 16 requests at once before another is
     /// opened.
     pub max_idle: usize,
+    /// How long a caller waiting for an answer polls the socket before it sleeps in the
+    /// kernel (yielding the CPU between polls). Polling saves the wake-up, which on a virtual
+    /// machine often costs more than a short operation; it is used only while answers
+    /// recently came within this time, so slow operations never spin. Zero turns it off;
+    /// `TRESOR_CLIENT_SPIN_US` overrides the default.
+    pub spin: Duration,
+}
+
+/// The default of [`ConnectOptions::spin`], unless `TRESOR_CLIENT_SPIN_US` says otherwise.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(100);
+
+fn default_spin() -> Duration {
+    std::env::var("TRESOR_CLIENT_SPIN_US")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_SPIN, |us| Duration::from_micros(us.min(10_000)))
 }
 
 impl Default for ConnectOptions {
@@ -76,6 +92,7 @@ impl Default for ConnectOptions {
             )),
             wait_max_tries: crate::config::primus::DEFAULT_WAIT_MAX_TRIES,
             max_idle: 8,
+            spin: default_spin(),
         }
     }
 }
@@ -453,7 +470,7 @@ impl Connection {
     }
 
     /// Hands the established channel to a multiplexed link.
-    fn into_link(self, io_timeout: Duration) -> Link {
+    fn into_link(self, io_timeout: Duration, spin: Duration) -> Link {
         let Connection {
             stream,
             target,
@@ -472,10 +489,10 @@ impl Connection {
             target,
             node,
             tcp,
-            outer,
-            inner,
+            (outer, inner),
             DEFAULT_MAX_FRAME_LEN,
             io_timeout,
+            spin,
         )
     }
 
@@ -993,7 +1010,8 @@ impl SlotClient {
             let conn = g
                 .targets
                 .with_failover(|p| self.open_attached(p, g, replay))?;
-            let link = Arc::new(conn.into_link(self.settings.options.io_timeout));
+            let o = &self.settings.options;
+            let link = Arc::new(conn.into_link(o.io_timeout, o.spin));
             let mut st = g.lock();
             st.opened += 1;
             st.links.push(link.clone());

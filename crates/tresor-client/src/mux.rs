@@ -1,23 +1,27 @@
 //! One established end-to-end channel shared by many threads: requests are pipelined and
 //! answered out of order (matched by request id).
 //!
-//! Writing: a caller appends its encoded frame to a queue, then takes the send lock; whoever
-//! holds it encrypts everything queued (both TLS layers) and sends it in one write, so under
-//! load several requests share one pair of TLS records and one system call.
+//! Writing: a caller appends its encoded frame to a queue and tries the send lock. Whoever
+//! holds it encrypts everything queued (both TLS layers), sends it in one write, and looks at
+//! the queue again after releasing the lock; a caller that finds the lock taken leaves its
+//! frame to the holder. So callers never wait for each other's system calls, and under load
+//! several requests share one pair of TLS records and one system call.
 //!
 //! Reading: there is no reader thread. A waiting caller becomes the reader if nobody is; it
-//! reads what the socket has, decrypts, hands every complete answer to its caller, and gives up
-//! the role when its own answer is in (leader/followers). A lone caller therefore reads its own
-//! answer directly, with no thread hand-off on the latency path.
+//! reads what the socket has, decrypts, hands every complete answer to its caller (waking them
+//! after it let go of the state lock), and gives up the role when its own answer is in
+//! (leader/followers). A lone caller therefore reads its own answer directly, with no thread
+//! hand-off on the latency path; while answers come fast and few requests are out, it polls
+//! the socket for a short while before sleeping in the kernel (see [`Link::poll`]).
 //!
 //! A link that fails (I/O error, timeout, end of stream, TLS or framing error) is dead for
 //! good: every waiting caller gets the error, and the pool opens another link.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -27,11 +31,14 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
 
+/// The reader polls (see [`Link::poll`]) only while at most this many requests are out.
+const SPIN_MAX_IN_FLIGHT: usize = 2;
+
 /// Read size per system call.
 const READ_CHUNK: usize = 32 * 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock()
 }
 
 /// Why a link died; turned into an [`Error`] for each caller it affects.
@@ -84,6 +91,13 @@ pub(crate) struct Link {
     sock: TcpStream,
     max_frame: usize,
     io_timeout: Duration,
+    /// Longest poll of the socket before a blocking read (see [`ConnectOptions::spin`]).
+    ///
+    /// [`ConnectOptions::spin`]: crate::connect::ConnectOptions::spin
+    spin: Duration,
+    /// Smoothed time (µs) the reader waited for data recently: polling is only worth it
+    /// while answers come within `spin`.
+    wait_us: AtomicU64,
     in_flight: AtomicUsize,
     /// Frames waiting to be encrypted and sent.
     queue: Mutex<Zeroizing<Vec<u8>>>,
@@ -111,10 +125,10 @@ impl Link {
         target: String,
         node: String,
         sock: TcpStream,
-        mut outer: ClientConnection,
-        mut inner: ClientConnection,
+        (mut outer, mut inner): (ClientConnection, ClientConnection),
         max_frame: usize,
         io_timeout: Duration,
+        spin: Duration,
     ) -> Self {
         // Batches may exceed rustls's default plaintext buffer; the queue bounds them anyway.
         outer.set_buffer_limit(None);
@@ -125,6 +139,8 @@ impl Link {
             sock,
             max_frame,
             io_timeout,
+            spin,
+            wait_us: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             queue: Mutex::new(Zeroizing::new(Vec::new())),
             send: Mutex::new(()),
@@ -250,44 +266,59 @@ impl Link {
         if st.dead.is_none() {
             st.dead = Some(d);
         }
-        for slot in st.pending.values() {
-            slot.thread.unpark();
-        }
+        let wake: Vec<Thread> = st.pending.values().map(|s| s.thread.clone()).collect();
         drop(st);
+        wake_all(wake);
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Queues the frame and sends everything queued, unless another caller is sending: that
+    /// caller looks at the queue again after its write and takes this frame along (so callers
+    /// never wait for each other's system calls, and frames queued meanwhile share one write).
     fn send_frame(&self, len: u32, payload: &[u8]) -> Result<(), LinkFailure> {
         {
             let mut q = lock(&self.queue);
             q.extend_from_slice(&len.to_be_bytes());
             q.extend_from_slice(payload);
         }
-        let _s = lock(&self.send);
-        let batch = {
-            let mut q = lock(&self.queue);
-            if q.is_empty() {
-                // Another caller sent this frame with its own batch.
+        self.send_frame_queued()
+    }
+
+    /// Sends what is queued (see [`Link::send_frame`]).
+    fn send_frame_queued(&self) -> Result<(), LinkFailure> {
+        loop {
+            let Some(s) = self.send.try_lock() else {
+                // The sender checks the queue after releasing the lock (below), so it sees
+                // this frame, which was queued before the lock was tried.
+                return Ok(());
+            };
+            let batch = {
+                let mut q = lock(&self.queue);
+                if q.is_empty() {
+                    return Ok(());
+                }
+                std::mem::replace(&mut *q, Zeroizing::new(Vec::new()))
+            };
+            let wire = self.encrypt(&batch).map_err(|d| {
+                self.kill(d.clone());
+                LinkFailure {
+                    written: false,
+                    error: self.error(&d),
+                }
+            })?;
+            if let Err(e) = write_fully(&self.sock, &wire) {
+                let d = Death::Network(io_message("sending", &e, self.io_timeout));
+                self.kill(d.clone());
+                return Err(LinkFailure {
+                    written: true,
+                    error: self.error(&d),
+                });
+            }
+            drop(s);
+            if lock(&self.queue).is_empty() {
                 return Ok(());
             }
-            std::mem::replace(&mut *q, Zeroizing::new(Vec::new()))
-        };
-        let wire = self.encrypt(&batch).map_err(|d| {
-            self.kill(d.clone());
-            LinkFailure {
-                written: false,
-                error: self.error(&d),
-            }
-        })?;
-        if let Err(e) = (&self.sock).write_all(&wire) {
-            let d = Death::Network(io_message("sending", &e, self.io_timeout));
-            self.kill(d.clone());
-            return Err(LinkFailure {
-                written: true,
-                error: self.error(&d),
-            });
         }
-        Ok(())
     }
 
     /// Both layers' records for `plain` (may be empty: pending TLS messages only).
@@ -353,10 +384,11 @@ impl Link {
             let got = self.read_some();
             st = lock(&self.state);
             st.reading = false;
+            let mut wake = Vec::new();
             match got {
                 Ok((answers, end)) => {
                     for env in answers {
-                        self.deliver(&mut st, env);
+                        self.deliver(&mut st, env, &mut wake);
                     }
                     st.last_activity = Instant::now();
                     if let (Some(d), None) = (end, &st.dead) {
@@ -371,9 +403,7 @@ impl Link {
                 }
             }
             if st.dead.is_some() {
-                for slot in st.pending.values() {
-                    slot.thread.unpark();
-                }
+                wake = st.pending.values().map(|s| s.thread.clone()).collect();
             } else if st.pending.get(&id).is_some_and(|s| s.answer.is_some()) {
                 // Done: pass the reader role to a caller still waiting.
                 if let Some(next) = st
@@ -381,19 +411,27 @@ impl Link {
                     .iter()
                     .find(|(k, s)| **k != id && s.answer.is_none())
                 {
-                    next.1.thread.unpark();
+                    wake.push(next.1.thread.clone());
                 }
+            }
+            if !wake.is_empty() {
+                // Woken outside the lock, so that they do not wake into a held lock.
+                drop(st);
+                wake_all(wake);
+                st = lock(&self.state);
             }
         }
     }
 
-    fn deliver(&self, st: &mut State, env: Envelope<Response>) {
+    fn deliver(&self, st: &mut State, env: Envelope<Response>, wake: &mut Vec<Thread>) {
         let code = env.body.code();
         match st.pending.get_mut(&env.request_id) {
             Some(slot) if slot.answer.is_none() => {
                 if code == slot.code || code == 0xff {
                     slot.answer = Some(env.body);
-                    slot.thread.unpark();
+                    if slot.thread.id() != std::thread::current().id() {
+                        wake.push(slot.thread.clone());
+                    }
                 } else {
                     st.dead = Some(Death::Protocol(format!(
                         "answer of kind {code:#04x} to request {} does not match",
@@ -419,7 +457,12 @@ impl Link {
     /// after them; also flushes any TLS message the read made due (key update, alert).
     fn read_some(&self) -> Result<(Vec<Envelope<Response>>, Option<Death>), Death> {
         let mut buf = lock(&self.rbuf);
+        let waited = Instant::now();
+        let polled = self.poll(buf.as_mut_slice())?;
         let n = loop {
+            if let Some(n) = polled {
+                break n;
+            }
             match (&self.sock).read(buf.as_mut_slice()) {
                 Ok(0) => {
                     return Err(Death::Network(
@@ -437,6 +480,12 @@ impl Link {
                 }
             }
         };
+        let us = u64::try_from(waited.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let avg = self.wait_us.load(Ordering::Relaxed);
+        self.wait_us.store(
+            (avg.saturating_mul(7).saturating_add(us)) / 8,
+            Ordering::Relaxed,
+        );
         let (answers, end, flush) = {
             let mut t = lock(&self.tls);
             let (answers, end) = feed(&mut t, buf.get(..n).unwrap_or_default(), self.max_frame)?;
@@ -444,13 +493,94 @@ impl Link {
             (answers, end, flush)
         };
         if flush {
-            let _s = lock(&self.send);
-            let wire = self.encrypt(&[])?;
-            (&self.sock)
-                .write_all(&wire)
+            // TLS messages the read made due (key update): sent with whatever is queued; a
+            // frame queued meanwhile by a caller that found the lock held is sent after.
+            let s = lock(&self.send);
+            let batch = std::mem::replace(&mut *lock(&self.queue), Zeroizing::new(Vec::new()));
+            let wire = self.encrypt(&batch)?;
+            write_fully(&self.sock, &wire)
                 .map_err(|e| Death::Network(io_message("sending", &e, self.io_timeout)))?;
+            drop(s);
+            if !lock(&self.queue).is_empty() {
+                self.send_frame_queued()
+                    .map_err(|f| Death::Network(format!("{}", f.error)))?;
+            }
         }
         Ok((answers, end))
+    }
+}
+
+impl Link {
+    /// Polls the socket for up to `spin` without sleeping, if answers recently came that
+    /// fast; `Some(n)` when bytes arrived. The socket is non-blocking meanwhile; a sender
+    /// that meets "would block" then switches it back (see [`write_fully`]), and the reader
+    /// switches it back before it sleeps in a blocking read.
+    fn poll(&self, buf: &mut [u8]) -> Result<Option<usize>, Death> {
+        let spin_us = u64::try_from(self.spin.as_micros()).unwrap_or(u64::MAX);
+        // With several requests out, the CPU is better left to whoever computes them (on a
+        // shared machine) and the wake-up is shared by several answers anyway.
+        if spin_us == 0
+            || self.in_flight.load(Ordering::Relaxed) > SPIN_MAX_IN_FLIGHT
+            || self.wait_us.load(Ordering::Relaxed) > spin_us
+        {
+            return Ok(None);
+        }
+        if self.sock.set_nonblocking(true).is_err() {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        let got = loop {
+            match (&self.sock).read(buf) {
+                Ok(0) => {
+                    break Err(Death::Network(
+                        "the connection was closed before the answer came".into(),
+                    ))
+                }
+                Ok(n) => break Ok(Some(n)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if t0.elapsed() >= self.spin {
+                        break Ok(None);
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    break Err(Death::Network(io_message(
+                        "reading the answer",
+                        &e,
+                        self.io_timeout,
+                    )))
+                }
+            }
+        };
+        let back = self.sock.set_nonblocking(false);
+        match (got, back) {
+            (Ok(r), Ok(())) => Ok(r),
+            (Ok(Some(n)), Err(_)) => Ok(Some(n)),
+            (Ok(None), Err(e)) => Err(Death::Network(format!("socket: {e}"))),
+            (Err(d), _) => Err(d),
+        }
+    }
+}
+
+/// `write_all` that tolerates the reader's polling: "would block" on a socket the reader made
+/// non-blocking switches it back to blocking and goes on.
+fn write_fully(sock: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match (&*sock).write(data) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => sock.set_nonblocking(false)?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn wake_all(threads: Vec<Thread>) {
+    for t in threads {
+        t.unpark();
     }
 }
 

@@ -258,6 +258,7 @@ fn options() -> ConnectOptions {
         wait_delay: Duration::from_millis(20),
         wait_max_tries: 2,
         max_idle: 4,
+        spin: tresor_client::connect::DEFAULT_SPIN,
     }
 }
 

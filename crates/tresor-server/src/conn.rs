@@ -2,7 +2,7 @@
 //! handshake, the session request, then requests until the client leaves.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -393,9 +393,10 @@ async fn open_attach(
 /// (back-pressure on the client).
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Serves requests until the client leaves. Requests are read one after the other and run
-/// concurrently (each in its own task, so one connection can use every core); answers are
-/// written as they complete, several per write when they complete together.
+/// Serves requests until the client leaves. Requests are read one after the other; a request
+/// known to be short runs on this connection's task, anything else in a task of its own (so
+/// one connection can use every core, see [`crate::cost`]). Answers are written as they
+/// complete, several per write when they complete together.
 async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     inner: &Arc<Inner>,
     stream: S,
@@ -404,15 +405,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Response)>(MAX_IN_FLIGHT);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let running = permits.clone();
+    let spawned = Arc::new(AtomicUsize::new(0));
+    let running = spawned.clone();
     let writer = async move {
         let mut buf = zeroize::Zeroizing::new(Vec::new());
         while let Some((id, r)) = rx.recv().await {
             buf.clear();
             let mut last = append_frame(&mut buf, id, r);
-            if MAX_IN_FLIGHT - running.available_permits() > 1 {
-                // Other requests are running: give them one turn to finish, so that their
-                // answers share this write.
+            if running.load(Ordering::Relaxed) > 0 {
+                // Requests are running in their own tasks: give them one turn to finish, so
+                // that their answers share this write.
                 tokio::task::yield_now().await;
             }
             while let (true, Ok((id, r))) = (last, rx.try_recv()) {
@@ -428,7 +430,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
         let _ = wr.shutdown().await;
     };
-    let reader = read_requests(inner, &mut rd, shared, tx, permits);
+    let reader = read_requests(inner, &mut rd, shared, tx, permits, spawned);
     tokio::join!(reader, writer);
 }
 
@@ -458,6 +460,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     tx: tokio::sync::mpsc::Sender<(u64, Response)>,
     permits: Arc<tokio::sync::Semaphore>,
+    spawned: Arc<AtomicUsize>,
 ) {
     let max = inner.config.max_frame_len;
     loop {
@@ -496,16 +499,45 @@ async fn read_requests<R: AsyncRead + Unpin>(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
+        let cost = crate::cost::cost_key(&env.body);
+        if cost.is_some_and(|k| shared.costs.is_short(k)) {
+            let resp = execute(inner, shared, &env, cost, start).await;
+            drop(permit);
+            if tx.send((env.request_id, resp)).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let (inner, shared, tx) = (inner.clone(), shared.clone(), tx.clone());
+        spawned.fetch_add(1, Ordering::Relaxed);
+        let spawned = spawned.clone();
         tokio::spawn(async move {
-            let kind = env.body.code();
-            let resp = run_request(&shared, env.request_id, &env.body).await;
-            let failed = matches!(resp, Response::Error { .. });
-            inner.metrics.request(kind, failed, start.elapsed());
+            let resp = execute(&inner, &shared, &env, cost, start).await;
+            spawned.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send((env.request_id, resp)).await;
             drop(permit);
         });
     }
+}
+
+/// Runs one request and accounts for it (metrics, and the cost table for requests that may
+/// run inline).
+async fn execute(
+    inner: &Inner,
+    shared: &Shared,
+    env: &Envelope<Request>,
+    cost: Option<crate::cost::CostKey>,
+    start: Instant,
+) -> Response {
+    let kind = env.body.code();
+    let began = Instant::now();
+    let resp = run_request(shared, env.request_id, &env.body).await;
+    if let Some(k) = cost {
+        shared.costs.record(k, began.elapsed());
+    }
+    let failed = matches!(resp, Response::Error { .. });
+    inner.metrics.request(kind, failed, start.elapsed());
+    resp
 }
 
 /// One request on the shared context; a repeated id of a non-idempotent request gets the

@@ -38,6 +38,8 @@ pub struct Shared {
     /// Serialise requests carrying the same request id (a retry racing its original): a
     /// request id always takes the same stripe, and different ids rarely wait for each other.
     order: [tokio::sync::Mutex<()>; ORDER_STRIPES],
+    /// Recent service times, deciding which requests run inline (see [`crate::cost`]).
+    pub(crate) costs: crate::cost::Costs,
 }
 
 impl std::fmt::Debug for Shared {
@@ -54,6 +56,7 @@ impl Shared {
             ctx: Arc::new(ctx),
             answers: Mutex::new(VecDeque::new()),
             order: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            costs: crate::cost::Costs::default(),
         }
     }
 

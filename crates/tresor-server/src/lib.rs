@@ -23,6 +23,7 @@
 
 mod conn;
 pub mod contexts;
+mod cost;
 pub mod dispatch;
 pub mod local;
 pub mod metrics;

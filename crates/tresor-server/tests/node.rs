@@ -492,3 +492,114 @@ async fn malformed_request_inside_a_session_is_answered() {
         "{r:?}"
     );
 }
+
+async fn send_only(s: &mut Tls, id: u64, r: Request) {
+    let bytes = Envelope::new(id, r).encode().unwrap();
+    s.write_all(&(bytes.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+}
+
+async fn read_answer(s: &mut Tls) -> Envelope<Response> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    Envelope::<Response>::decode(&buf).unwrap()
+}
+
+/// Requests pipelined on one connection are all answered, by id; short requests (measured as
+/// such, so run on the connection's task) are not held up by a slow one running in its own task.
+#[tokio::test]
+async fn pipelined_short_requests_overtake_a_slow_one() {
+    const CKM_RSA_PKCS_KEY_PAIR_GEN: u64 = 0x0;
+    const CKA_MODULUS_BITS: u64 = 0x121;
+    let s = setup(true).await;
+    let (_, key) = register(&s, b"user-pin-1").await;
+    let id = client_identity(&key, "test").unwrap();
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let attach = Request::AttachSession {
+        partition: "P1".into(),
+        token: vec![9u8; 16],
+    };
+    assert!(matches!(
+        call(&mut c, 1, attach).await,
+        Response::SessionAttached { .. }
+    ));
+    let login = Request::Login {
+        user: UserType::User,
+        pin: Secret::from_slice(b"user-pin-1"),
+    };
+    assert_eq!(call(&mut c, 2, login).await, Response::LoggedIn {});
+    let pair = Request::GenerateKeyPair {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+        public_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bytes(CKA_EC_PARAMS, P256),
+        private_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bool(CKA_SIGN, true),
+    };
+    let Response::KeyPairGenerated { private_key, .. } = call(&mut c, 3, pair).await else {
+        panic!("no key pair")
+    };
+    let sign = || Request::Sign {
+        key: private_key,
+        mechanism: Mechanism::Ecdsa {},
+        data: Secret::from_slice(&[5u8; 32]),
+    };
+    // Measured short from here on.
+    for i in 0..8 {
+        assert!(matches!(
+            call(&mut c, 10 + i, sign()).await,
+            Response::Signature { .. }
+        ));
+    }
+    let rsa = Request::GenerateKeyPair {
+        mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN,
+        public_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_ulong(CKA_MODULUS_BITS, 2048),
+        private_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bool(CKA_SIGN, true),
+    };
+    send_only(&mut c, 100, rsa).await;
+    for i in 0..32 {
+        send_only(&mut c, 101 + i, sign()).await;
+    }
+    c.flush().await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..33 {
+        let env = read_answer(&mut c).await;
+        match env.request_id {
+            100 => assert!(
+                matches!(env.body, Response::KeyPairGenerated { .. }),
+                "{:?}",
+                env.body
+            ),
+            101..=132 => assert!(
+                matches!(env.body, Response::Signature { ref signature } if signature.len() == 64),
+                "{:?}",
+                env.body
+            ),
+            other => panic!("answer to unknown request {other}"),
+        }
+        order.push(env.request_id);
+    }
+    let mut ids = order.clone();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (100..=132).collect::<Vec<_>>(),
+        "each request answered once"
+    );
+    let slow_at = order.iter().position(|i| *i == 100).unwrap();
+    assert!(
+        slow_at > 0,
+        "the signatures waited for the RSA key generation: {order:?}"
+    );
+}
