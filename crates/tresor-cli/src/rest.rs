@@ -49,6 +49,10 @@ pub struct RestConfig {
     pub store: PathBuf,
     /// The tenants.
     pub tenants: Vec<TenantConfig>,
+    /// Hours a finished request stays in the request table (from its creation); 0 keeps
+    /// them all. Default 24.
+    #[serde(default)]
+    pub request_retention_hours: Option<u64>,
     /// Tenant for verified client certificates whose name no tenant lists (dedicated mode).
     #[serde(default)]
     pub mtls_default_tenant: Option<String>,
@@ -215,11 +219,17 @@ pub async fn rest(a: RestArgs) -> Result<ExitCode> {
         require_client_cert: cfg.tls.client_auth.as_deref() == Some("need"),
     };
     let server_cfg = tresor_rest::server::server_config(&tls).map_err(|e| anyhow!(e))?;
+    let mut retention = tresor_rest::requests::Retention::default_for(
+        tenants.iter().map(|t| t.name.clone()).collect(),
+    );
+    if let Some(h) = cfg.request_retention_hours {
+        retention.keep = (h > 0).then(|| std::time::Duration::from_secs(h.saturating_mul(3600)));
+    }
     let app = Arc::new(App {
         tenants,
         jwt,
         mtls_default,
-        requests: tresor_rest::requests::Requests::start(store),
+        requests: tresor_rest::requests::Requests::start(store, retention),
     });
     let listen = a.listen.unwrap_or(cfg.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -479,10 +489,13 @@ pub async fn dev_rest(
     };
     let server_cfg = tresor_rest::server::server_config(&tls).map_err(|e| anyhow!(e))?;
     let app = Arc::new(App {
-        tenants: vec![tenant],
+        tenants: vec![tenant.clone()],
         jwt: Some(jwt),
         mtls_default: None,
-        requests: tresor_rest::requests::Requests::start(engine.store().clone()),
+        requests: tresor_rest::requests::Requests::start(
+            engine.store().clone(),
+            tresor_rest::requests::Retention::default_for(vec![tenant.name.clone()]),
+        ),
     });
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))

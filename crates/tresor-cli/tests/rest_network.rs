@@ -379,6 +379,7 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
             "primusConfig": "primus.cfg",
             "secretsConfig": ".secrets.cfg",
             "store": "tresor.db",
+            "requestRetentionHours": 48,
             "tenants": [
                 {"name": "tenant-a", "partition": "A", "pin": "pin-of-a-0001", "mtlsNames": ["tenant-a-client"]},
                 {"name": "tenant-b", "partition": "B", "pin": "pin-of-b-0001"}

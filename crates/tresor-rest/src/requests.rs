@@ -5,6 +5,10 @@
 //! request's latency; a row not yet written is served from memory. The rows gathered are
 //! written when the service stops ([`Requests::flush`]).
 //!
+//! Finished requests are deleted once they are older than the retention (default 24 hours,
+//! [`Retention`]), by a sweep every minute, so the table holds a bounded window of history
+//! however many requests pass; pending and approved requests are never swept.
+//!
 //! The asynchronous approval workflow of a later stage uses the same rows (PENDING → …).
 
 use std::collections::HashMap;
@@ -31,6 +35,58 @@ const BATCH: usize = 4096;
 
 /// How long the writer gathers rows before writing them (one transaction, one fsync).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long finished requests are kept, and whose.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Age (from creation) after which a finished request is deleted; `None` keeps them all.
+    pub keep: Option<std::time::Duration>,
+    /// The tenants whose requests are swept (the service's tenants).
+    pub tenants: Vec<String>,
+    /// Time between sweeps.
+    pub every: std::time::Duration,
+}
+
+/// The default retention of finished requests.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Rows deleted per statement (bounds how long one sweep holds the store's write lock).
+const SWEEP_CHUNK: u32 = 10_000;
+
+impl Retention {
+    /// The default: keep finished requests 24 hours, sweep every minute.
+    pub fn default_for(tenants: Vec<String>) -> Self {
+        Retention {
+            keep: Some(DEFAULT_RETENTION),
+            tenants,
+            every: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// Delete the finished requests of `tenants` created before `cutoff` (Unix seconds), in
+/// chunks; how many went.
+pub async fn sweep(store: &Arc<dyn Store>, tenants: &[String], cutoff: i64) -> u64 {
+    let mut total = 0u64;
+    for t in tenants {
+        loop {
+            match store.delete_finished_requests(t, cutoff, SWEEP_CHUNK).await {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(SWEEP_CHUNK) {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %t, error = %e, "cannot delete finished requests");
+                    break;
+                }
+            }
+        }
+    }
+    total
+}
 
 /// What the writer task is sent.
 enum Msg {
@@ -77,8 +133,28 @@ async fn write(
 }
 
 impl Requests {
-    /// Start the recorder's writer on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Arc<Self> {
+    /// Start the recorder's writer, and the sweeper of finished requests, on the current
+    /// runtime.
+    pub fn start(store: Arc<dyn Store>, retention: Retention) -> Arc<Self> {
+        if let Some(keep) = retention.keep {
+            let sweep_store = store.clone();
+            let keep = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(retention.every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let cutoff = now().saturating_sub(keep);
+                    let n = sweep(&sweep_store, &retention.tenants, cutoff).await;
+                    if n > 0 {
+                        tracing::info!(
+                            deleted = n,
+                            "finished requests past their retention deleted"
+                        );
+                    }
+                }
+            });
+        }
         let (tx, mut rx) = mpsc::channel::<Msg>(4 * BATCH);
         let pending: Arc<Mutex<HashMap<String, RequestRow>>> = Arc::default();
         let writer_store = store.clone();
@@ -190,5 +266,51 @@ impl Requests {
             .update_request(&row)
             .await
             .map_err(ApiError::internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(id: &str, status: &str, created: i64) -> RequestRow {
+        RequestRow {
+            id: id.into(),
+            tenant: "t1".into(),
+            kind: "Sign".into(),
+            status: status.into(),
+            key_name: None,
+            request_json: b"{}".to_vec(),
+            approvals_json: b"[]".to_vec(),
+            result: None,
+            error: None,
+            created,
+            updated: created,
+            executed: None,
+            expires: None,
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_old_finished_requests_in_chunks() {
+        let store: Arc<dyn Store> = Arc::new(tresor_store::SqliteStore::memory().await.unwrap());
+        let mut rows: Vec<RequestRow> = (0..(SWEEP_CHUNK + 5))
+            .map(|i| row(&format!("old-{i}"), "EXECUTED", 100))
+            .collect();
+        rows.push(row("old-pending", "PENDING", 100));
+        rows.push(row("recent", "EXECUTED", 10_000));
+        store.insert_requests(&rows).await.unwrap();
+        let n = sweep(&store, &["t1".into(), "nobody".into()], 5_000).await;
+        assert_eq!(n, u64::from(SWEEP_CHUNK) + 5);
+        let left: Vec<String> = store
+            .requests("t1", None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, ["recent", "old-pending"]);
     }
 }

@@ -358,6 +358,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn update_request(&self, row: &RequestRow) -> StoreResult<()>;
     /// One REST request of a tenant (`None` if absent or another tenant's).
     async fn request(&self, tenant: &str, id: &str) -> StoreResult<Option<RequestRow>>;
+    /// Delete up to `limit` of a tenant's finished REST requests (status `EXECUTED`, `FAILED`,
+    /// `EXPIRED`, `REJECTED` or `CANCELLED`) created before `created_before` (Unix seconds);
+    /// how many went. Pending and approved requests are never deleted.
+    async fn delete_finished_requests(
+        &self,
+        tenant: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> StoreResult<u64>;
     /// A tenant's REST requests, newest first, optionally of one status, at most `limit`.
     async fn requests(
         &self,

@@ -932,6 +932,39 @@ impl Store for SqliteStore {
         row.as_ref().map(request_from_row).transpose()
     }
 
+    async fn delete_finished_requests(
+        &self,
+        tenant: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let _writer = self.write_lock.lock().await;
+        // One status at a time, so each lookup is a range of the (tenant, status, created)
+        // index; the limit bounds how long the write lock is held.
+        let mut gone = 0u64;
+        for status in FINISHED_REQUEST_STATES {
+            let left = u64::from(limit).saturating_sub(gone);
+            if left == 0 {
+                break;
+            }
+            let done = sqlx::query(
+                "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests \
+                 WHERE tenant = ? AND status = ? AND created < ? LIMIT ?)",
+            )
+            .bind(tenant)
+            .bind(status)
+            .bind(created_before)
+            .bind(i64::try_from(left).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                write_error(format_args!("deleting finished requests of {tenant:?}"), e)
+            })?;
+            gone += done.rows_affected();
+        }
+        Ok(gone)
+    }
+
     async fn requests(
         &self,
         tenant: &str,
@@ -1100,6 +1133,10 @@ fn cas_miss(what: impl Display, stored: Option<i64>, expected: i64) -> StoreErro
 
 /// Map an error of a write: uniqueness violations become `Conflict`, a missing referenced row
 /// (an object of an unknown partition) `NotFound`, anything else `Database`.
+/// The states a REST request does not leave.
+const FINISHED_REQUEST_STATES: [&str; 5] =
+    ["EXECUTED", "FAILED", "EXPIRED", "REJECTED", "CANCELLED"];
+
 fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         match d.kind() {

@@ -95,3 +95,34 @@ async fn insert_read_update_by_tenant() {
     assert_eq!((got.status.as_str(), got.version), ("APPROVED", 2));
     assert_eq!(got.approvals_json, br#"["pk1"]"#.to_vec());
 }
+
+#[tokio::test]
+async fn finished_requests_expire_pending_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+    s.insert_requests(&[
+        row("old-done", "A", "EXECUTED", 10),
+        row("old-failed", "A", "FAILED", 11),
+        row("old-cancelled", "A", "CANCELLED", 12),
+        row("old-pending", "A", "PENDING", 13),
+        row("old-approved", "A", "APPROVED", 14),
+        row("new-done", "A", "EXECUTED", 100),
+        row("other-tenant", "B", "EXECUTED", 10),
+    ])
+    .await
+    .unwrap();
+    // The limit bounds one call.
+    assert_eq!(s.delete_finished_requests("A", 50, 2).await.unwrap(), 2);
+    assert_eq!(s.delete_finished_requests("A", 50, 100).await.unwrap(), 1);
+    assert_eq!(s.delete_finished_requests("A", 50, 100).await.unwrap(), 0);
+    let mut left: Vec<String> = s
+        .requests("A", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["new-done", "old-approved", "old-pending"]);
+    assert!(s.request("B", "other-tenant").await.unwrap().is_some());
+}
