@@ -244,15 +244,7 @@ async fn register_attach_login_sign_and_share_context() {
     .await;
     assert_eq!(r, Response::Verified {});
     // A retried non-idempotent request (same id) is answered from the first run.
-    let gen = Request::GenerateKeyPair {
-        mechanism: CKM_EC_KEY_PAIR_GEN,
-        public_template: Template::new()
-            .with_bool(CKA_TOKEN, false)
-            .with_bytes(CKA_EC_PARAMS, P256),
-        private_template: Template::new()
-            .with_bool(CKA_TOKEN, false)
-            .with_bool(CKA_SIGN, true),
-    };
+    let gen = session_p256_pair();
     let a = call(&mut c, 99, gen.clone()).await;
     let b = call(&mut c2, 99, gen).await;
     assert_eq!(a, b);
@@ -493,6 +485,19 @@ async fn malformed_request_inside_a_session_is_answered() {
     );
 }
 
+/// Generate a P-256 key pair of session objects (the private key can sign).
+fn session_p256_pair() -> Request {
+    Request::GenerateKeyPair {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+        public_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bytes(CKA_EC_PARAMS, P256),
+        private_template: Template::new()
+            .with_bool(CKA_TOKEN, false)
+            .with_bool(CKA_SIGN, true),
+    }
+}
+
 async fn send_only(s: &mut Tls, id: u64, r: Request) {
     let bytes = Envelope::new(id, r).encode().unwrap();
     s.write_all(&(bytes.len() as u32).to_be_bytes())
@@ -534,15 +539,7 @@ async fn pipelined_short_requests_overtake_a_slow_one() {
         pin: Secret::from_slice(b"user-pin-1"),
     };
     assert_eq!(call(&mut c, 2, login).await, Response::LoggedIn {});
-    let pair = Request::GenerateKeyPair {
-        mechanism: CKM_EC_KEY_PAIR_GEN,
-        public_template: Template::new()
-            .with_bool(CKA_TOKEN, false)
-            .with_bytes(CKA_EC_PARAMS, P256),
-        private_template: Template::new()
-            .with_bool(CKA_TOKEN, false)
-            .with_bool(CKA_SIGN, true),
-    };
+    let pair = session_p256_pair();
     let Response::KeyPairGenerated { private_key, .. } = call(&mut c, 3, pair).await else {
         panic!("no key pair")
     };
