@@ -26,6 +26,7 @@
 //! * [`mechanism`], [`attrs`]: `CKM_*` / templates checked and turned into wire values.
 //! * [`info`]: slot, token and mechanism information.
 //! * [`error`]: the one error type (a `CK_RV` and a message).
+//! * `log`: the `log` block of primus.cfg (log file, syslog, levels, call trace).
 //!
 //! Fork safety: the state is bound to the process id that built it; a child never touches
 //! its parent's state and starts afresh with its own `C_Initialize`.
@@ -39,6 +40,7 @@ pub mod attrs;
 pub mod ck;
 pub mod error;
 pub mod info;
+mod log;
 pub mod mechanism;
 pub mod module;
 pub mod session;

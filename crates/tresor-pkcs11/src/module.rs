@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use tresor_client::config::lookup::{find_config, find_secrets, ProcessEnvironment};
-use tresor_client::config::primus::PrimusConfig;
+use tresor_client::config::primus::{LogConfig, PrimusConfig};
 use tresor_client::config::secrets::SecretsFile;
 use tresor_client::connect::SlotClient;
 use tresor_proto::{AttrRead, MechanismInfo, Request, Response, UserType};
@@ -226,6 +226,10 @@ pub struct Module {
     next_session: AtomicU64,
     /// Serialises login-state changes against session opening (rare operations only).
     login_lock: Mutex<()>,
+    /// The configuration's `log` block.
+    log: LogConfig,
+    /// The configuration file read.
+    config_path: std::path::PathBuf,
 }
 
 impl Module {
@@ -240,7 +244,19 @@ impl Module {
         let secrets = find_secrets(&env)
             .and_then(|s| SecretsFile::load(&s.path))
             .map(|l| l.secrets);
-        Ok(Self::from_config(&config, secrets.as_ref().ok()))
+        let mut m = Self::from_config(&config, secrets.as_ref().ok());
+        m.config_path = located.path;
+        Ok(m)
+    }
+
+    /// The configuration's `log` block.
+    pub fn log_config(&self) -> &LogConfig {
+        &self.log
+    }
+
+    /// The configuration file this state was built from (empty if built from a value).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
     }
 
     /// The slots of `config`; a slot whose credentials are missing is listed without a token.
@@ -262,6 +278,8 @@ impl Module {
             sessions: Sessions::new(),
             next_session: AtomicU64::new(1),
             login_lock: Mutex::new(()),
+            log: config.log.clone(),
+            config_path: std::path::PathBuf::new(),
         }
     }
 

@@ -130,6 +130,7 @@ fn library_against_a_real_stack() {
         ("messages", Box::new(|| raw.message_aead(&p))),
         ("threads", Box::new(|| eight_threads_sign(&p))),
         ("reinit", Box::new(|| raw.initialize_rules())),
+        ("log", Box::new(|| log_block_is_honoured(&stack))),
     ];
     for (name, f) in steps {
         eprintln!("--- {name}");
@@ -140,7 +141,40 @@ fn library_against_a_real_stack() {
         }
     }
     p.finalize().unwrap();
+    let log = std::fs::read_to_string(stack.log_file()).unwrap();
+    assert!(
+        log.lines()
+            .last()
+            .unwrap_or_default()
+            .ends_with("C_Finalize: finalised"),
+        "{log}"
+    );
     drop(stack);
+}
+
+/// The configuration's `log` block (file, `trace_level` 6, timestamp, pid, function): the
+/// initialisation and the failed calls of the steps before are there, decorated; no `debug`
+/// line (every call, the buffer-too-small idiom), and no PIN.
+fn log_block_is_honoured(stack: &Stack) {
+    let log = std::fs::read_to_string(stack.log_file()).unwrap();
+    let pid = format!("[{}] ", std::process::id());
+    let init = log
+        .lines()
+        .find(|l| l.contains("C_Initialize: initialised from"))
+        .unwrap_or_else(|| panic!("no initialisation line in:\n{log}"));
+    assert!(init.starts_with("20") && init.contains('T'), "{init}");
+    assert!(init.contains(&pid) && init.contains(" INFO "), "{init}");
+    // A failed call of the raw-pointer rules: an invalid session handle.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" NOTICE ") && l.contains("CK_RV 0x000000B3")),
+        "no CKR_SESSION_HANDLE_INVALID line in:\n{log}"
+    );
+    assert!(
+        !log.contains(" DEBUG "),
+        "trace_level 6 keeps debug lines out"
+    );
+    assert!(!log.contains(USER_PIN) && !log.contains(SO_PIN));
 }
 
 fn exports_only_three_symbols() {

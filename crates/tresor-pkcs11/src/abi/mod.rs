@@ -21,7 +21,7 @@ mod ptr;
 mod tables;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cryptoki_sys::{CK_RV, CK_ULONG};
@@ -29,6 +29,7 @@ use parking_lot::RwLock;
 
 use crate::ck::*;
 use crate::error::{Error, Result};
+use crate::log::{self as plog, Logger};
 use crate::module::Module;
 
 pub use tables::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
@@ -38,6 +39,10 @@ pub use tables::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
 struct Holder {
     pid: u32,
     module: RwLock<Option<Arc<Module>>>,
+    /// The logger of the `log` block (set at `C_Initialize`, cleared at `C_Finalize`).
+    logger: RwLock<Option<Arc<Logger>>>,
+    /// Whether every call is logged (read on every call, so kept apart from the lock).
+    every_call: AtomicBool,
 }
 
 /// Points to a leaked `Holder` (never freed), or is NULL before the first `C_Initialize`.
@@ -64,6 +69,8 @@ fn holder_or_create() -> &'static Holder {
         let fresh = Box::into_raw(Box::new(Holder {
             pid: std::process::id(),
             module: RwLock::new(None),
+            logger: RwLock::new(None),
+            every_call: AtomicBool::new(false),
         }));
         match HOLDER.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
             // SAFETY: just created by `Box::into_raw`, now owned by `HOLDER` forever. The
@@ -90,20 +97,61 @@ fn trace_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("TRESOR_PKCS11_TRACE").is_some_and(|v| v != "0"))
 }
 
+/// Start logging as the module's `log` block says (and to standard error with
+/// `TRESOR_PKCS11_TRACE`).
+fn start_logging(h: &Holder, m: &Module) {
+    let logger = Logger::open(m.log_config(), trace_enabled()).map(Arc::new);
+    h.every_call.store(
+        logger.as_ref().is_some_and(|l| l.every_call()),
+        Ordering::Relaxed,
+    );
+    *h.logger.write() = logger;
+}
+
+/// Stop logging (after `C_Finalize`).
+fn stop_logging(h: &Holder) {
+    h.every_call.store(false, Ordering::Relaxed);
+    *h.logger.write() = None;
+}
+
+/// Log `what` at `level` for `name`; before `C_Initialize` (no logger yet) errors still reach
+/// standard error with `TRESOR_PKCS11_TRACE`.
+#[track_caller]
+fn log_line(level: u8, name: &str, what: &dyn std::fmt::Display) {
+    let at = std::panic::Location::caller();
+    match holder().and_then(|h| h.logger.read().clone()) {
+        Some(l) if l.wants(level) => l.write(level, name, &what.to_string(), at),
+        Some(_) => {}
+        None if trace_enabled() && level < plog::DEBUG => {
+            eprintln!("tresor-pkcs11: {name}: {what}")
+        }
+        None => {}
+    }
+}
+
 /// Runs an entry point: `Ok` is `CKR_OK`, an error its `CK_RV`, a panic `CKR_GENERAL_ERROR`.
 fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> CK_RV {
+    let every = holder().is_some_and(|h| h.every_call.load(Ordering::Relaxed));
+    if every {
+        log_line(plog::DEBUG, name, &"called");
+    }
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => CKR_OK as CK_RV,
-        Ok(Err(e)) => {
-            if trace_enabled() {
-                eprintln!("tresor-pkcs11: {name}: {e}");
+        Ok(Ok(())) => {
+            if every {
+                log_line(plog::DEBUG, name, &"CKR_OK");
             }
+            CKR_OK as CK_RV
+        }
+        Ok(Err(e)) => {
+            log_line(plog::level_of(e.rv), name, &e);
             e.rv as CK_RV
         }
         Err(_) => {
-            if trace_enabled() {
-                eprintln!("tresor-pkcs11: {name}: panic caught");
-            }
+            log_line(
+                plog::CRIT,
+                name,
+                &"panic caught; answered CKR_GENERAL_ERROR",
+            );
             CKR_GENERAL_ERROR as CK_RV
         }
     }

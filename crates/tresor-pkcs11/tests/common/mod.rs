@@ -291,9 +291,10 @@ impl Stack {
         std::fs::write(
             &s.config,
             format!(
-                "version = \"1.0\";\nprimus: {{\n  ca_file = \"{}\";\n  wait_delay = 100;\n  wait_max_tries = 5;\n  hsms: {{\n    hsm0: {{ host = \"127.0.0.1\"; port = \"{}\"; priority = 0;\n      slots: {{ {slot_entries} }}; }};\n  }};\n}};\n",
+                "version = \"1.0\";\nprimus: {{\n  ca_file = \"{}\";\n  wait_delay = 100;\n  wait_max_tries = 5;\n  hsms: {{\n    hsm0: {{ host = \"127.0.0.1\"; port = \"{}\"; priority = 0;\n      slots: {{ {slot_entries} }}; }};\n  }};\n  log: {{ file = \"{}\"; write_log_file = true; trace_timestamp = true; trace_pid = true; trace_function = true; trace_level = 6; }};\n}};\n",
                 s.root.display(),
-                gw.port()
+                gw.port(),
+                s.log_file().display()
             ),
         )
         .unwrap();
@@ -353,6 +354,11 @@ impl Stack {
     /// The log of a node (for failure reports).
     pub fn node_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// The library's log file (the `log` block of the configuration).
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("p11.log")
     }
 
     pub fn path(&self) -> &Path {

@@ -38,7 +38,18 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
                 "already initialised",
             ));
         }
-        *m = Some(std::sync::Arc::new(Module::from_environment()?));
+        let module = std::sync::Arc::new(Module::from_environment()?);
+        super::super::start_logging(h, &module);
+        super::super::log_line(
+            crate::log::INFO,
+            "C_Initialize",
+            &format_args!(
+                "initialised from {} with {} slot(s)",
+                module.config_path().display(),
+                module.slots().len()
+            ),
+        );
+        *m = Some(module);
         Ok(())
     })
 }
@@ -53,6 +64,10 @@ pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
             .and_then(|h| h.module.write().take())
             .ok_or_else(|| Error::new(ck::CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"))?;
         m.close_everything();
+        super::super::log_line(crate::log::INFO, "C_Finalize", &"finalised");
+        if let Some(h) = super::super::holder() {
+            super::super::stop_logging(h);
+        }
         Ok(())
     })
 }
