@@ -41,9 +41,12 @@ struct Holder {
     module: RwLock<Option<Arc<Module>>>,
     /// The logger of the `log` block (set at `C_Initialize`, cleared at `C_Finalize`).
     logger: RwLock<Option<Arc<Logger>>>,
-    /// Whether every call is logged (read on every call, so kept apart from the lock).
-    every_call: AtomicBool,
 }
+
+/// Whether the logger of the process (if any) logs every call: read on every call, so a plain
+/// flag (no process-id check, no lock). A child after `fork()` may inherit it set; it then only
+/// looks for a logger it does not have.
+static EVERY_CALL: AtomicBool = AtomicBool::new(false);
 
 /// Points to a leaked `Holder` (never freed), or is NULL before the first `C_Initialize`.
 static HOLDER: AtomicPtr<Holder> = AtomicPtr::new(std::ptr::null_mut());
@@ -70,7 +73,6 @@ fn holder_or_create() -> &'static Holder {
             pid: std::process::id(),
             module: RwLock::new(None),
             logger: RwLock::new(None),
-            every_call: AtomicBool::new(false),
         }));
         match HOLDER.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
             // SAFETY: just created by `Box::into_raw`, now owned by `HOLDER` forever. The
@@ -101,7 +103,7 @@ fn trace_enabled() -> bool {
 /// `TRESOR_PKCS11_TRACE`).
 fn start_logging(h: &Holder, m: &Module) {
     let logger = Logger::open(m.log_config(), trace_enabled()).map(Arc::new);
-    h.every_call.store(
+    EVERY_CALL.store(
         logger.as_ref().is_some_and(|l| l.every_call()),
         Ordering::Relaxed,
     );
@@ -110,7 +112,7 @@ fn start_logging(h: &Holder, m: &Module) {
 
 /// Stop logging (after `C_Finalize`).
 fn stop_logging(h: &Holder) {
-    h.every_call.store(false, Ordering::Relaxed);
+    EVERY_CALL.store(false, Ordering::Relaxed);
     *h.logger.write() = None;
 }
 
@@ -131,7 +133,7 @@ fn log_line(level: u8, name: &str, what: &dyn std::fmt::Display) {
 
 /// Runs an entry point: `Ok` is `CKR_OK`, an error its `CK_RV`, a panic `CKR_GENERAL_ERROR`.
 fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> CK_RV {
-    let every = holder().is_some_and(|h| h.every_call.load(Ordering::Relaxed));
+    let every = EVERY_CALL.load(Ordering::Relaxed);
     if every {
         log_line(plog::DEBUG, name, &"called");
     }
