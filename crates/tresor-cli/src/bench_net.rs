@@ -324,6 +324,46 @@ impl ServerCpu {
     }
 }
 
+/// What one thread hand-off costs on this machine: two threads pass a token back and forth
+/// (`thread::park` / `unpark`, i.e. a futex wait and wake each way), `rounds` times.
+/// Returns (round-trip latency µs, process CPU µs per round trip). Every request through the
+/// network path needs several such hand-offs (client → gateway → node → gateway → client)
+/// unless the thread that should pick the work up is already running, so this figure is the
+/// floor under the network path's latency and CPU per operation on this machine.
+fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let turn = Arc::new(AtomicU32::new(0));
+    let t2 = turn.clone();
+    let main = std::thread::current();
+    let cpu0 = ServerCpu::read().total_ns;
+    let t0 = Instant::now();
+    let peer = std::thread::Builder::new()
+        .name("handoff".into())
+        .spawn(move || {
+            for i in 0..rounds {
+                while t2.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::thread::park();
+                }
+                t2.store(2 * i + 2, Ordering::Release);
+                main.unpark();
+            }
+        })?;
+    let peer_thread = peer.thread().clone();
+    for i in 0..rounds {
+        turn.store(2 * i + 1, Ordering::Release);
+        peer_thread.unpark();
+        while turn.load(Ordering::Acquire) != 2 * i + 2 {
+            std::thread::park();
+        }
+    }
+    let elapsed = t0.elapsed();
+    peer.join()
+        .map_err(|_| anyhow!("hand-off thread panicked"))?;
+    let cpu = ServerCpu::read().total_ns.saturating_sub(cpu0);
+    let n = f64::from(rounds.max(1));
+    Ok((elapsed.as_secs_f64() * 1e6 / n, cpu as f64 / 1000.0 / n))
+}
+
 fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -431,6 +471,12 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         lat.sort_unstable();
         Ok((rows, lat))
     })?;
+    // Measured after the rest, with the node and gateway idle, as the machine is between
+    // requests of a lightly loaded run.
+    let (handoff_rtt, handoff_cpu) = tokio::task::block_in_place(|| handoff_cost(20_000))?;
+    println!(
+        "thread hand-off on this machine (park/unpark ping-pong, 20000 round trips): round trip {handoff_rtt:.1} µs, CPU {handoff_cpu:.1} µs per round trip"
+    );
     let setup_p50 = pct(&setup, 0.5);
     let setup_p99 = pct(&setup, 0.99);
     println!(
@@ -447,6 +493,7 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
             "cpu_us_per_op": {"node_and_gateway": round2(cpu.0), "clients": round2(cpu.1)},
         })).collect::<Vec<_>>(),
         "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
+        "handoff_us": {"round_trip": round2(handoff_rtt), "cpu_per_round_trip": round2(handoff_cpu)},
     });
     println!("TRESOR_BENCH_JSON {json}");
     let Stack {
