@@ -111,6 +111,14 @@ impl std::fmt::Debug for Requests {
     }
 }
 
+/// A new request id: a time-ordered UUIDv7, so rows arrive in id order and the table's
+/// primary-key index grows at its end instead of taking random inserts, which cost several
+/// times more per row once the table outgrows the page cache. Reads are filtered by tenant
+/// whatever the id, so its timestamp part grants nothing.
+fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -200,7 +208,7 @@ impl Requests {
         key: Option<&str>,
         outcome: Outcome,
     ) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_request_id();
         let ts = now();
         let (status, result, error) = match outcome {
             Outcome::Executed(r) => ("EXECUTED", r.map(String::into_bytes), None),
@@ -291,6 +299,19 @@ mod tests {
             expires: None,
             version: 1,
         }
+    }
+
+    #[test]
+    fn request_ids_are_time_ordered_uuids() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        for id in &ids {
+            assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids, "ids made one after another sort in that order");
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len());
     }
 
     #[tokio::test]
