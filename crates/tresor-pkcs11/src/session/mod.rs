@@ -7,7 +7,8 @@
 //! round trip; success or any other error ends the operation.
 //!
 //! This file holds the state and the delivery rules; the operations are in `crypto`
-//! (sign, verify, encrypt, decrypt, digest), `message` (3.0 message-based functions),
+//! (sign, verify, encrypt, decrypt, digest), `dual` (the dual-function updates), `message`
+//! (3.0 message-based functions),
 //! `objects` (objects, attributes, find) and `keys` (generation, wrap, unwrap, derive,
 //! KEM, random).
 
@@ -24,9 +25,11 @@ use crate::fail;
 use crate::mechanism::{self, RawMechanism, Usage};
 use crate::module::{unexpected, Slot};
 
+pub use dual::Partner;
 pub use message::{MsgParam, Sealed};
 
 mod crypto;
+mod dual;
 mod keys;
 mod message;
 mod objects;
@@ -59,6 +62,9 @@ struct Op {
     mech: Mechanism,
     data: Zeroizing<Vec<u8>>,
     parts: bool,
+    /// A decryption that already returned plaintext (dual-function updates): `mech` carries
+    /// the chaining value for what `data` still holds.
+    streamed: bool,
     stash: Option<Stash>,
 }
 
@@ -70,6 +76,7 @@ impl Op {
             mech,
             data: Zeroizing::new(Vec::new()),
             parts: false,
+            streamed: false,
             stash: None,
         }
     }
