@@ -1635,7 +1635,7 @@ impl Raw {
                     &mut blen
                 )
             ),
-            sys::CKR_ENCRYPTED_DATA_INVALID
+            sys::CKR_AEAD_DECRYPT_FAILED
         );
         assert_eq!(call!(self, C_MessageDecryptFinal(h)), sys::CKR_OK);
         // Message signing.
@@ -1711,7 +1711,8 @@ impl Raw {
                 self,
                 C_EncryptMessageBegin(h, ptr::null_mut(), 0, ptr::null_mut(), 0)
             ),
-            sys::CKR_FUNCTION_NOT_SUPPORTED
+            sys::CKR_OPERATION_NOT_INITIALIZED,
+            "multi-part messages are in tests/messages.rs"
         );
         // 3.2 C_VerifySignature*.
         let data = b"verify signature";

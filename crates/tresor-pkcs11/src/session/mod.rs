@@ -82,7 +82,7 @@ impl Op {
     }
 }
 
-/// A message-based operation (PKCS#11 3.0 §5.13–5.16).
+/// A message-based operation (PKCS#11 3.0 §5.9, §5.11, §5.14, §5.16).
 #[derive(Debug)]
 struct MsgOp {
     key: i64,
@@ -90,6 +90,23 @@ struct MsgOp {
     raw: RawMechanism,
     counter: u64,
     sign_stash: Option<Stash>,
+    /// The message begun with `C_…MessageBegin` and not yet ended.
+    begun: Option<Begun>,
+}
+
+/// A multi-part message under way: its mechanism (with the IV and associated data of an AEAD
+/// message) and the parts gathered so far. The node works on whole messages, so the parts
+/// travel in one request with the last one.
+#[derive(Debug)]
+struct Begun {
+    op: Op,
+    /// AEAD: the IV (or nonce) of the message.
+    iv: Vec<u8>,
+    /// AEAD: the tag length.
+    tag_len: usize,
+    /// AEAD decryption: the tag the parameter held at `C_DecryptMessageBegin` (used when the
+    /// last part comes without a parameter).
+    tag: Vec<u8>,
 }
 
 #[derive(Debug)]

@@ -335,39 +335,6 @@ dual_fn!(
     C_DecryptVerifyUpdate, decrypt_with, Partner::Verify
 );
 unsupported_fn!(
-    /// `C_EncryptMessageBegin` (3.0): multi-part messages are not offered (no
-    /// `CKF_MULTI_MESSAGE`).
-    C_EncryptMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_EncryptMessageNext` (3.0).
-    C_EncryptMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, ulPlaintextPartLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, pulCiphertextPartLen: *mut CK_ULONG, flags: CK_FLAGS)
-);
-unsupported_fn!(
-    /// `C_DecryptMessageBegin` (3.0).
-    C_DecryptMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_DecryptMessageNext` (3.0).
-    C_DecryptMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, ulCiphertextPartLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, pulPlaintextPartLen: *mut CK_ULONG, flags: CK_FLAGS)
-);
-unsupported_fn!(
-    /// `C_SignMessageBegin` (3.0).
-    C_SignMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_SignMessageNext` (3.0).
-    C_SignMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_VerifyMessageBegin` (3.0).
-    C_VerifyMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_VerifyMessageNext` (3.0).
-    C_VerifyMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG)
-);
-unsupported_fn!(
     /// `C_AsyncComplete` (3.2): no asynchronous operations.
     C_AsyncComplete(pFunctionName: *mut CK_UTF8CHAR, pResult: *mut CK_ASYNC_DATA)
 );
