@@ -971,7 +971,8 @@ impl SlotClient {
                 state.login = Some((*user, pin.clone()));
             }
             (Request::Logout {}, Response::LoggedOut {})
-            | (Request::CloseSession {}, Response::SessionClosed {}) => state.login = None,
+            | (Request::CloseSession {}, Response::SessionClosed {})
+            | (Request::InitToken { .. }, Response::TokenInitialized { .. }) => state.login = None,
             _ => {}
         }
     }

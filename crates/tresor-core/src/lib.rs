@@ -43,6 +43,6 @@ pub mod seal;
 pub mod template;
 
 pub use engine::{
-    ClientCredential, Context, Engine, EngineConfig, SealStatus, SetupPolicy, UserType,
+    ClientCredential, Context, Engine, EngineConfig, SealStatus, SetupPolicy, TokenStatus, UserType,
 };
 pub use error::{Error, Result, Rv};

@@ -262,6 +262,16 @@ wire_variants! {
             /// 16 random bytes chosen by the client process.
             token: Vec<u8>,
         },
+        /// `C_InitToken` on the context's partition: the SO PIN authorises it; every object
+        /// is destroyed and the user PIN cleared.
+        InitToken = 0x26 {
+            /// The security officer's PIN.
+            so_pin: Secret,
+            /// The 32-byte blank-padded label (must be the partition's name).
+            label: Vec<u8>,
+        },
+        /// The PIN state of the token (`C_GetTokenInfo`).
+        TokenStatus = 0x27 {},
     }
 }
 
@@ -289,6 +299,7 @@ impl Request {
                 | Request::ListPartitions { .. }
                 | Request::GetMechanisms { .. }
                 | Request::AttachSession { .. }
+                | Request::TokenStatus { .. }
         )
     }
 }

@@ -182,6 +182,22 @@ wire_variants! {
             /// Who is logged in on the context: none, or the `UserType` tag.
             login: Option<UserType>,
         },
+        /// Answers `InitToken`.
+        TokenInitialized = 0xa6 {
+            /// How many token objects were destroyed.
+            objects_destroyed: u64,
+        },
+        /// Answers `TokenStatus`.
+        TokenStatus = 0xa7 {
+            /// The user PIN is set (`CKF_USER_PIN_INITIALIZED`).
+            user_pin_initialized: bool,
+            /// Consecutive wrong SO PINs.
+            so_failures: u32,
+            /// Consecutive wrong user PINs.
+            user_failures: u32,
+            /// Wrong PINs after which a PIN is locked.
+            max_failures: u32,
+        },
         /// Any request failed.
         Error = 0xff {
             /// The `CK_RV` (PKCS#11 or Tresor vendor code).

@@ -297,3 +297,72 @@ fn register_client() {
         REGISTER,
     );
 }
+
+// version 01 | kind 26 | id 5 | so_pin "so-1" | label "P1" + 30 blanks
+const INIT_TOKEN: &str = "0126\
+0000000000000005\
+00000004 736f2d31\
+00000020 5031202020202020202020202020202020202020202020202020202020202020";
+
+#[test]
+fn init_token() {
+    let mut label = vec![b' '; 32];
+    label[..2].copy_from_slice(b"P1");
+    check(
+        Envelope::new(
+            5,
+            Request::InitToken {
+                so_pin: Secret::from_slice(b"so-1"),
+                label,
+            },
+        ),
+        &INIT_TOKEN.replace(' ', ""),
+    );
+}
+
+// version 01 | kind a6 | id 5 | objects_destroyed 3
+const TOKEN_INITIALIZED: &str = "01a6\
+0000000000000005\
+0000000000000003";
+
+#[test]
+fn token_initialized() {
+    check(
+        Envelope::new(
+            5,
+            Response::TokenInitialized {
+                objects_destroyed: 3,
+            },
+        ),
+        TOKEN_INITIALIZED,
+    );
+}
+
+// version 01 | kind 27 | id 6
+const TOKEN_STATUS: &str = "0127\
+0000000000000006";
+
+// version 01 | kind a7 | id 6 | user pin initialised 00 | so failures 1 | user failures 0 | max 10
+const TOKEN_STATUS_ANSWER: &str = "01a7\
+0000000000000006\
+00\
+00000001\
+00000000\
+0000000a";
+
+#[test]
+fn token_status() {
+    check(Envelope::new(6, Request::TokenStatus {}), TOKEN_STATUS);
+    check(
+        Envelope::new(
+            6,
+            Response::TokenStatus {
+                user_pin_initialized: false,
+                so_failures: 1,
+                user_failures: 0,
+                max_failures: 10,
+            },
+        ),
+        TOKEN_STATUS_ANSWER,
+    );
+}

@@ -223,6 +223,29 @@ async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
                 })
                 .collect(),
         },
+        Request::InitToken { so_pin, label } => {
+            // The context is the one the end-to-end channel opened on the partition the
+            // gateway admitted; the engine checks the label, the SO PIN (with its lockout) and
+            // that this application holds no login or session objects.
+            match ctx.init_token(so_pin.expose(), label).await {
+                Ok(n) => Response::TokenInitialized {
+                    objects_destroyed: n as u64,
+                },
+                Err(e) => {
+                    tracing::info!(partition = %ctx.partition_name(), context = ctx.id(), error = %e, "C_InitToken refused");
+                    return Err(e);
+                }
+            }
+        }
+        Request::TokenStatus {} => {
+            let s = ctx.token_status().await?;
+            Response::TokenStatus {
+                user_pin_initialized: s.user_pin_initialized,
+                so_failures: s.so_failures,
+                user_failures: s.user_failures,
+                max_failures: s.max_failures,
+            }
+        }
         Request::OpenSession { .. }
         | Request::AttachSession { .. }
         | Request::CloseSession {}

@@ -600,3 +600,96 @@ async fn pipelined_short_requests_overtake_a_slow_one() {
         "the signatures waited for the RSA key generation: {order:?}"
     );
 }
+
+#[tokio::test]
+async fn init_token_needs_a_session_and_the_so_pin() {
+    let s = setup(true).await;
+    let (_, key) = register(&s, b"user-pin-1").await;
+    let id = client_identity(&key, "test").unwrap();
+    let mut label = vec![b' '; 32];
+    label[..2].copy_from_slice(b"P1");
+    let init = |pin: &[u8]| Request::InitToken {
+        so_pin: Secret::from_slice(pin),
+        label: label.clone(),
+    };
+    // Not before a session is open on the channel.
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let r = call(&mut c, 1, init(b"so-pin-1")).await;
+    assert_eq!(rv(&r), 0x91, "CKR_OPERATION_NOT_INITIALIZED");
+    // On an attached context: the user's PIN is not the SO's, a wrong label changes nothing.
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let attach = Request::AttachSession {
+        partition: "P1".into(),
+        token: vec![9u8; 16],
+    };
+    assert!(matches!(
+        call(&mut c, 1, attach).await,
+        Response::SessionAttached { .. }
+    ));
+    assert_eq!(
+        rv(&call(&mut c, 2, init(b"user-pin-1")).await),
+        CKR_PIN_INCORRECT
+    );
+    let wrong_label = Request::InitToken {
+        so_pin: Secret::from_slice(b"so-pin-1"),
+        label: b"P2".to_vec(),
+    };
+    assert_eq!(
+        rv(&call(&mut c, 3, wrong_label).await),
+        0x07,
+        "CKR_ARGUMENTS_BAD"
+    );
+    let r = call(&mut c, 4, Request::TokenStatus {}).await;
+    assert_eq!(
+        r,
+        Response::TokenStatus {
+            user_pin_initialized: true,
+            so_failures: 1,
+            user_failures: 0,
+            max_failures: 10,
+        }
+    );
+    // A token key made by the user, then the SO re-initialises the token.
+    let ctx = s.engine.open_context("P1").await.unwrap();
+    ctx.login(tresor_core::UserType::User, b"user-pin-1")
+        .await
+        .unwrap();
+    let t = tresor_core::template::Template::new()
+        .with_bool(0x1, true)
+        .unwrap()
+        .with_ulong(0x161, 32)
+        .unwrap();
+    ctx.generate_key(0x1080, &t).await.unwrap();
+    drop(ctx);
+    let r = call(&mut c, 5, init(b"so-pin-1")).await;
+    assert_eq!(
+        r,
+        Response::TokenInitialized {
+            objects_destroyed: 1
+        }
+    );
+    // The same request id again (a retry after a broken connection) is not run twice.
+    assert_eq!(call(&mut c, 5, init(b"so-pin-1")).await, r);
+    let r = call(&mut c, 6, Request::TokenStatus {}).await;
+    assert!(matches!(
+        r,
+        Response::TokenStatus {
+            user_pin_initialized: false,
+            so_failures: 0,
+            ..
+        }
+    ));
+    let login = Request::Login {
+        user: UserType::User,
+        pin: Secret::from_slice(b"user-pin-1"),
+    };
+    assert_eq!(
+        rv(&call(&mut c, 7, login).await),
+        0x102,
+        "CKR_USER_PIN_NOT_INITIALIZED"
+    );
+}

@@ -45,6 +45,8 @@ pub struct Context {
     pub(crate) session_objects: RwLock<HashMap<ObjectId, Arc<Cached>>>,
     /// This context's queue of audit events (drained by the partition's flushes).
     pub(crate) buffer: Arc<UseBuffer>,
+    /// The partition's token generation this context's login and session objects belong to.
+    pub(crate) generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Context {
@@ -62,6 +64,7 @@ impl Engine {
     pub async fn open_context(self: &Arc<Self>, partition: &str) -> Result<Context> {
         let part = self.partition(partition).await?;
         let buffer = part.new_buffer();
+        let generation = AtomicU64::new(part.generation.load(Ordering::Acquire));
         Ok(Context {
             engine: self.clone(),
             buffer,
@@ -69,6 +72,7 @@ impl Engine {
             id: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             login: RwLock::new(None),
             session_objects: RwLock::new(HashMap::new()),
+            generation,
         })
     }
 }
@@ -89,8 +93,11 @@ impl Context {
         self.part.id
     }
 
-    /// Who is logged in.
+    /// Who is logged in (nobody after the token was re-initialised).
     pub fn logged_in(&self) -> Option<UserType> {
+        if self.part.generation.load(Ordering::Acquire) != self.generation.load(Ordering::Acquire) {
+            return None;
+        }
         *self.login.read()
     }
 
@@ -101,6 +108,14 @@ impl Context {
                 Rv::Vendor(vendor::USER_NOT_FOUND),
                 format!("partition '{}' was deleted", self.part.name),
             ));
+        }
+        let generation = self.part.generation.load(Ordering::Acquire);
+        if generation != self.generation.load(Ordering::Acquire) {
+            // The token was re-initialised (C_InitToken) since this context logged in or made
+            // its session objects: they are gone.
+            self.session_objects.write().clear();
+            *self.login.write() = None;
+            self.generation.store(generation, Ordering::Release);
         }
         Ok(())
     }
@@ -149,7 +164,7 @@ impl Context {
 
     /// Verify a PIN of `user`, counting wrong PINs towards the lockout (and a correct one
     /// resetting the count), with an audit entry for each failure.
-    async fn check_pin_counted(
+    pub(crate) async fn check_pin_counted(
         &self,
         user: UserType,
         pin: &[u8],

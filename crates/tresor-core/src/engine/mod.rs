@@ -20,6 +20,7 @@ pub mod mechanisms;
 mod objects;
 mod ops;
 mod partition;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ pub use context::{Context, UserType};
 pub use credentials::{ClientCredential, SetupPolicy, TlsIdentity};
 pub use ops::mechanism_name;
 pub use partition::PartitionSummary;
+pub use token::TokenStatus;
 
 use crate::audit::{self, EntryContent};
 use crate::error::{Error, Result, Rv};

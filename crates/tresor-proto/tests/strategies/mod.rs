@@ -272,6 +272,10 @@ pub fn request() -> BoxedStrategy<Request> {
         (string(), bytes())
             .prop_map(|(partition, token)| Request::AttachSession { partition, token })
             .boxed(),
+        (secret(), bytes())
+            .prop_map(|(so_pin, label)| Request::InitToken { so_pin, label })
+            .boxed(),
+        Just(Request::TokenStatus {}).boxed(),
     ])
     .boxed()
 }
@@ -405,6 +409,21 @@ pub fn response() -> BoxedStrategy<Response> {
         Just(Response::PartitionDeleted {}).boxed(),
         prop::collection::vec(info, 0..4)
             .prop_map(|mechanisms| Response::Mechanisms { mechanisms })
+            .boxed(),
+        any::<u64>()
+            .prop_map(|objects_destroyed| Response::TokenInitialized { objects_destroyed })
+            .boxed(),
+        (any::<bool>(), any::<u32>(), any::<u32>(), any::<u32>())
+            .prop_map(
+                |(user_pin_initialized, so_failures, user_failures, max_failures)| {
+                    Response::TokenStatus {
+                        user_pin_initialized,
+                        so_failures,
+                        user_failures,
+                        max_failures,
+                    }
+                },
+            )
             .boxed(),
         (any::<u64>(), string())
             .prop_map(|(rv, message)| Response::Error { rv, message })
