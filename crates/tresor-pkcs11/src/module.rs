@@ -216,6 +216,13 @@ impl Slot {
         }
     }
 
+    /// Drops the client's sealed copy of a session object (its session closed).
+    pub fn drop_copy(&self, object: i64) {
+        if let Ok(c) = &self.client {
+            c.drop_copy(object);
+        }
+    }
+
     /// Forgets what is cached about an object (destroyed).
     pub fn forget(&self, object: i64) {
         self.attrs.write().remove(&object);

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use tresor_proto::{
-    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, Secret, Template, UserType,
+    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, SealedObject, Secret,
+    Template, UserType,
 };
 
 const CKA_TOKEN: u64 = 0x1;
@@ -365,4 +366,107 @@ fn token_status() {
         ),
         TOKEN_STATUS_ANSWER,
     );
+}
+
+// version 01 | kind 28 | id 7 | wrapped kind 0b (DestroyObject) | object -2
+const SEALING: &str = "0128\
+0000000000000007\
+0b fffffffffffffffe";
+
+#[test]
+fn sealing() {
+    check(
+        Envelope::new(
+            7,
+            Request::Sealing {
+                request: Box::new(Request::DestroyObject { object: -2 }),
+            },
+        ),
+        &SEALING.replace(' ', ""),
+    );
+}
+
+// version 01 | kind a8 | id 7 | 1 sealed object: object -2, version 1, blob 01 aa
+// | wrapped kind 89 (KeyGenerated) | key -2
+const SEALED: &str = "01a8\
+0000000000000007\
+00000001 fffffffffffffffe 0000000000000001 00000002 01aa\
+89 fffffffffffffffe";
+
+#[test]
+fn sealed() {
+    check(
+        Envelope::new(
+            7,
+            Response::Sealed {
+                objects: vec![SealedObject {
+                    object: -2,
+                    version: 1,
+                    sealed: vec![0x01, 0xaa],
+                }],
+                answer: Box::new(Response::KeyGenerated { key: -2 }),
+            },
+        ),
+        &SEALED.replace(' ', ""),
+    );
+}
+
+// version 01 | kind 29 | id 8 | 1 object: -3, version 2, blob 01
+const RESTORE: &str = "0129\
+0000000000000008\
+00000001 fffffffffffffffd 0000000000000002 00000001 01";
+
+// version 01 | kind a9 | id 8 | restored 1
+const RESTORED: &str = "01a9\
+0000000000000008\
+00000001";
+
+#[test]
+fn restore_session_objects() {
+    check(
+        Envelope::new(
+            8,
+            Request::RestoreSessionObjects {
+                objects: vec![SealedObject {
+                    object: -3,
+                    version: 2,
+                    sealed: vec![0x01],
+                }],
+            },
+        ),
+        &RESTORE.replace(' ', ""),
+    );
+    check(
+        Envelope::new(8, Response::SessionObjectsRestored { restored: 1 }),
+        RESTORED,
+    );
+}
+
+#[test]
+fn wrappers_do_not_nest() {
+    // A Sealing inside a Sealing, a Sealed inside a Sealed: refused at the inner kind byte.
+    let nested = hex::decode("012800000000000000072801").unwrap();
+    assert!(matches!(
+        Envelope::<Request>::decode(&nested),
+        Err(tresor_proto::ProtoError::UnknownTag {
+            tag: 0x28,
+            offset: 10,
+            ..
+        })
+    ));
+    let nested = hex::decode("01a80000000000000007 00000000 a8".replace(' ', "")).unwrap();
+    assert!(matches!(
+        Envelope::<Response>::decode(&nested),
+        Err(tresor_proto::ProtoError::UnknownTag {
+            tag: 0xa8,
+            offset: 14,
+            ..
+        })
+    ));
+    // A wrapped kind that is not a request at all.
+    let unknown = hex::decode("0128000000000000000760").unwrap();
+    assert!(matches!(
+        Envelope::<Request>::decode(&unknown),
+        Err(tresor_proto::ProtoError::UnknownTag { tag: 0x60, .. })
+    ));
 }

@@ -1,7 +1,7 @@
 //! Caller contexts: login state, PINs and session objects.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -47,6 +47,10 @@ pub struct Context {
     pub(crate) buffer: Arc<UseBuffer>,
     /// The partition's token generation this context's login and session objects belong to.
     pub(crate) generation: AtomicU64,
+    /// The application this context serves (sealed copies of its session objects).
+    pub(crate) app: Option<super::sealed::Application>,
+    /// True once a session object was created or restored here (a restore needs a new context).
+    pub(crate) had_session_objects: AtomicBool,
 }
 
 impl std::fmt::Debug for Context {
@@ -73,6 +77,8 @@ impl Engine {
             login: RwLock::new(None),
             session_objects: RwLock::new(HashMap::new()),
             generation,
+            app: None,
+            had_session_objects: AtomicBool::new(false),
         })
     }
 }
@@ -141,6 +147,15 @@ impl Context {
 
     pub(crate) fn new_session_id() -> ObjectId {
         -NEXT_SESSION_OBJECT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Never hand out a session handle at or above `-lowest` again (restored handles keep
+    /// theirs).
+    pub(crate) fn reserve_session_ids(lowest: ObjectId) {
+        let next = lowest.checked_neg().and_then(|n| n.checked_add(1));
+        if let Some(n) = next {
+            NEXT_SESSION_OBJECT.fetch_max(n, Ordering::Relaxed);
+        }
     }
 
     /// Log in (`C_Login`). Wrong PINs count towards the lockout; a correct PIN resets the count.
@@ -322,6 +337,7 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        self.remember_final_state();
         self.session_objects.write().clear();
         // Queued events stay in the buffer until the next flush writes them.
         self.buffer.closed.store(true, Ordering::Release);
