@@ -10,8 +10,9 @@
 //! [`SlotClient`] serves one configured slot: target selection (random start within the best
 //! priority, round-robin there, next priority on failure), a retry budget (`wait_delay`,
 //! `wait_max_tries`), a pool of idle connections that all attach to one node-side context
-//! (a 16-byte token per process), login replay on new connections, and fork safety (a child
-//! process never touches its parent's connections or their locks).
+//! (a 16-byte token per process), login replay on new connections, sealed copies of the
+//! process's session objects restored into a new context (after a failover), and fork safety
+//! (a child process never touches its parent's connections or their locks).
 
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -24,8 +25,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tresor_proto::gateway::{codes, GatewayMsg, MAX_GATEWAY_FRAME};
 use tresor_proto::tls::{self, Identity};
 use tresor_proto::{
-    read_message, write_frame, Envelope, ProtoError, Request, Response, Secret, UserType,
-    DEFAULT_MAX_FRAME_LEN,
+    read_message, write_frame, Envelope, ProtoError, Request, Response, SealedObject, Secret,
+    UserType, DEFAULT_MAX_FRAME_LEN,
 };
 use zeroize::Zeroizing;
 
@@ -46,6 +47,9 @@ pub const DEFAULT_CLIENT_ID: &str = "tresor-client";
 
 /// `CKR_USER_ALREADY_LOGGED_IN`.
 const CKR_USER_ALREADY_LOGGED_IN: u64 = 0x100;
+
+/// `CKR_OBJECT_HANDLE_INVALID`.
+const CKR_OBJECT_HANDLE_INVALID: u64 = 0x82;
 
 /// Timeouts, retry budget and pool size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -788,8 +792,30 @@ struct PoolState {
     links: Vec<Arc<Link>>,
     /// The last successful login, replayed on connections whose context has none.
     login: Option<(UserType, Secret)>,
+    /// Sealed copies of this process's session objects (ciphertext the node made for this
+    /// process only), by handle: restored into a new context after a failover.
+    copies: std::collections::HashMap<i64, SealedObject>,
     /// Connections opened so far (for statistics and tests).
     opened: u64,
+}
+
+/// Requests that create or change session objects: sent wrapped in `Sealing`, so that their
+/// answer carries sealed copies of those objects. Everything else (the signing path among it)
+/// goes as it is.
+fn keeps_copies(request: &Request) -> bool {
+    match request {
+        Request::CreateObject { .. }
+        | Request::GenerateKey { .. }
+        | Request::GenerateKeyPair { .. }
+        | Request::CopyObject { .. }
+        | Request::UnwrapKey { .. }
+        | Request::DeriveKey { .. }
+        | Request::Encapsulate { .. }
+        | Request::Decapsulate { .. } => true,
+        Request::SetAttributes { object, .. } => *object < 0,
+        Request::BlockKey { key } | Request::UnblockKey { key } => *key < 0,
+        _ => false,
+    }
 }
 
 impl Generation {
@@ -922,7 +948,16 @@ impl SlotClient {
             request,
             Request::Login { .. } | Request::Logout { .. } | Request::CloseSession { .. }
         );
-        let bytes = request
+        let wrapped;
+        let sent = if keeps_copies(request) {
+            wrapped = Request::Sealing {
+                request: Box::new(request.clone()),
+            };
+            &wrapped
+        } else {
+            request
+        };
+        let bytes = sent
             .encode(id)
             .map(Zeroizing::new)
             .map_err(|e| Error::Protocol {
@@ -933,8 +968,9 @@ impl SlotClient {
         let mut last = None;
         for _ in 0..tries {
             let link = self.link(generation, replay)?;
-            match link.call(id, request.code(), &bytes) {
+            match link.call(id, sent.code(), &bytes) {
                 Ok(response) => {
+                    let response = self.keep_copies(generation, response);
                     self.after(generation, request, &response);
                     return node_result(response);
                 }
@@ -963,16 +999,61 @@ impl SlotClient {
             .map(|l| l.node().to_owned())
     }
 
-    /// Records login state.
+    /// Keeps the sealed copies a `Sealed` answer carries and returns the answer it wraps.
+    fn keep_copies(&self, g: &Generation, response: Response) -> Response {
+        match response {
+            Response::Sealed { objects, answer } => {
+                let mut state = g.lock();
+                for o in objects {
+                    let newer = state
+                        .copies
+                        .get(&o.object)
+                        .is_none_or(|known| known.version <= o.version);
+                    if newer {
+                        state.copies.insert(o.object, o);
+                    }
+                }
+                *answer
+            }
+            other => other,
+        }
+    }
+
+    /// Records login state, and drops the copies of session objects that are gone.
     fn after(&self, g: &Generation, request: &Request, response: &Response) {
         let mut state = g.lock();
         match (request, response) {
             (Request::Login { user, pin }, Response::LoggedIn {}) => {
                 state.login = Some((*user, pin.clone()));
             }
-            (Request::Logout {}, Response::LoggedOut {})
-            | (Request::CloseSession {}, Response::SessionClosed {}) => state.login = None,
+            (Request::Logout {}, Response::LoggedOut {}) => state.login = None,
+            (Request::CloseSession {}, Response::SessionClosed {})
+            | (Request::InitToken { .. }, Response::TokenInitialized { .. }) => {
+                state.login = None;
+                state.copies.clear();
+            }
+            (Request::DestroyObject { object }, Response::ObjectDestroyed {}) => {
+                state.copies.remove(object);
+            }
+            (Request::DestroyObject { object }, Response::Error { rv, .. })
+                if *rv == CKR_OBJECT_HANDLE_INVALID =>
+            {
+                state.copies.remove(object);
+            }
             _ => {}
+        }
+    }
+
+    /// Sealed copies of session objects kept for a failover (for tests and diagnostics).
+    pub fn session_object_copies(&self) -> usize {
+        self.generation().map_or(0, |g| g.lock().copies.len())
+    }
+
+    /// Drops the sealed copy of a session object whose session the application closed, even
+    /// if the node could not be told: it must not come back with a later restore.
+    pub fn drop_copy(&self, object: i64) {
+        if let Ok(g) = self.generation() {
+            g.lock().copies.remove(&object);
         }
     }
 
@@ -1032,10 +1113,13 @@ impl SlotClient {
             token: g.token.to_vec(),
         };
         let id = g.next_id.fetch_add(1, Ordering::Relaxed);
-        let login = match node_result(conn.exchange(id, &attach)?)? {
-            Response::SessionAttached { login, .. } => login,
+        let (login, joined) = match node_result(conn.exchange(id, &attach)?)? {
+            Response::SessionAttached { login, joined, .. } => (login, joined),
             other => return Err(unexpected(&conn, &other)),
         };
+        if !joined {
+            self.restore_copies(&mut conn, g)?;
+        }
         let remembered = g.lock().login.clone();
         if let (true, None, Some((user, pin))) = (replay, login, remembered) {
             let id = g.next_id.fetch_add(1, Ordering::Relaxed);
@@ -1052,6 +1136,27 @@ impl SlotClient {
         }
         conn.set_timeout(options.io_timeout)?;
         Ok(conn)
+    }
+
+    /// A new context for this process (the node lost the old one: failover, or it lingered
+    /// out): restore the session objects this process holds, under their handles, before the
+    /// connection carries anything else. Copies the node refuses (the token was
+    /// re-initialised, say) are dropped: those objects are gone, as they would have been
+    /// without copies.
+    fn restore_copies(&self, conn: &mut Connection, g: &Generation) -> Result<(), Error> {
+        let mut objects: Vec<SealedObject> = g.lock().copies.values().cloned().collect();
+        if objects.is_empty() {
+            return Ok(());
+        }
+        objects.sort_by_key(|o| o.object);
+        let restore = Request::RestoreSessionObjects { objects };
+        let id = g.next_id.fetch_add(1, Ordering::Relaxed);
+        match conn.exchange(id, &restore)? {
+            Response::SessionObjectsRestored { .. } => {}
+            Response::Error { .. } => g.lock().copies.clear(),
+            other => return Err(unexpected(conn, &other)),
+        }
+        Ok(())
     }
 }
 
@@ -1086,5 +1191,36 @@ fn release(mut g: Box<Generation>, pid: u32) {
         } else {
             std::mem::forget(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_proto::{Mechanism, Template};
+
+    #[test]
+    fn only_creations_and_session_object_changes_are_sealed() {
+        let sign = Request::Sign {
+            key: -1,
+            mechanism: Mechanism::Ecdsa {},
+            data: Secret::from_slice(b"x"),
+        };
+        assert!(!keeps_copies(&sign), "the signing path is never wrapped");
+        assert!(!keeps_copies(&Request::DestroyObject { object: -1 }));
+        assert!(keeps_copies(&Request::CreateObject {
+            template: Template::new()
+        }));
+        assert!(keeps_copies(&Request::GenerateKey {
+            mechanism: 0x1080,
+            template: Template::new()
+        }));
+        let set = |object| Request::SetAttributes {
+            object,
+            template: Template::new(),
+        };
+        assert!(keeps_copies(&set(-4)) && !keeps_copies(&set(4)));
+        assert!(keeps_copies(&Request::BlockKey { key: -2 }));
+        assert!(!keeps_copies(&Request::UnblockKey { key: 2 }));
     }
 }

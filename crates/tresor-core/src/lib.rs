@@ -43,6 +43,7 @@ pub mod seal;
 pub mod template;
 
 pub use engine::{
-    ClientCredential, Context, Engine, EngineConfig, SealStatus, SetupPolicy, UserType,
+    Application, ClientCredential, Context, Engine, EngineConfig, SealStatus, SealedObject,
+    SetupPolicy, TokenStatus, UserType,
 };
 pub use error::{Error, Result, Rv};

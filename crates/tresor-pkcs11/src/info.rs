@@ -2,15 +2,15 @@
 //! (they are plain data) for the ABI to copy out.
 
 use cryptoki_sys::{CK_INFO, CK_MECHANISM_INFO, CK_SLOT_INFO, CK_TOKEN_INFO, CK_ULONG, CK_VERSION};
-use tresor_proto::{Request, Response};
 
 use crate::ck::*;
 use crate::error::{Error, Result};
 use crate::fail;
-use crate::module::{Module, Slot};
+use crate::module::{Module, Slot, TokenState};
 
-/// A token that answered within this time is reported present without a new ping.
-const PRESENCE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// A token state learned within this time (while the token kept answering) is reported
+/// without a new request.
+const STATE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Manufacturer shown for the library, slots and tokens.
 pub const MANUFACTURER: &str = "Tresor";
@@ -80,26 +80,59 @@ fn ck(v: u64) -> CK_ULONG {
     v as CK_ULONG
 }
 
-/// `C_GetTokenInfo`: one `Ping` shows whether the token can be reached
+/// The `CKF_*_PIN_*` flags of `failures` wrong PINs out of `max`.
+fn pin_flags(failures: u32, max: u32, count_low: u64, final_try: u64, locked: u64) -> u64 {
+    if max > 0 && failures >= max {
+        locked
+    } else if failures > 0 && failures + 1 == max {
+        count_low | final_try
+    } else if failures > 0 {
+        count_low
+    } else {
+        0
+    }
+}
+
+/// The token flags of a PIN state.
+pub fn token_flags(s: &TokenState) -> u64 {
+    let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
+    if s.user_pin_initialized {
+        flags |= CKF_USER_PIN_INITIALIZED;
+    }
+    flags |= pin_flags(
+        s.user_failures,
+        s.max_failures,
+        CKF_USER_PIN_COUNT_LOW,
+        CKF_USER_PIN_FINAL_TRY,
+        CKF_USER_PIN_LOCKED,
+    );
+    flags |= pin_flags(
+        s.so_failures,
+        s.max_failures,
+        CKF_SO_PIN_COUNT_LOW,
+        CKF_SO_PIN_FINAL_TRY,
+        CKF_SO_PIN_LOCKED,
+    );
+    flags
+}
+
+/// `C_GetTokenInfo`: one `TokenStatus` request (unless the state was learned within the last
+/// second) gives the PIN flags and shows whether the token can be reached
 /// (`CKR_TOKEN_NOT_PRESENT` when no configured target answers).
 pub fn token_info(module: &Module, slot: &Slot) -> Result<CK_TOKEN_INFO> {
     if !slot.configured() {
         fail!(CKR_TOKEN_NOT_PRESENT, "slot {} has no credentials", slot.id);
     }
-    // A token that answered a moment ago is present; otherwise one ping.
-    if !slot.answered_within(PRESENCE_FRESH) {
-        match slot.call(&Request::Ping {}) {
-            Ok(Response::Pong { .. }) => {}
-            Ok(_) => fail!(CKR_DEVICE_ERROR, "unexpected answer to a ping"),
-            Err(e) if e.rv == CKR_DEVICE_REMOVED => {
-                return Err(Error::new(CKR_TOKEN_NOT_PRESENT, e.message))
-            }
-            Err(e) => return Err(e),
+    let state = match slot.token_state(STATE_FRESH) {
+        Ok(s) => s,
+        Err(e) if e.rv == CKR_DEVICE_REMOVED => {
+            return Err(Error::new(CKR_TOKEN_NOT_PRESENT, e.message))
         }
-    }
+        Err(e) => return Err(e),
+    };
     let (sessions, rw) = module.session_counts(slot.id);
     let mut i = CK_TOKEN_INFO {
-        flags: ck(CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED),
+        flags: ck(token_flags(&state)),
         ulMaxSessionCount: cryptoki_sys::CK_EFFECTIVELY_INFINITE,
         ulSessionCount: sessions as CK_ULONG,
         ulMaxRwSessionCount: cryptoki_sys::CK_EFFECTIVELY_INFINITE,
@@ -156,5 +189,31 @@ mod tests {
         assert_eq!(&b, b"aaaaaaa ");
         assert_eq!(serial("P1").len(), 16);
         assert_eq!(serial("P1"), serial("P1"));
+    }
+
+    #[test]
+    fn pin_state_flags() {
+        let mut s = TokenState {
+            user_pin_initialized: true,
+            so_failures: 0,
+            user_failures: 0,
+            max_failures: 10,
+        };
+        let base = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
+        assert_eq!(token_flags(&s), base | CKF_USER_PIN_INITIALIZED);
+        s.user_pin_initialized = false;
+        s.so_failures = 1;
+        assert_eq!(token_flags(&s), base | CKF_SO_PIN_COUNT_LOW);
+        s.so_failures = 9;
+        assert_eq!(
+            token_flags(&s),
+            base | CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY
+        );
+        s.so_failures = 10;
+        s.user_failures = 12;
+        assert_eq!(
+            token_flags(&s),
+            base | CKF_SO_PIN_LOCKED | CKF_USER_PIN_LOCKED
+        );
     }
 }

@@ -261,6 +261,17 @@ fn serves(ty: u64, u: Usage) -> bool {
     }
 }
 
+/// True if a message-based operation with this mechanism works in parts
+/// (`C_EncryptMessageBegin`, `C_SignMessageBegin`, …): the engine's catalogue gives these
+/// mechanisms `CKF_MULTI_MESSAGE`. The mechanisms that sign a precomputed digest or an encoded
+/// block are single-part in PKCS#11.
+pub fn multi_message(ty: u64) -> bool {
+    !matches!(
+        ty,
+        CKM_RSA_PKCS | CKM_RSA_X_509 | CKM_RSA_PKCS_PSS | CKM_ECDSA
+    )
+}
+
 /// True if the `CKM_*` is known to this library at all.
 pub fn known(ty: u64) -> bool {
     use Usage::*;

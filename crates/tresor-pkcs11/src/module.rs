@@ -24,6 +24,19 @@ const SHARDS: usize = 16;
 /// Objects whose immutable attributes are cached, at most (per slot).
 const MAX_CACHED_OBJECTS: usize = 100_000;
 
+/// The PIN state of a token (`Request::TokenStatus`), for `C_GetTokenInfo`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenState {
+    /// The user PIN is set.
+    pub user_pin_initialized: bool,
+    /// Consecutive wrong SO PINs.
+    pub so_failures: u32,
+    /// Consecutive wrong user PINs.
+    pub user_failures: u32,
+    /// Wrong PINs after which a PIN is locked.
+    pub max_failures: u32,
+}
+
 /// One configured slot: its client, login state (per application, as PKCS#11 defines it) and
 /// the caches that spare round trips.
 #[derive(Debug)]
@@ -40,8 +53,10 @@ pub struct Slot {
     attrs: RwLock<HashMap<i64, HashMap<u64, AttrRead>>>,
     /// Output lengths seen per (key, `CKM_*`) for fixed-length mechanisms.
     out_len: RwLock<HashMap<(i64, u64), usize>>,
-    /// When the token last answered (milliseconds since `epoch`; 0 = never).
+    /// When the token last answered (milliseconds since `epoch`; 0 = never, or gone since).
     last_answer_ms: AtomicU64,
+    /// The token's PIN state and when it was learned (milliseconds since `epoch`).
+    state: RwLock<Option<(u64, TokenState)>>,
     epoch: Instant,
 }
 
@@ -56,6 +71,7 @@ impl Slot {
             attrs: RwLock::new(HashMap::new()),
             out_len: RwLock::new(HashMap::new()),
             last_answer_ms: AtomicU64::new(0),
+            state: RwLock::new(None),
             epoch: Instant::now(),
         }
     }
@@ -66,11 +82,39 @@ impl Slot {
             .max(1)
     }
 
-    /// True if the token answered within `within` (a presence check can be skipped).
-    pub fn answered_within(&self, within: std::time::Duration) -> bool {
-        let last = self.last_answer_ms.load(Ordering::Relaxed);
-        let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-        last != 0 && self.now_ms().saturating_sub(last) <= within
+    /// The token's PIN state: the one learned within `fresh` (while the token kept answering),
+    /// else one `TokenStatus` request (which also shows that the token can be reached).
+    pub fn token_state(&self, fresh: std::time::Duration) -> Result<TokenState> {
+        let fresh = u64::try_from(fresh.as_millis()).unwrap_or(u64::MAX);
+        if let Some((at, s)) = *self.state.read() {
+            let present = self.last_answer_ms.load(Ordering::Relaxed) != 0;
+            if present && self.now_ms().saturating_sub(at) <= fresh {
+                return Ok(s);
+            }
+        }
+        match self.call(&Request::TokenStatus {})? {
+            Response::TokenStatus {
+                user_pin_initialized,
+                so_failures,
+                user_failures,
+                max_failures,
+            } => {
+                let s = TokenState {
+                    user_pin_initialized,
+                    so_failures,
+                    user_failures,
+                    max_failures,
+                };
+                *self.state.write() = Some((self.now_ms(), s));
+                Ok(s)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Forgets the PIN state (after a PIN or the token changed through this library).
+    pub fn forget_token_state(&self) {
+        *self.state.write() = None;
     }
 
     /// True if credentials for the slot are configured (the token can be reached at all).
@@ -172,10 +216,24 @@ impl Slot {
         }
     }
 
+    /// Drops the client's sealed copy of a session object (its session closed).
+    pub fn drop_copy(&self, object: i64) {
+        if let Ok(c) = &self.client {
+            c.drop_copy(object);
+        }
+    }
+
     /// Forgets what is cached about an object (destroyed).
     pub fn forget(&self, object: i64) {
         self.attrs.write().remove(&object);
         self.out_len.write().retain(|(k, _), _| *k != object);
+    }
+
+    /// Forgets every object and the PIN state (the token was re-initialised).
+    fn forget_everything(&self) {
+        self.attrs.write().clear();
+        self.out_len.write().clear();
+        self.forget_token_state();
     }
 
     /// A fixed output length seen before for `key` and `mechanism`.
@@ -416,6 +474,8 @@ impl Module {
             user,
             pin: tresor_proto::Secret::from_slice(pin),
         });
+        // The failure counts may have changed.
+        s.slot.forget_token_state();
         match r {
             Ok(Response::LoggedIn {}) => {}
             // The node's context remembers a login this library lost track of (a former
@@ -471,9 +531,11 @@ impl Module {
                 "C_InitPIN needs a read/write session"
             );
         }
-        match s.slot.call(&Request::InitPin {
+        let r = s.slot.call(&Request::InitPin {
             new_pin: tresor_proto::Secret::from_slice(pin),
-        })? {
+        });
+        s.slot.forget_token_state();
+        match r? {
             Response::PinInitialized {} => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -485,11 +547,46 @@ impl Module {
         if !s.rw {
             fail!(CKR_SESSION_READ_ONLY, "C_SetPIN needs a read/write session");
         }
-        match s.slot.call(&Request::SetPin {
+        let r = s.slot.call(&Request::SetPin {
             old_pin: tresor_proto::Secret::from_slice(old),
             new_pin: tresor_proto::Secret::from_slice(new),
-        })? {
+        });
+        s.slot.forget_token_state();
+        match r? {
             Response::PinChanged {} => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `C_InitToken` (§5.5.7): the node's engine checks the label (the partition's name), the
+    /// SO PIN (with its lockout) and re-initialises the token: every object destroyed, the
+    /// user PIN cleared. Refused with `CKR_SESSION_EXISTS` while this application has a
+    /// session on the slot.
+    pub fn init_token(&self, slot_id: u64, so_pin: &[u8], label: &[u8]) -> Result<()> {
+        let slot = self.slot(slot_id)?.clone();
+        if !slot.configured() {
+            fail!(CKR_TOKEN_NOT_PRESENT, "slot {slot_id} has no credentials");
+        }
+        // No session opens while the token is re-initialised.
+        let _g = self.login_lock.lock();
+        let open = self.sessions_of(slot_id).len();
+        if open > 0 {
+            fail!(
+                CKR_SESSION_EXISTS,
+                "this application has {open} session(s) open on slot {slot_id}: close them first"
+            );
+        }
+        let r = slot.call(&Request::InitToken {
+            so_pin: tresor_proto::Secret::from_slice(so_pin),
+            label: label.to_vec(),
+        });
+        slot.forget_token_state();
+        match r? {
+            Response::TokenInitialized { .. } => {
+                slot.forget_everything();
+                *slot.login.write() = None;
+                Ok(())
+            }
             other => Err(unexpected(&other)),
         }
     }

@@ -1,6 +1,9 @@
-//! Failover: two nodes behind one gateway, four threads signing through the library; the
-//! node that serves them is killed: the application sees no error. Then every target goes
-//! away: calls fail with `CKR_DEVICE_REMOVED` / `CKR_TOKEN_NOT_PRESENT` within bounded time.
+//! Failover: two nodes behind one gateway, threads signing and encrypting through the library
+//! with a token key and with session objects (a generated AES key, an imported EC key pair);
+//! the node that serves them is killed: the application sees no error, and its session
+//! objects keep working under the same handles (the library restores their sealed copies on
+//! the surviving node). Then every target goes away: calls fail with `CKR_DEVICE_REMOVED` /
+//! `CKR_TOKEN_NOT_PRESENT` within bounded time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,7 +15,8 @@ use std::time::{Duration, Instant};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::Attribute;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 
@@ -42,22 +46,61 @@ fn node_loss_is_invisible_and_total_loss_is_bounded() {
             &[Attribute::Token(true), Attribute::Sign(true)],
         )
         .unwrap();
+    let session = SessionKeys::make(&s);
+    // Session objects that are gone before the failover must stay gone after it: one
+    // destroyed, one whose session was closed.
+    let destroyed = SessionKeys::aes(&s);
+    s.destroy_object(destroyed).unwrap();
+    let closed_session = p.open_rw_session(slot).unwrap();
+    let closed = SessionKeys::aes(&closed_session);
+    closed_session.close().unwrap();
+    let block = [0x5au8; 16];
+    let expected = s.encrypt(&Mechanism::AesEcb, session.aes, &block).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
+    // Successes per kind of work: token key, session EC key, session AES key.
+    let done: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let failures = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..4)
         .map(|i| {
             let (p, stop, done, failures) =
                 (p.clone(), stop.clone(), done.clone(), failures.clone());
+            let (ec, aes, expected) = (session.ec_private, session.aes, expected.clone());
             std::thread::spawn(move || {
                 let s = p.open_ro_session(slot).unwrap();
+                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let data = format!("load {i}");
-                    match s.sign(&Mechanism::EcdsaSha256, private, data.as_bytes()) {
-                        Ok(sig) if sig.len() == 64 => {
-                            done.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                    let data = format!("load {i} {n}");
+                    let (kind, r) = match i {
+                        0 | 1 => (
+                            0,
+                            s.sign(&Mechanism::EcdsaSha256, private, data.as_bytes())
+                                .map(|sig| sig.len() == 64),
+                        ),
+                        2 => (
+                            1,
+                            s.sign(&Mechanism::EcdsaSha256, ec, data.as_bytes())
+                                .map(|sig| sig.len() == 64),
+                        ),
+                        _ => (
+                            2,
+                            s.encrypt(&Mechanism::AesEcb, aes, &block)
+                                .map(|ct| ct == expected),
+                        ),
+                    };
+                    match r {
+                        Ok(true) => {
+                            done[kind].fetch_add(1, Ordering::Relaxed);
                         }
-                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                        other => {
+                            let mut f = failures.lock().unwrap();
+                            // The first few say what went wrong; the count says how often.
+                            if f.len() < 8 {
+                                f.push(format!("worker {i}: {other:?}"));
+                            } else {
+                                f[7] = format!("… and more (last: worker {i}: {other:?})");
+                            }
+                        }
                     }
                 }
             })
@@ -70,7 +113,8 @@ fn node_loss_is_invisible_and_total_loss_is_bounded() {
         .map(|n| Stack::metric(n.3, "tresor_node_connections_open"))
         .collect();
     let victim = if open[0] >= open[1] { 0 } else { 1 };
-    let before = done.load(Ordering::Relaxed);
+    let survivor = stack.nodes[1 - victim].3;
+    let before: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
     {
         let n = &mut stack.nodes[victim];
         n.1 .0.kill().unwrap();
@@ -81,7 +125,7 @@ fn node_loss_is_invisible_and_total_loss_is_bounded() {
     for w in workers {
         w.join().unwrap();
     }
-    let after = done.load(Ordering::Relaxed);
+    let after: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
     let failures = failures.lock().unwrap().clone();
     if !failures.is_empty() {
         for n in ["node1", "node2"] {
@@ -89,11 +133,51 @@ fn node_loss_is_invisible_and_total_loss_is_bounded() {
         }
     }
     assert!(failures.is_empty(), "errors during failover: {failures:?}");
-    assert!(before > 0, "no signature before the kill");
+    eprintln!("work done: {before:?} before the kill, {after:?} at the end");
+    for k in 0..3 {
+        assert!(before[k] > 0, "no work of kind {k} before the kill");
+        assert!(
+            after[k] > before[k] + 5,
+            "too little work of kind {k} after the kill: {before:?} → {after:?}"
+        );
+    }
+    // The surviving node took the session objects back in one request, without error.
+    let restores = Stack::metric(survivor, "tresor_node_requests_total{kind=\"0x29\"}");
+    let refused = Stack::metric(survivor, "tresor_node_request_errors_total{kind=\"0x29\"}");
     assert!(
-        after > before + 20,
-        "too few signatures after the kill: {before} → {after}"
+        restores >= 1 && refused == 0,
+        "restores {restores}, refused {refused}"
     );
+    // The restored session objects are the same keys, under the same handles.
+    let sig = s
+        .sign(&Mechanism::EcdsaSha256, session.ec_private, b"restored")
+        .unwrap();
+    s.verify(
+        &Mechanism::EcdsaSha256,
+        session.ec_public,
+        b"restored",
+        &sig,
+    )
+    .unwrap();
+    assert_eq!(
+        s.decrypt(&Mechanism::AesEcb, session.aes, &expected)
+            .unwrap(),
+        block
+    );
+    for gone in [destroyed, closed] {
+        assert!(
+            matches!(
+                s.encrypt(&Mechanism::AesEcb, gone, &block),
+                Err(Error::Pkcs11(RvError::KeyHandleInvalid, _))
+            ),
+            "a session object destroyed before the failover came back"
+        );
+    }
+    // Destroying a session object after the failover works, and it stays destroyed.
+    s.destroy_object(session.ec_public).unwrap();
+    assert!(s
+        .get_attributes(session.ec_public, &[AttributeType::Class])
+        .is_err());
     let sig = s.sign(&Mechanism::EcdsaSha256, private, b"after").unwrap();
     s.verify(&Mechanism::EcdsaSha256, public, b"after", &sig)
         .unwrap();
@@ -128,4 +212,65 @@ fn node_loss_is_invisible_and_total_loss_is_bounded() {
     );
     drop(s);
     p.finalize().unwrap();
+}
+
+/// Session objects of the failover test: a generated AES key and an imported P-256 key pair.
+struct SessionKeys {
+    aes: ObjectHandle,
+    ec_private: ObjectHandle,
+    ec_public: ObjectHandle,
+}
+
+impl SessionKeys {
+    /// A generated AES-256 session key.
+    fn aes(s: &Session) -> ObjectHandle {
+        s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn make(s: &Session) -> SessionKeys {
+        let aes = SessionKeys::aes(s);
+        // An imported private scalar (session object), and its public key imported from the
+        // SubjectPublicKeyInfo the token derives.
+        let ec_private = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sign(true),
+                Attribute::EcParams(P256.to_vec()),
+                Attribute::Value(vec![0x1d; 32]),
+            ])
+            .unwrap();
+        let spki = match &s
+            .get_attributes(ec_private, &[AttributeType::PublicKeyInfo])
+            .unwrap()[0]
+        {
+            Attribute::PublicKeyInfo(v) => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        let ec_public = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(false),
+                Attribute::Verify(true),
+                Attribute::PublicKeyInfo(spki),
+            ])
+            .unwrap();
+        SessionKeys {
+            aes,
+            ec_private,
+            ec_public,
+        }
+    }
 }

@@ -2,9 +2,10 @@
 //! byte of the header (`0x01..=0x7f`). Codes are part of the wire format: never renumber,
 //! only append.
 
-use crate::codec::wire_variants;
+use crate::codec::{wire_variants, Reader, Wire, Writer};
+use crate::error::{ProtoError, Result};
 use crate::secret::Secret;
-use crate::types::{HashAlg, Mechanism, ObjectHandle, Template, UserType};
+use crate::types::{HashAlg, Mechanism, ObjectHandle, SealedObject, Template, UserType};
 
 wire_variants! {
     /// A request from a client (PKCS#11 library, REST API, ppin) to an HSM node.
@@ -262,8 +263,64 @@ wire_variants! {
             /// 16 random bytes chosen by the client process.
             token: Vec<u8>,
         },
+        /// `C_InitToken` on the context's partition: the SO PIN authorises it; every object
+        /// is destroyed and the user PIN cleared.
+        InitToken = 0x26 {
+            /// The security officer's PIN.
+            so_pin: Secret,
+            /// The 32-byte blank-padded label (must be the partition's name).
+            label: Vec<u8>,
+        },
+        /// The PIN state of the token (`C_GetTokenInfo`).
+        TokenStatus = 0x27 {},
+        /// Run `request` and answer with [`Response::Sealed`](crate::Response::Sealed): its
+        /// answer and a sealed copy of every session object it created or changed. Only on a
+        /// context attached with a token (`AttachSession`); `request` is never itself a
+        /// `Sealing` request.
+        Sealing = 0x28 {
+            /// The request (a creation or change of objects).
+            request: Box<Request>,
+        },
+        /// Restore sealed session objects into this new context under their handles (after a
+        /// failover, or once the context lingered out): all or nothing.
+        RestoreSessionObjects = 0x29 {
+            /// The sealed copies the client kept.
+            objects: Vec<SealedObject>,
+        },
     }
 }
+
+/// A wrapped request: its kind byte, then its fields. A wrapped `Sealing` is refused (no
+/// nesting, so decoding never recurses more than once).
+impl Wire for Box<Request> {
+    const MIN_LEN: usize = 1;
+    fn put(&self, w: &mut Writer) -> Result<()> {
+        w.u8(self.code());
+        self.put_fields(w)
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let offset = r.offset();
+        let code = r.u8()?;
+        if code == WRAPPER_CODE {
+            return Err(ProtoError::UnknownTag {
+                what: "wrapped request",
+                tag: code,
+                offset,
+            });
+        }
+        match Request::get_fields(code, r)? {
+            Some(req) => Ok(Box::new(req)),
+            None => Err(ProtoError::UnknownTag {
+                what: "wrapped request",
+                tag: code,
+                offset,
+            }),
+        }
+    }
+}
+
+/// The kind of [`Request::Sealing`], which cannot wrap itself.
+const WRAPPER_CODE: u8 = 0x28;
 
 impl Request {
     /// True if running the request twice leaves the same stored state as running it once, so
@@ -289,6 +346,15 @@ impl Request {
                 | Request::ListPartitions { .. }
                 | Request::GetMechanisms { .. }
                 | Request::AttachSession { .. }
-        )
+                | Request::TokenStatus { .. }
+        ) || matches!(self, Request::Sealing { request } if request.is_idempotent())
+    }
+
+    /// The request itself, or the one a [`Request::Sealing`] wraps.
+    pub fn inner(&self) -> &Request {
+        match self {
+            Request::Sealing { request } => request,
+            other => other,
+        }
     }
 }

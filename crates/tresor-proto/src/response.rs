@@ -2,11 +2,12 @@
 //! request's code with the high bit set (`0x80 | request`); `Error` is `0xff`. Codes are part
 //! of the wire format: never renumber, only append.
 
-use crate::codec::wire_variants;
+use crate::codec::{wire_variants, Reader, Wire, Writer};
+use crate::error::{ProtoError, Result};
 use crate::request::Request;
 use crate::secret::Secret;
 use crate::types::{
-    Attestation, AttrRead, MechanismInfo, ObjectHandle, PartitionSummary, UserType,
+    Attestation, AttrRead, MechanismInfo, ObjectHandle, PartitionSummary, SealedObject, UserType,
 };
 
 /// The code of [`Response::Error`].
@@ -182,6 +183,35 @@ wire_variants! {
             /// Who is logged in on the context: none, or the `UserType` tag.
             login: Option<UserType>,
         },
+        /// Answers `InitToken`.
+        TokenInitialized = 0xa6 {
+            /// How many token objects were destroyed.
+            objects_destroyed: u64,
+        },
+        /// Answers `TokenStatus`.
+        TokenStatus = 0xa7 {
+            /// The user PIN is set (`CKF_USER_PIN_INITIALIZED`).
+            user_pin_initialized: bool,
+            /// Consecutive wrong SO PINs.
+            so_failures: u32,
+            /// Consecutive wrong user PINs.
+            user_failures: u32,
+            /// Wrong PINs after which a PIN is locked.
+            max_failures: u32,
+        },
+        /// Answers `Sealing`: the wrapped request's answer and the sealed copies of the session
+        /// objects it created or changed.
+        Sealed = 0xa8 {
+            /// One sealed copy per session object created or changed.
+            objects: Vec<SealedObject>,
+            /// The wrapped request's answer (never itself `Sealed`).
+            answer: Box<Response>,
+        },
+        /// Answers `RestoreSessionObjects`.
+        SessionObjectsRestored = 0xa9 {
+            /// How many session objects were restored.
+            restored: u32,
+        },
         /// Any request failed.
         Error = 0xff {
             /// The `CK_RV` (PKCS#11 or Tresor vendor code).
@@ -205,5 +235,36 @@ impl Response {
     pub fn answers(&self, request: &Request) -> bool {
         let c = self.code();
         c == ERROR_CODE || c == (request.code() | 0x80)
+    }
+}
+
+/// The kind of [`Response::Sealed`], which cannot wrap itself.
+const WRAPPER_CODE: u8 = 0xa8;
+
+/// A wrapped answer: its kind byte, then its fields. A wrapped `Sealed` is refused.
+impl Wire for Box<Response> {
+    const MIN_LEN: usize = 1;
+    fn put(&self, w: &mut Writer) -> Result<()> {
+        w.u8(self.code());
+        self.put_fields(w)
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let offset = r.offset();
+        let code = r.u8()?;
+        if code == WRAPPER_CODE {
+            return Err(ProtoError::UnknownTag {
+                what: "wrapped response",
+                tag: code,
+                offset,
+            });
+        }
+        match Response::get_fields(code, r)? {
+            Some(resp) => Ok(Box::new(resp)),
+            None => Err(ProtoError::UnknownTag {
+                what: "wrapped response",
+                tag: code,
+                offset,
+            }),
+        }
     }
 }

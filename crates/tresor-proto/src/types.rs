@@ -416,4 +416,24 @@ wire_struct! {
     }
 }
 
-wire_seq!(Attribute, AttrRead, PartitionSummary, MechanismInfo);
+wire_struct! {
+    /// A session object sealed by the node for the application that owns it (see
+    /// `Request::Sealing`): ciphertext only, restorable into a new context of the same
+    /// application (`Request::RestoreSessionObjects`).
+    pub struct SealedObject {
+        /// The session object's handle (negative).
+        pub object: i64,
+        /// Its version (1 at creation, one more per change).
+        pub version: i64,
+        /// The sealed blob (AES-256-GCM under the partition key; see `docs/sealing.md`).
+        pub sealed: Vec<u8>,
+    }
+}
+
+wire_seq!(
+    Attribute,
+    AttrRead,
+    PartitionSummary,
+    MechanismInfo,
+    SealedObject
+);

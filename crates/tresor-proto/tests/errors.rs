@@ -43,7 +43,7 @@ fn unknown_version() {
 
 #[test]
 fn unknown_kinds_and_directions() {
-    for kind in [0x00, 0x26, 0x7f, 0x81, 0xff] {
+    for kind in [0x00, 0x60, 0x7f, 0x81, 0xff] {
         assert!(matches!(
             req(&header(kind)),
             Err(ProtoError::UnknownKind { direction: "request", kind: k }) if k == kind

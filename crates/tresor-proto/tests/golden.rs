@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use tresor_proto::{
-    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, Secret, Template, UserType,
+    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, SealedObject, Secret,
+    Template, UserType,
 };
 
 const CKA_TOKEN: u64 = 0x1;
@@ -296,4 +297,176 @@ fn register_client() {
         ),
         REGISTER,
     );
+}
+
+// version 01 | kind 26 | id 5 | so_pin "so-1" | label "P1" + 30 blanks
+const INIT_TOKEN: &str = "0126\
+0000000000000005\
+00000004 736f2d31\
+00000020 5031202020202020202020202020202020202020202020202020202020202020";
+
+#[test]
+fn init_token() {
+    let mut label = vec![b' '; 32];
+    label[..2].copy_from_slice(b"P1");
+    check(
+        Envelope::new(
+            5,
+            Request::InitToken {
+                so_pin: Secret::from_slice(b"so-1"),
+                label,
+            },
+        ),
+        &INIT_TOKEN.replace(' ', ""),
+    );
+}
+
+// version 01 | kind a6 | id 5 | objects_destroyed 3
+const TOKEN_INITIALIZED: &str = "01a6\
+0000000000000005\
+0000000000000003";
+
+#[test]
+fn token_initialized() {
+    check(
+        Envelope::new(
+            5,
+            Response::TokenInitialized {
+                objects_destroyed: 3,
+            },
+        ),
+        TOKEN_INITIALIZED,
+    );
+}
+
+// version 01 | kind 27 | id 6
+const TOKEN_STATUS: &str = "0127\
+0000000000000006";
+
+// version 01 | kind a7 | id 6 | user pin initialised 00 | so failures 1 | user failures 0 | max 10
+const TOKEN_STATUS_ANSWER: &str = "01a7\
+0000000000000006\
+00\
+00000001\
+00000000\
+0000000a";
+
+#[test]
+fn token_status() {
+    check(Envelope::new(6, Request::TokenStatus {}), TOKEN_STATUS);
+    check(
+        Envelope::new(
+            6,
+            Response::TokenStatus {
+                user_pin_initialized: false,
+                so_failures: 1,
+                user_failures: 0,
+                max_failures: 10,
+            },
+        ),
+        TOKEN_STATUS_ANSWER,
+    );
+}
+
+// version 01 | kind 28 | id 7 | wrapped kind 0b (DestroyObject) | object -2
+const SEALING: &str = "0128\
+0000000000000007\
+0b fffffffffffffffe";
+
+#[test]
+fn sealing() {
+    check(
+        Envelope::new(
+            7,
+            Request::Sealing {
+                request: Box::new(Request::DestroyObject { object: -2 }),
+            },
+        ),
+        &SEALING.replace(' ', ""),
+    );
+}
+
+// version 01 | kind a8 | id 7 | 1 sealed object: object -2, version 1, blob 01 aa
+// | wrapped kind 89 (KeyGenerated) | key -2
+const SEALED: &str = "01a8\
+0000000000000007\
+00000001 fffffffffffffffe 0000000000000001 00000002 01aa\
+89 fffffffffffffffe";
+
+#[test]
+fn sealed() {
+    check(
+        Envelope::new(
+            7,
+            Response::Sealed {
+                objects: vec![SealedObject {
+                    object: -2,
+                    version: 1,
+                    sealed: vec![0x01, 0xaa],
+                }],
+                answer: Box::new(Response::KeyGenerated { key: -2 }),
+            },
+        ),
+        &SEALED.replace(' ', ""),
+    );
+}
+
+// version 01 | kind 29 | id 8 | 1 object: -3, version 2, blob 01
+const RESTORE: &str = "0129\
+0000000000000008\
+00000001 fffffffffffffffd 0000000000000002 00000001 01";
+
+// version 01 | kind a9 | id 8 | restored 1
+const RESTORED: &str = "01a9\
+0000000000000008\
+00000001";
+
+#[test]
+fn restore_session_objects() {
+    check(
+        Envelope::new(
+            8,
+            Request::RestoreSessionObjects {
+                objects: vec![SealedObject {
+                    object: -3,
+                    version: 2,
+                    sealed: vec![0x01],
+                }],
+            },
+        ),
+        &RESTORE.replace(' ', ""),
+    );
+    check(
+        Envelope::new(8, Response::SessionObjectsRestored { restored: 1 }),
+        RESTORED,
+    );
+}
+
+#[test]
+fn wrappers_do_not_nest() {
+    // A Sealing inside a Sealing, a Sealed inside a Sealed: refused at the inner kind byte.
+    let nested = hex::decode("012800000000000000072801").unwrap();
+    assert!(matches!(
+        Envelope::<Request>::decode(&nested),
+        Err(tresor_proto::ProtoError::UnknownTag {
+            tag: 0x28,
+            offset: 10,
+            ..
+        })
+    ));
+    let nested = hex::decode("01a80000000000000007 00000000 a8".replace(' ', "")).unwrap();
+    assert!(matches!(
+        Envelope::<Response>::decode(&nested),
+        Err(tresor_proto::ProtoError::UnknownTag {
+            tag: 0xa8,
+            offset: 14,
+            ..
+        })
+    ));
+    // A wrapped kind that is not a request at all.
+    let unknown = hex::decode("0128000000000000000760").unwrap();
+    assert!(matches!(
+        Envelope::<Request>::decode(&unknown),
+        Err(tresor_proto::ProtoError::UnknownTag { tag: 0x60, .. })
+    ));
 }

@@ -365,7 +365,18 @@ async fn open_attach(
     };
     let engine = inner.engine.clone();
     let part_name = partition.to_owned();
-    let open = move || async move { engine.open_context(&part_name).await };
+    // A context attached with the application's token can seal copies of its session objects
+    // for that application (client key and token) and take them back after a failover.
+    let app = token.map(|t| tresor_core::Application {
+        fingerprint: cred.fingerprint.clone(),
+        token: t.to_vec(),
+    });
+    let open = move || async move {
+        match app {
+            Some(app) => engine.open_application_context(&part_name, app).await,
+            None => engine.open_context(&part_name).await,
+        }
+    };
     // A private context (OpenSession) gets a token nobody else can name.
     let private_token;
     let token = match token {
@@ -529,7 +540,8 @@ async fn execute(
     cost: Option<crate::cost::CostKey>,
     start: Instant,
 ) -> Response {
-    let kind = env.body.code();
+    // A wrapped request counts as the request it wraps.
+    let kind = env.body.inner().code();
     let began = Instant::now();
     let resp = run_request(shared, env.request_id, &env.body).await;
     if let Some(k) = cost {

@@ -21,9 +21,69 @@ fn usize_len(len: u32) -> usize {
 /// Run `req` on `ctx`. Session-level requests (open, attach, close, register) are handled by
 /// the connection, not here.
 pub async fn dispatch(ctx: &Context, req: &Request) -> Response {
-    match run(ctx, req).await {
+    let r = match req {
+        Request::Sealing { request } => sealing(ctx, request).await,
+        req => run(ctx, req).await,
+    };
+    match r {
         Ok(r) => r,
         Err(e) => Response::from(&e),
+    }
+}
+
+/// `Sealing`: run the wrapped request, then seal a copy of every session object it created or
+/// changed for the context's application. The context must be able to seal before anything
+/// runs; a copy that cannot be made (which would only be an internal failure) is left out and
+/// logged rather than failing a request whose change is done.
+async fn sealing(ctx: &Context, req: &Request) -> Result<Response, Error> {
+    ctx.check_sealable()?;
+    let answer = run(ctx, req).await?;
+    let objects = touched(req, &answer)
+        .into_iter()
+        .filter(|o| *o < 0)
+        .filter_map(|o| match ctx.seal_session_object(o) {
+            Ok(s) => Some(tresor_proto::SealedObject {
+                object: s.object,
+                version: s.version,
+                sealed: s.sealed,
+            }),
+            Err(e) => {
+                tracing::warn!(context = ctx.id(), object = o, error = %e, "no sealed copy of a session object");
+                None
+            }
+        })
+        .collect();
+    Ok(Response::Sealed {
+        objects,
+        answer: Box::new(answer),
+    })
+}
+
+/// The objects a successful request created (from its answer) or changed (from the request).
+fn touched(req: &Request, answer: &Response) -> Vec<i64> {
+    match (req, answer) {
+        (_, Response::ObjectCreated { object } | Response::ObjectCopied { object }) => {
+            vec![*object]
+        }
+        (
+            _,
+            Response::KeyGenerated { key }
+            | Response::Unwrapped { key }
+            | Response::Derived { key }
+            | Response::Encapsulated { key, .. }
+            | Response::Decapsulated { key },
+        ) => vec![*key],
+        (
+            _,
+            Response::KeyPairGenerated {
+                public_key,
+                private_key,
+            },
+        ) => vec![*public_key, *private_key],
+        (Request::SetAttributes { object, .. }, Response::AttributesSet {}) => vec![*object],
+        (Request::BlockKey { key }, Response::KeyBlocked {})
+        | (Request::UnblockKey { key }, Response::KeyUnblocked {}) => vec![*key],
+        _ => Vec::new(),
     }
 }
 
@@ -223,6 +283,50 @@ async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
                 })
                 .collect(),
         },
+        Request::InitToken { so_pin, label } => {
+            // The context is the one the end-to-end channel opened on the partition the
+            // gateway admitted; the engine checks the label, the SO PIN (with its lockout) and
+            // that this application holds no login or session objects.
+            match ctx.init_token(so_pin.expose(), label).await {
+                Ok(n) => Response::TokenInitialized {
+                    objects_destroyed: n as u64,
+                },
+                Err(e) => {
+                    tracing::info!(partition = %ctx.partition_name(), context = ctx.id(), error = %e, "C_InitToken refused");
+                    return Err(e);
+                }
+            }
+        }
+        Request::TokenStatus {} => {
+            let s = ctx.token_status().await?;
+            Response::TokenStatus {
+                user_pin_initialized: s.user_pin_initialized,
+                so_failures: s.so_failures,
+                user_failures: s.user_failures,
+                max_failures: s.max_failures,
+            }
+        }
+        Request::RestoreSessionObjects { objects } => {
+            let objects: Vec<tresor_core::SealedObject> = objects
+                .iter()
+                .map(|o| tresor_core::SealedObject {
+                    object: o.object,
+                    version: o.version,
+                    sealed: o.sealed.clone(),
+                })
+                .collect();
+            let n = ctx.restore_session_objects(&objects).await?;
+            tracing::info!(partition = %ctx.partition_name(), context = ctx.id(), restored = n, "session objects restored into a new context");
+            Response::SessionObjectsRestored {
+                restored: u32::try_from(n).unwrap_or(u32::MAX),
+            }
+        }
+        Request::Sealing { .. } => {
+            return Err(Error::new(
+                Rv::ArgumentsBad,
+                "a Sealing request cannot wrap another one",
+            ))
+        }
         Request::OpenSession { .. }
         | Request::AttachSession { .. }
         | Request::CloseSession {}

@@ -44,6 +44,10 @@ fn fast_config() -> EngineConfig {
 }
 
 async fn setup(allow_direct: bool) -> Setup {
+    setup_with(allow_direct, Duration::from_secs(120)).await
+}
+
+async fn setup_with(allow_direct: bool, context_linger: Duration) -> Setup {
     let store = Arc::new(tresor_store::SqliteStore::memory().await.unwrap());
     let engine = Engine::open(store, fast_config()).await.unwrap();
     engine.init(1, 1).await.unwrap();
@@ -57,6 +61,7 @@ async fn setup(allow_direct: bool) -> Setup {
             listen: "127.0.0.1:0".parse().unwrap(),
             allow_direct,
             handshake_timeout: Duration::from_secs(2),
+            context_linger,
             ..NodeConfig::default()
         },
     )
@@ -599,4 +604,270 @@ async fn pipelined_short_requests_overtake_a_slow_one() {
         slow_at > 0,
         "the signatures waited for the RSA key generation: {order:?}"
     );
+}
+
+#[tokio::test]
+async fn init_token_needs_a_session_and_the_so_pin() {
+    let s = setup(true).await;
+    let (_, key) = register(&s, b"user-pin-1").await;
+    let id = client_identity(&key, "test").unwrap();
+    let mut label = vec![b' '; 32];
+    label[..2].copy_from_slice(b"P1");
+    let init = |pin: &[u8]| Request::InitToken {
+        so_pin: Secret::from_slice(pin),
+        label: label.clone(),
+    };
+    // Not before a session is open on the channel.
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let r = call(&mut c, 1, init(b"so-pin-1")).await;
+    assert_eq!(rv(&r), 0x91, "CKR_OPERATION_NOT_INITIALIZED");
+    // On an attached context: the user's PIN is not the SO's, a wrong label changes nothing.
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    let attach = Request::AttachSession {
+        partition: "P1".into(),
+        token: vec![9u8; 16],
+    };
+    assert!(matches!(
+        call(&mut c, 1, attach).await,
+        Response::SessionAttached { .. }
+    ));
+    assert_eq!(
+        rv(&call(&mut c, 2, init(b"user-pin-1")).await),
+        CKR_PIN_INCORRECT
+    );
+    let wrong_label = Request::InitToken {
+        so_pin: Secret::from_slice(b"so-pin-1"),
+        label: b"P2".to_vec(),
+    };
+    assert_eq!(
+        rv(&call(&mut c, 3, wrong_label).await),
+        0x07,
+        "CKR_ARGUMENTS_BAD"
+    );
+    let r = call(&mut c, 4, Request::TokenStatus {}).await;
+    assert_eq!(
+        r,
+        Response::TokenStatus {
+            user_pin_initialized: true,
+            so_failures: 1,
+            user_failures: 0,
+            max_failures: 10,
+        }
+    );
+    // A token key made by the user, then the SO re-initialises the token.
+    let ctx = s.engine.open_context("P1").await.unwrap();
+    ctx.login(tresor_core::UserType::User, b"user-pin-1")
+        .await
+        .unwrap();
+    let t = tresor_core::template::Template::new()
+        .with_bool(0x1, true)
+        .unwrap()
+        .with_ulong(0x161, 32)
+        .unwrap();
+    ctx.generate_key(0x1080, &t).await.unwrap();
+    drop(ctx);
+    let r = call(&mut c, 5, init(b"so-pin-1")).await;
+    assert_eq!(
+        r,
+        Response::TokenInitialized {
+            objects_destroyed: 1
+        }
+    );
+    // The same request id again (a retry after a broken connection) is not run twice.
+    assert_eq!(call(&mut c, 5, init(b"so-pin-1")).await, r);
+    let r = call(&mut c, 6, Request::TokenStatus {}).await;
+    assert!(matches!(
+        r,
+        Response::TokenStatus {
+            user_pin_initialized: false,
+            so_failures: 0,
+            ..
+        }
+    ));
+    let login = Request::Login {
+        user: UserType::User,
+        pin: Secret::from_slice(b"user-pin-1"),
+    };
+    assert_eq!(
+        rv(&call(&mut c, 7, login).await),
+        0x102,
+        "CKR_USER_PIN_NOT_INITIALIZED"
+    );
+}
+
+/// Answers a `Sealing` request must give: the sealed copies and the wrapped answer.
+fn unseal(r: Response) -> (Vec<tresor_proto::SealedObject>, Response) {
+    match r {
+        Response::Sealed { objects, answer } => (objects, *answer),
+        other => panic!("expected a Sealed answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sealed_session_objects_come_back_into_a_new_context() {
+    let s = setup_with(true, Duration::from_millis(200)).await;
+    let (_, key) = register(&s, b"user-pin-1").await;
+    let id = client_identity(&key, "test").unwrap();
+    let attach = |token: u8| Request::AttachSession {
+        partition: "P1".into(),
+        token: vec![token; 16],
+    };
+    let login = Request::Login {
+        user: UserType::User,
+        pin: Secret::from_slice(b"user-pin-1"),
+    };
+    let sign = |key| Request::Sign {
+        key,
+        mechanism: Mechanism::EcdsaHash {
+            hash: tresor_proto::HashAlg::Sha256,
+        },
+        data: Secret::from_slice(b"data"),
+    };
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    assert!(matches!(
+        call(&mut c, 1, attach(1)).await,
+        Response::SessionAttached { joined: false, .. }
+    ));
+    assert_eq!(call(&mut c, 2, login.clone()).await, Response::LoggedIn {});
+    let (copies, answer) = unseal(
+        call(
+            &mut c,
+            3,
+            Request::Sealing {
+                request: Box::new(session_p256_pair()),
+            },
+        )
+        .await,
+    );
+    let Response::KeyPairGenerated {
+        public_key,
+        private_key,
+    } = answer
+    else {
+        panic!("{answer:?}")
+    };
+    let ids: Vec<i64> = copies.iter().map(|c| c.object).collect();
+    assert_eq!(ids, vec![public_key, private_key]);
+    // A change makes a new copy (version 2); a failed wrapped request answers its error.
+    let relabel = Request::SetAttributes {
+        object: private_key,
+        template: Template::new().with_bytes(0x3, b"renamed"),
+    };
+    let (v2, answer) = unseal(
+        call(
+            &mut c,
+            4,
+            Request::Sealing {
+                request: Box::new(relabel),
+            },
+        )
+        .await,
+    );
+    assert_eq!(answer, Response::AttributesSet {});
+    assert_eq!((v2.len(), v2[0].object, v2[0].version), (1, private_key, 2));
+    let r = call(
+        &mut c,
+        5,
+        Request::Sealing {
+            request: Box::new(Request::DestroyObject { object: -999_999 }),
+        },
+    )
+    .await;
+    assert_eq!(rv(&r), 0x82, "CKR_OBJECT_HANDLE_INVALID, unwrapped");
+    assert!(matches!(
+        call(&mut c, 6, Request::DestroyObject { object: public_key }).await,
+        Response::ObjectDestroyed {}
+    ));
+    // Never into a live context.
+    let restore =
+        |objects: Vec<tresor_proto::SealedObject>| Request::RestoreSessionObjects { objects };
+    assert_eq!(rv(&call(&mut c, 7, restore(v2.clone())).await), 0x1b);
+    // The application's connections end; the node drops the context after its linger time.
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut c = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    assert!(matches!(
+        call(&mut c, 1, attach(1)).await,
+        Response::SessionAttached {
+            joined: false,
+            login: None,
+            ..
+        }
+    ));
+    // The destroyed public key, or the private key before its change: refused.
+    let mut with_destroyed = copies.clone();
+    with_destroyed[1] = v2[0].clone();
+    assert_eq!(rv(&call(&mut c, 2, restore(with_destroyed)).await), 0x1b);
+    assert_eq!(
+        rv(&call(&mut c, 3, restore(copies[1..].to_vec())).await),
+        0x1b
+    );
+    // Another application token: the copy does not open.
+    let mut other = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    call(&mut other, 1, attach(2)).await;
+    assert_eq!(
+        rv(&call(&mut other, 2, restore(v2.clone())).await),
+        0x8000_0102,
+        "TRESOR_INTEGRITY"
+    );
+    // The current state comes back under the same handle.
+    assert_eq!(
+        call(&mut c, 4, restore(v2.clone())).await,
+        Response::SessionObjectsRestored { restored: 1 }
+    );
+    assert_eq!(call(&mut c, 5, login).await, Response::LoggedIn {});
+    assert!(matches!(
+        call(&mut c, 6, sign(private_key)).await,
+        Response::Signature { signature } if signature.len() == 64
+    ));
+    // A private context (OpenSession) keeps no copies, and the wrapped request does not run.
+    let mut p = connect(s.node.local_addr(), &s.root, Some(&id))
+        .await
+        .unwrap();
+    call(
+        &mut p,
+        1,
+        Request::OpenSession {
+            partition: "P1".into(),
+        },
+    )
+    .await;
+    call(
+        &mut p,
+        2,
+        Request::Login {
+            user: UserType::User,
+            pin: Secret::from_slice(b"user-pin-1"),
+        },
+    )
+    .await;
+    let r = call(
+        &mut p,
+        3,
+        Request::Sealing {
+            request: Box::new(session_p256_pair()),
+        },
+    )
+    .await;
+    assert_eq!(rv(&r), 0x54, "CKR_FUNCTION_NOT_SUPPORTED");
+    let r = call(
+        &mut p,
+        4,
+        Request::FindObjects {
+            template: Template::new(),
+            max: 100,
+        },
+    )
+    .await;
+    assert_eq!(r, Response::Objects { objects: vec![] });
 }

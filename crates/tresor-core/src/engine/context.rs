@@ -1,7 +1,7 @@
 //! Caller contexts: login state, PINs and session objects.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -45,6 +45,12 @@ pub struct Context {
     pub(crate) session_objects: RwLock<HashMap<ObjectId, Arc<Cached>>>,
     /// This context's queue of audit events (drained by the partition's flushes).
     pub(crate) buffer: Arc<UseBuffer>,
+    /// The partition's token generation this context's login and session objects belong to.
+    pub(crate) generation: AtomicU64,
+    /// The application this context serves (sealed copies of its session objects).
+    pub(crate) app: Option<super::sealed::Application>,
+    /// True once a session object was created or restored here (a restore needs a new context).
+    pub(crate) had_session_objects: AtomicBool,
 }
 
 impl std::fmt::Debug for Context {
@@ -62,6 +68,7 @@ impl Engine {
     pub async fn open_context(self: &Arc<Self>, partition: &str) -> Result<Context> {
         let part = self.partition(partition).await?;
         let buffer = part.new_buffer();
+        let generation = AtomicU64::new(part.generation.load(Ordering::Acquire));
         Ok(Context {
             engine: self.clone(),
             buffer,
@@ -69,6 +76,9 @@ impl Engine {
             id: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             login: RwLock::new(None),
             session_objects: RwLock::new(HashMap::new()),
+            generation,
+            app: None,
+            had_session_objects: AtomicBool::new(false),
         })
     }
 }
@@ -89,8 +99,11 @@ impl Context {
         self.part.id
     }
 
-    /// Who is logged in.
+    /// Who is logged in (nobody after the token was re-initialised).
     pub fn logged_in(&self) -> Option<UserType> {
+        if self.part.generation.load(Ordering::Acquire) != self.generation.load(Ordering::Acquire) {
+            return None;
+        }
         *self.login.read()
     }
 
@@ -101,6 +114,14 @@ impl Context {
                 Rv::Vendor(vendor::USER_NOT_FOUND),
                 format!("partition '{}' was deleted", self.part.name),
             ));
+        }
+        let generation = self.part.generation.load(Ordering::Acquire);
+        if generation != self.generation.load(Ordering::Acquire) {
+            // The token was re-initialised (C_InitToken) since this context logged in or made
+            // its session objects: they are gone.
+            self.session_objects.write().clear();
+            *self.login.write() = None;
+            self.generation.store(generation, Ordering::Release);
         }
         Ok(())
     }
@@ -128,6 +149,15 @@ impl Context {
         -NEXT_SESSION_OBJECT.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Never hand out a session handle at or above `-lowest` again (restored handles keep
+    /// theirs).
+    pub(crate) fn reserve_session_ids(lowest: ObjectId) {
+        let next = lowest.checked_neg().and_then(|n| n.checked_add(1));
+        if let Some(n) = next {
+            NEXT_SESSION_OBJECT.fetch_max(n, Ordering::Relaxed);
+        }
+    }
+
     /// Log in (`C_Login`). Wrong PINs count towards the lockout; a correct PIN resets the count.
     pub async fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
         self.check_live()?;
@@ -149,7 +179,7 @@ impl Context {
 
     /// Verify a PIN of `user`, counting wrong PINs towards the lockout (and a correct one
     /// resetting the count), with an audit entry for each failure.
-    async fn check_pin_counted(
+    pub(crate) async fn check_pin_counted(
         &self,
         user: UserType,
         pin: &[u8],
@@ -307,6 +337,7 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        self.remember_final_state();
         self.session_objects.write().clear();
         // Queued events stay in the buffer until the next flush writes them.
         self.buffer.closed.store(true, Ordering::Release);

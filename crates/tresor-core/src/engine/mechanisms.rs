@@ -8,6 +8,12 @@
 //! generic-secret generation; bytes for AES, ChaCha20 and HMAC keys; the parameter-set range
 //! (`CKP_*`) for ML-DSA, ML-KEM and SLH-DSA; zero where no key is involved (digests).
 //!
+//! `CKF_MULTI_MESSAGE` (the mechanism works with `C_EncryptMessageBegin` / `C_SignMessageBegin`
+//! …) goes with the message flags of every mechanism that processes a whole message (AEAD,
+//! hash-and-sign, HMAC, EdDSA, ML-DSA, SLH-DSA); the mechanisms that sign a precomputed digest
+//! or an encoded block (`CKM_ECDSA`, `CKM_RSA_PKCS`, `CKM_RSA_X_509`, `CKM_RSA_PKCS_PSS`) are
+//! single-part in PKCS#11 and do not carry it.
+//!
 //! The PKCS#11 library answers `C_GetMechanismList` / `C_GetMechanismInfo` from this list
 //! (fetched once per slot with `Request::GetMechanisms`), so a flag here is a promise: a test in
 //! the PKCS#11 crate exercises every operation flagged.
@@ -45,6 +51,7 @@ flags!(
     CKF_MESSAGE_DECRYPT,
     CKF_MESSAGE_SIGN,
     CKF_MESSAGE_VERIFY,
+    CKF_MULTI_MESSAGE,
     CKF_EC_F_P,
     CKF_EC_OID,
     CKF_EC_UNCOMPRESS,
@@ -65,8 +72,15 @@ flags!(
 const SIGN_VERIFY: u64 = CKF_SIGN | CKF_VERIFY;
 const ENC_DEC: u64 = CKF_ENCRYPT | CKF_DECRYPT;
 const WRAP_UNWRAP: u64 = CKF_WRAP | CKF_UNWRAP;
-const MESSAGE_ENC_DEC: u64 = CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT;
+/// Message-based AEAD, single-part (`C_EncryptMessage`) and multi-part (`C_EncryptMessageBegin`).
+const MESSAGE_ENC_DEC: u64 = CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MULTI_MESSAGE;
+/// Message-based signing of a precomputed digest or encoded block (`CKM_ECDSA`, `CKM_RSA_PKCS`,
+/// `CKM_RSA_X_509`, `CKM_RSA_PKCS_PSS`): single-part mechanisms in PKCS#11, so no
+/// `CKF_MULTI_MESSAGE`.
 const MESSAGE_SIGN_VERIFY: u64 = CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY;
+/// Message-based signing of a message (hash-and-sign, HMAC, EdDSA, ML-DSA, SLH-DSA), also in
+/// parts (`C_SignMessageBegin`).
+const MESSAGE_SIGN_VERIFY_MULTI: u64 = MESSAGE_SIGN_VERIFY | CKF_MULTI_MESSAGE;
 const EC_CAPS: u64 = CKF_EC_F_P | CKF_EC_OID | CKF_EC_UNCOMPRESS;
 const GENERATE: u64 = CKF_GENERATE;
 const GENERATE_KEY_PAIR: u64 = CKF_GENERATE_KEY_PAIR;
@@ -134,7 +148,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
         ck::CKM_SHA3_384_RSA_PKCS_PSS,
         ck::CKM_SHA3_512_RSA_PKCS_PSS,
     ] {
-        v.push(info(m, RSA_BITS, SIGN_VERIFY | MESSAGE_SIGN_VERIFY));
+        v.push(info(m, RSA_BITS, SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI));
     }
     for m in [
         ck::CKM_SHA_1,
@@ -160,7 +174,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
         ck::CKM_SHA3_384_HMAC,
         ck::CKM_SHA3_512_HMAC,
     ] {
-        v.push(info(m, HMAC_BYTES, SIGN_VERIFY | MESSAGE_SIGN_VERIFY));
+        v.push(info(m, HMAC_BYTES, SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI));
     }
     v.push(info(ck::CKM_GENERIC_SECRET_KEY_GEN, (8, 4096), GENERATE));
     v.push(info(
@@ -187,7 +201,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
         v.push(info(
             m,
             EC_BITS,
-            SIGN_VERIFY | MESSAGE_SIGN_VERIFY | EC_CAPS,
+            SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI | EC_CAPS,
         ));
     }
     v.push(info(ck::CKM_ECDH1_DERIVE, EC_BITS, CKF_DERIVE | EC_CAPS));
@@ -199,7 +213,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
     v.push(info(
         ck::CKM_EDDSA,
         ED_BITS,
-        SIGN_VERIFY | MESSAGE_SIGN_VERIFY | EC_CAPS,
+        SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI | EC_CAPS,
     ));
     v.push(info(ck::CKM_AES_KEY_GEN, AES_BYTES, GENERATE));
     v.push(info(ck::CKM_AES_ECB, AES_BYTES, ENC_DEC));
@@ -229,7 +243,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
     v.push(info(
         ck::CKM_ML_DSA,
         ml_dsa,
-        SIGN_VERIFY | MESSAGE_SIGN_VERIFY,
+        SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI,
     ));
     v.push(info(
         ck::CKM_SLH_DSA_KEY_PAIR_GEN,
@@ -239,7 +253,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
     v.push(info(
         ck::CKM_SLH_DSA,
         slh_dsa,
-        SIGN_VERIFY | MESSAGE_SIGN_VERIFY,
+        SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI,
     ));
     v.sort_by_key(|m| m.mechanism);
     v
@@ -261,5 +275,36 @@ mod tests {
             assert!(m.min_key_size <= m.max_key_size, "{m:?}");
             assert_ne!(m.flags & !(ck::CKF_HW), 0, "{m:?}");
         }
+    }
+
+    #[test]
+    // `CK_MECHANISM_TYPE` is `u64` on LP64 targets only: the cast is for the others.
+    #[allow(clippy::unnecessary_cast)]
+    fn multi_message_only_with_a_message_flag_and_never_on_single_part_mechanisms() {
+        let message =
+            CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY;
+        let c = catalogue();
+        for m in &c {
+            if m.flags & CKF_MULTI_MESSAGE != 0 {
+                assert_ne!(m.flags & message, 0, "{m:?}");
+            }
+            // Every message mechanism but the single-part ones works in parts.
+            let single_part = [
+                ck::CKM_RSA_PKCS,
+                ck::CKM_RSA_X_509,
+                ck::CKM_RSA_PKCS_PSS,
+                ck::CKM_ECDSA,
+            ]
+            .iter()
+            .any(|s| *s as u64 == m.mechanism);
+            if m.flags & message != 0 {
+                assert_eq!(m.flags & CKF_MULTI_MESSAGE != 0, !single_part, "{m:?}");
+            }
+        }
+        let multi = c
+            .iter()
+            .filter(|m| m.flags & CKF_MULTI_MESSAGE != 0)
+            .count();
+        assert!(multi > 30, "{multi}");
     }
 }

@@ -20,6 +20,8 @@ pub mod mechanisms;
 mod objects;
 mod ops;
 mod partition;
+pub mod sealed;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +37,8 @@ pub use context::{Context, UserType};
 pub use credentials::{ClientCredential, SetupPolicy, TlsIdentity};
 pub use ops::mechanism_name;
 pub use partition::PartitionSummary;
+pub use sealed::{Application, SealedObject};
+pub use token::TokenStatus;
 
 use crate::audit::{self, EntryContent};
 use crate::error::{Error, Result, Rv};
@@ -117,6 +121,8 @@ pub struct Engine {
     active: AtomicBool,
     pub(crate) partitions: RwLock<HashMap<i64, Arc<Partition>>>,
     cluster_chain: tokio::sync::Mutex<ClusterChain>,
+    /// The final session objects of the application contexts this engine dropped.
+    pub(crate) session_states: sealed::SessionStates,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,6 +178,7 @@ impl Engine {
                 head_seq,
                 head_hash,
             }),
+            session_states: sealed::SessionStates::default(),
         }))
     }
 

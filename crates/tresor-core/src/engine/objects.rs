@@ -209,6 +209,10 @@ impl Context {
                 .await?;
         }
         let mut so = self.session_objects.write();
+        if !built.is_empty() {
+            self.had_session_objects
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         for c in built {
             so.insert(c.oid, c);
         }

@@ -2,7 +2,7 @@
 //! commit path for every state change.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openssl::pkey::{PKey, Private};
@@ -47,6 +47,10 @@ pub(crate) struct PartitionRecord {
     /// The registered client keys (permanent secrets' public halves).
     #[serde(default)]
     pub clients: Vec<super::credentials::ClientRecord>,
+    /// The token generation: bumped by `C_InitToken`, which ends every context's login and
+    /// session objects (absent, i.e. 0, in records written before it existed).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// What a chained commit appended: the new head's sequence number and hash, and whether a
@@ -310,6 +314,9 @@ pub(crate) struct Partition {
     pub audit_failed: AtomicBool,
     pub deleted: AtomicBool,
     pub force_checkpoint: AtomicBool,
+    /// The token generation of the sealed record (see [`PartitionRecord::generation`]); a
+    /// context of an older generation drops its login and session objects at its next call.
+    pub generation: AtomicU64,
 }
 
 impl Partition {
@@ -354,6 +361,7 @@ impl Partition {
         let attest_cert = X509::from_der(&st.writer.record.attest_cert)
             .map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
         let pairs = st.versions;
+        let generation = st.writer.record.generation;
         let own = Arc::new(UseBuffer::default());
         Ok(Partition {
             id: row.id,
@@ -370,6 +378,7 @@ impl Partition {
             audit_failed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             force_checkpoint: AtomicBool::new(false),
+            generation: AtomicU64::new(generation),
         })
     }
 
@@ -897,6 +906,9 @@ impl Partition {
         *w = st.writer;
         *self.versions.write() = st.versions.into_iter().collect();
         self.cache.write().clear();
+        // C_InitToken through another node: this node's contexts notice at their next call.
+        self.generation
+            .fetch_max(w.record.generation, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -1048,6 +1060,7 @@ impl Engine {
             digest: hex::encode(VersionDigest::empty()),
             setup: None,
             clients: Vec::new(),
+            generation: 0,
         };
         let pk8 = Zeroizing::new(attest_key.private_key_to_pkcs8()?);
         let sealed = Partition::seal_row(&un.master, id, 1, &key, &record, &pk8)?;

@@ -272,6 +272,37 @@ pub fn aad_object(partition_id: i64, object_id: i64, version: i64) -> Vec<u8> {
     aad_with_label(b"tresor/object/v1", &[partition_id, object_id, version])
 }
 
+/// AAD of a sealed copy of a session object, kept by the application's client library:
+/// `"tresor/session-object/v1" 0x00 || partition_id (i64) || token generation (u64) ||
+/// len(fingerprint) (u32) || fingerprint (UTF-8) || len(token) (u32) || token ||
+/// object_id (i64) || version (i64)`, all big-endian. The fingerprint is the client key's, the
+/// token the application's (`AttachSession`): the copy opens only for that application, on
+/// that partition, before the token is re-initialised, as that object at that version.
+pub fn aad_session_object(
+    partition_id: i64,
+    generation: u64,
+    fingerprint: &str,
+    token: &[u8],
+    object_id: i64,
+    version: i64,
+) -> Vec<u8> {
+    let label = b"tresor/session-object/v1";
+    let mut aad =
+        Vec::with_capacity(label.len() + 1 + 16 + 8 + fingerprint.len() + token.len() + 16);
+    aad.extend_from_slice(label);
+    aad.push(0);
+    aad.extend_from_slice(&partition_id.to_be_bytes());
+    aad.extend_from_slice(&generation.to_be_bytes());
+    for field in [fingerprint.as_bytes(), token] {
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        aad.extend_from_slice(&len.to_be_bytes());
+        aad.extend_from_slice(field);
+    }
+    aad.extend_from_slice(&object_id.to_be_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
 /// AAD of a cluster secret (e.g. the root or node private key) sealed under the master key's
 /// seal key: `"tresor/cluster/v1" 0x00 || len(name) (u32 BE) || name (UTF-8)`.
 pub fn aad_cluster(name: &str) -> Vec<u8> {
@@ -313,6 +344,26 @@ mod tests {
                 &pt
             );
         }
+    }
+
+    #[test]
+    fn session_object_aads_bind_every_field() {
+        let base = aad_session_object(1, 2, "fp", b"tok", -3, 4);
+        assert!(base.starts_with(b"tresor/session-object/v1\0"));
+        for other in [
+            aad_session_object(9, 2, "fp", b"tok", -3, 4),
+            aad_session_object(1, 3, "fp", b"tok", -3, 4),
+            aad_session_object(1, 2, "fq", b"tok", -3, 4),
+            aad_session_object(1, 2, "fp", b"tox", -3, 4),
+            aad_session_object(1, 2, "f", b"ptok", -3, 4),
+            aad_session_object(1, 2, "fp", b"tok", -4, 4),
+            aad_session_object(1, 2, "fp", b"tok", -3, 5),
+        ] {
+            assert_ne!(base, other);
+        }
+        let key = SealKey::random().unwrap();
+        let blob = seal(&key, &base, b"payload").unwrap();
+        assert!(open(&key, &aad_session_object(1, 2, "fp", b"tox", -3, 4), &blob).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!                                                                            (aad_cluster)
 //!  partition key (random SealKey) ─┬─ seals the partition record (aad_partition_record)
 //!                                  ├─ seals each object blob     (aad_object)
+//!                                  ├─ seals session-object copies for their application
+//!                                  │  (aad_session_object; kept by the client, not stored)
 //!                                  └─ HKDF ──> version digest key (VersionDigest)
 //! ```
 //!
@@ -34,8 +36,8 @@ mod shares;
 
 pub use digest::{Digest, VersionDigest};
 pub use keys::{
-    aad_cluster, aad_object, aad_partition_key, aad_partition_record, open, seal, MasterKey,
-    SealKey, BLOB_OVERHEAD, BLOB_VERSION, KEY_LEN, NONCE_LEN, TAG_LEN,
+    aad_cluster, aad_object, aad_partition_key, aad_partition_record, aad_session_object, open,
+    seal, MasterKey, SealKey, BLOB_OVERHEAD, BLOB_VERSION, KEY_LEN, NONCE_LEN, TAG_LEN,
 };
 pub use shares::{
     check_share, combine, combine_texts, init, SealConfig, Share, SEAL_CONFIG_VERSION, SHARE_PREFIX,

@@ -122,6 +122,35 @@ pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<RawMechanism> {
     Ok(RawMechanism { ty, param })
 }
 
+/// Reads the mechanism of `C_MessageEncryptInit` / `C_MessageDecryptInit`: for the AEAD
+/// mechanisms its parameter, if any, is a per-message parameter (`CK_GCM_MESSAGE_PARAMS`, as
+/// in the standard's example) that must be well formed; the parameters that count come with
+/// each message.
+///
+/// # Safety
+/// As [`mechanism`].
+pub unsafe fn message_mechanism(p: *const CK_MECHANISM) -> Result<RawMechanism> {
+    if p.is_null() {
+        return Err(Error::args("NULL mechanism"));
+    }
+    // SAFETY: non-NULL and valid per the contract.
+    let m = unsafe { &*p };
+    let ty = m.mechanism as u64;
+    let (pp, len) = (m.pParameter as *const c_void, m.ulParameterLen);
+    if pp.is_null() {
+        if len != 0 {
+            return Err(Error::args("NULL mechanism parameter with a length"));
+        }
+    } else if matches!(ty, CKM_AES_GCM | CKM_CHACHA20_POLY1305) {
+        // SAFETY: `pp` is valid for `len` bytes per the contract.
+        unsafe { message(ty, pp, len)? };
+    }
+    Ok(RawMechanism {
+        ty,
+        param: Param::None,
+    })
+}
+
 /// Reads the per-message parameter of an AEAD message operation.
 ///
 /// # Safety
@@ -204,6 +233,31 @@ pub unsafe fn write_back(ty: u64, p: *const c_void, len: CK_ULONG, sealed: &Seal
         std::ptr::copy_nonoverlapping(sealed.tag.as_ptr(), tag_ptr, sealed.tag.len());
         if !iv_ptr.is_null() && iv_len == sealed.iv.len() {
             std::ptr::copy_nonoverlapping(sealed.iv.as_ptr(), iv_ptr, iv_len);
+        }
+    }
+    Ok(())
+}
+
+/// Writes the IV (or nonce) a message uses back into its parameter (`C_EncryptMessageBegin`),
+/// when the parameter's IV buffer has its length.
+///
+/// # Safety
+/// As [`message`]; `pIv` / `pNonce` must be writable for `ulIvLen` / `ulNonceLen` bytes.
+pub unsafe fn write_iv(ty: u64, p: *const c_void, len: CK_ULONG, iv: &[u8]) -> Result<()> {
+    // SAFETY: forwarded contract; the destination is checked for NULL and its length.
+    unsafe {
+        let (iv_ptr, iv_len) = match ty {
+            CKM_AES_GCM => match read_struct::<CK_GCM_MESSAGE_PARAMS>(p, len) {
+                Some(s) => (s.pIv, s.ulIvLen as usize),
+                None => return Err(Error::new(CKR_MECHANISM_PARAM_INVALID, "no parameter")),
+            },
+            _ => match read_struct::<CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS>(p, len) {
+                Some(s) => (s.pNonce, s.ulNonceLen as usize),
+                None => return Err(Error::new(CKR_MECHANISM_PARAM_INVALID, "no parameter")),
+            },
+        };
+        if !iv_ptr.is_null() && iv_len == iv.len() {
+            std::ptr::copy_nonoverlapping(iv.as_ptr(), iv_ptr, iv_len);
         }
     }
     Ok(())

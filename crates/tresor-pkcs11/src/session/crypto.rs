@@ -6,6 +6,16 @@ use zeroize::Zeroizing;
 
 use super::*;
 
+/// A decryption already streamed by dual-function updates in a mode whose plaintext is as
+/// long as its ciphertext: the rest's length is known, and an empty rest needs no request.
+fn length_preserved(op: &Op) -> bool {
+    op.streamed
+        && matches!(
+            op.mech,
+            Mechanism::AesEcb {} | Mechanism::AesCbc { .. } | Mechanism::AesCtr { .. }
+        )
+}
+
 impl Session {
     // ---- sign / verify ------------------------------------------------------------------
 
@@ -121,6 +131,7 @@ impl Session {
                     mech: o.mech.clone(),
                     data: std::mem::take(&mut o.data),
                     parts: o.parts,
+                    streamed: false,
                     stash: None,
                 });
                 let r = append(&mut tmp, part);
@@ -179,8 +190,14 @@ impl Session {
             &mut st.decrypt,
             data,
             cap,
-            |_, _| None,
-            |op, input| self.decrypt_request(op.key, &op.mech, input),
+            |op, n| length_preserved(op).then_some(n),
+            |op, input| {
+                if length_preserved(op) && input.is_empty() {
+                    // Everything was decrypted by dual-function updates: nothing is left.
+                    return Ok(Zeroizing::new(Vec::new()));
+                }
+                self.decrypt_request(op.key, &op.mech, input)
+            },
         )
     }
 

@@ -1,5 +1,16 @@
 //! The 3.0 message-based functions: AEAD encryption / decryption with per-message
-//! parameters (tag and IV in the parameter), and message signing / verification.
+//! parameters (tag and IV in the parameter), and message signing / verification, each in one
+//! part (`C_EncryptMessage`, …) or in several (`C_EncryptMessageBegin` and
+//! `C_EncryptMessageNext`, …).
+//!
+//! A multi-part message is gathered here and sent in one request with its last part (the node
+//! works on whole messages; an AEAD decryption releases no plaintext before its tag was
+//! checked). An encryption's IV is fixed (and generated, when the parameter asks for it) at
+//! `C_EncryptMessageBegin` and written back there; the tag is written back by the last
+//! `C_EncryptMessageNext`. A decryption's tag is read from the last part's parameter.
+//! `C_SignMessageBegin` / `C_VerifyMessageBegin` accept the mechanisms the engine's catalogue
+//! marks `CKF_MULTI_MESSAGE` ([`mechanism::multi_message`]); the others are single-part
+//! (`CKR_FUNCTION_NOT_SUPPORTED`).
 
 use super::*;
 
@@ -75,6 +86,7 @@ impl Session {
             raw: m.clone(),
             counter: 0,
             sign_stash: None,
+            begun: None,
         });
         Ok(())
     }
@@ -140,6 +152,7 @@ impl Session {
             .msg_encrypt
             .as_mut()
             .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message encryption"))?;
+        no_message_under_way(op)?;
         match cap {
             None => {
                 return Ok(Sealed {
@@ -199,6 +212,7 @@ impl Session {
             .msg_decrypt
             .as_ref()
             .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message decryption"))?;
+        no_message_under_way(op)?;
         match cap {
             None => return Ok(Out::Len(data.len())),
             Some(c) if c < data.len() => return Ok(Out::TooSmall(data.len())),
@@ -213,7 +227,9 @@ impl Session {
         drop(st);
         let mut input = data.to_vec();
         input.extend_from_slice(&tag);
-        self.decrypt_request(key, &mech, &input).map(Out::Data)
+        self.decrypt_request(key, &mech, &input)
+            .map(Out::Data)
+            .map_err(aead_error)
     }
 
     /// `C_SignMessage`.
@@ -223,6 +239,7 @@ impl Session {
             .msg_sign
             .as_mut()
             .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message signing"))?;
+        no_message_under_way(op)?;
         let mech = mechanism::to_wire(&op.raw, Usage::Sign)?;
         if let Some(s) = op.sign_stash.as_ref().filter(|s| s.input[..] == *data) {
             let out = s.output.clone();
@@ -263,9 +280,315 @@ impl Session {
             let op = st.msg_verify.as_ref().ok_or_else(|| {
                 Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message verification")
             })?;
+            no_message_under_way(op)?;
             (op.key, mechanism::to_wire(&op.raw, Usage::Verify)?)
         };
         self.verify_request(key, &mech, data, signature)
+    }
+}
+
+fn msg_slot(st: &mut State, usage: Usage) -> &mut Option<MsgOp> {
+    match usage {
+        Usage::Encrypt => &mut st.msg_encrypt,
+        Usage::Decrypt => &mut st.msg_decrypt,
+        Usage::Sign => &mut st.msg_sign,
+        _ => &mut st.msg_verify,
+    }
+}
+
+/// A single-part message function cannot run in the middle of a multi-part message.
+fn no_message_under_way(op: &MsgOp) -> Result<()> {
+    if op.begun.is_some() {
+        fail!(CKR_OPERATION_ACTIVE, "a multi-part message is under way");
+    }
+    Ok(())
+}
+
+/// A message decryption whose tag does not verify is `CKR_AEAD_DECRYPT_FAILED` (3.0 §5.11).
+fn aead_error(e: Error) -> Error {
+    if e.rv == CKR_ENCRYPTED_DATA_INVALID {
+        Error::new(CKR_AEAD_DECRYPT_FAILED, e.message)
+    } else {
+        e
+    }
+}
+
+/// The active message operation of `usage`, which has a begun message.
+fn begun_of(st: &mut State, usage: Usage) -> Result<&mut MsgOp> {
+    let op = msg_slot(st, usage)
+        .as_mut()
+        .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message operation"))?;
+    if op.begun.is_none() {
+        fail!(
+            CKR_OPERATION_NOT_INITIALIZED,
+            "no message was begun (C_…MessageBegin)"
+        );
+    }
+    Ok(op)
+}
+
+/// A part that is not the last: gathered (nothing comes out until the end). A length query
+/// consumes nothing; too much data ends the message.
+fn gather(op: &mut MsgOp, part: &[u8], cap: Option<usize>) -> Result<Out> {
+    let Some(b) = op.begun.as_mut() else {
+        fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+    };
+    if cap.is_none() {
+        return Ok(Out::Len(0));
+    }
+    if b.op.data.len() + part.len() > MAX_DATA {
+        op.begun = None;
+        fail!(
+            CKR_DATA_LEN_RANGE,
+            "more than {MAX_DATA} bytes in one message"
+        );
+    }
+    b.op.data.extend_from_slice(part);
+    Ok(Out::Data(Zeroizing::new(Vec::new())))
+}
+
+/// The whole message: the parts gathered and the last one.
+fn whole(b: &Begun, last: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let n = b.op.data.len() + last.len();
+    if n > MAX_DATA {
+        fail!(
+            CKR_DATA_LEN_RANGE,
+            "more than {MAX_DATA} bytes in one message"
+        );
+    }
+    let mut all = Zeroizing::new(Vec::with_capacity(n));
+    all.extend_from_slice(&b.op.data);
+    all.extend_from_slice(last);
+    Ok(all)
+}
+
+impl Session {
+    // ---- multi-part messages (3.0) ----------------------------------------------------------
+
+    /// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`: fixes the message's IV (generated for
+    /// an encryption whose parameter asks for it) and associated data; returns the IV, which
+    /// the ABI writes back into the parameter.
+    pub fn message_begin(&self, usage: Usage, p: &MsgParam, aad: &[u8]) -> Result<Vec<u8>> {
+        let mut st = self.state.lock();
+        let op = msg_slot(&mut st, usage)
+            .as_mut()
+            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message operation"))?;
+        no_message_under_way(op)?;
+        let (iv, tag_len, tag) = match p {
+            MsgParam::Gcm {
+                iv,
+                iv_fixed_bits,
+                generator,
+                tag,
+                tag_bits,
+            } => {
+                let iv = if usage == Usage::Encrypt {
+                    generate_iv(iv, *iv_fixed_bits, *generator, &mut op.counter)?
+                } else {
+                    iv.clone()
+                };
+                (iv, (*tag_bits / 8) as usize, tag.clone())
+            }
+            MsgParam::ChaChaPoly { nonce, tag } => (nonce.clone(), 16, tag.clone()),
+        };
+        let mech = Self::message_mechanism(op.ty, p, aad, &iv)?;
+        op.begun = Some(Begun {
+            op: Op::new(op.key, op.ty, mech),
+            iv: iv.clone(),
+            tag_len,
+            tag,
+        });
+        Ok(iv)
+    }
+
+    /// `C_EncryptMessageNext`: a part is gathered; the last one (`end`, with the parameter that
+    /// receives the tag) encrypts the whole message in one request and returns its ciphertext.
+    /// A length query or a short buffer for the last part consumes nothing.
+    pub fn encrypt_message_next(
+        &self,
+        p: Option<&MsgParam>,
+        part: &[u8],
+        cap: Option<usize>,
+        end: bool,
+    ) -> Result<Sealed> {
+        let mut st = self.state.lock();
+        let op = begun_of(&mut st, Usage::Encrypt)?;
+        let empty = |out| Sealed {
+            out,
+            tag: Vec::new(),
+            iv: Vec::new(),
+        };
+        if !end {
+            return gather(op, part, cap).map(empty);
+        }
+        let Some(b) = op.begun.as_ref() else {
+            fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+        };
+        let tag_fits = match p {
+            Some(MsgParam::Gcm { tag_bits, .. }) => (*tag_bits / 8) as usize == b.tag_len,
+            Some(MsgParam::ChaChaPoly { .. }) => b.tag_len == 16,
+            None => false,
+        };
+        if !tag_fits {
+            op.begun = None;
+            fail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "the last part's parameter must receive a tag of the message's length"
+            );
+        }
+        let n = b.op.data.len() + part.len();
+        match cap {
+            None => return Ok(empty(Out::Len(n))),
+            Some(c) if c < n => return Ok(empty(Out::TooSmall(n))),
+            _ => {}
+        }
+        let Some(b) = op.begun.take() else {
+            fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+        };
+        let input = whole(&b, part)?;
+        let key = op.key;
+        drop(st);
+        let mut ct = self.encrypt_request(key, 0, &b.op.mech, &input)?;
+        if ct.len() < b.tag_len {
+            fail!(CKR_DEVICE_ERROR, "ciphertext shorter than its tag");
+        }
+        let at = ct.len() - b.tag_len;
+        let tag = ct.split_off(at);
+        Ok(Sealed {
+            out: Out::Data(ct),
+            tag,
+            iv: b.iv,
+        })
+    }
+
+    /// `C_DecryptMessageNext`: a part is gathered; the last one (`end`) decrypts the whole
+    /// message with the tag of its parameter (or of the `C_DecryptMessageBegin` parameter when
+    /// it has none) in one request. A length query or a short buffer consumes nothing.
+    pub fn decrypt_message_next(
+        &self,
+        p: Option<&MsgParam>,
+        part: &[u8],
+        cap: Option<usize>,
+        end: bool,
+    ) -> Result<Out> {
+        let mut st = self.state.lock();
+        let op = begun_of(&mut st, Usage::Decrypt)?;
+        if !end {
+            return gather(op, part, cap);
+        }
+        let Some(b) = op.begun.as_ref() else {
+            fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+        };
+        let tag = match p {
+            Some(MsgParam::Gcm { tag, .. } | MsgParam::ChaChaPoly { tag, .. })
+                if !tag.is_empty() =>
+            {
+                tag.clone()
+            }
+            _ => b.tag.clone(),
+        };
+        let (tag_len, n) = (b.tag_len, b.op.data.len() + part.len());
+        if tag.len() != tag_len {
+            op.begun = None;
+            fail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "the message's tag ({tag_len} bytes) is missing"
+            );
+        }
+        match cap {
+            None => return Ok(Out::Len(n)),
+            Some(c) if c < n => return Ok(Out::TooSmall(n)),
+            _ => {}
+        }
+        let Some(b) = op.begun.take() else {
+            fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+        };
+        let mut input = whole(&b, part)?;
+        input.extend_from_slice(&tag);
+        let key = op.key;
+        drop(st);
+        self.decrypt_request(key, &b.op.mech, &input)
+            .map(Out::Data)
+            .map_err(aead_error)
+    }
+
+    /// Ends the message under way of `usage` (an error that terminates it), keeping the
+    /// message-based operation.
+    pub fn message_abort(&self, usage: Usage) {
+        if let Some(op) = msg_slot(&mut self.state.lock(), usage).as_mut() {
+            op.begun = None;
+        }
+    }
+
+    /// `C_SignMessageBegin` / `C_VerifyMessageBegin` (`usage` Sign or Verify).
+    pub fn message_begin_signature(&self, usage: Usage) -> Result<()> {
+        let mut st = self.state.lock();
+        let op = msg_slot(&mut st, usage)
+            .as_mut()
+            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message operation"))?;
+        no_message_under_way(op)?;
+        if !mechanism::multi_message(op.ty) {
+            fail!(
+                CKR_FUNCTION_NOT_SUPPORTED,
+                "mechanism {:#x} is single-part (no CKF_MULTI_MESSAGE)",
+                op.ty
+            );
+        }
+        let mech = mechanism::to_wire(&op.raw, usage)?;
+        op.begun = Some(Begun {
+            op: Op::new(op.key, op.ty, mech),
+            iv: Vec::new(),
+            tag_len: 0,
+            tag: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// `C_SignMessageNext` / `C_VerifyMessageNext` with more parts to come: gathered.
+    pub fn message_part(&self, usage: Usage, part: &[u8]) -> Result<()> {
+        let mut st = self.state.lock();
+        let op = begun_of(&mut st, usage)?;
+        gather(op, part, Some(0)).map(|_| ())
+    }
+
+    /// `C_SignMessageNext` with the last part: the signature of the whole message (one
+    /// request; a length query or a short buffer keeps the message and its signature).
+    pub fn sign_message_last(&self, part: &[u8], cap: Option<usize>) -> Result<Out> {
+        let mut st = self.state.lock();
+        let op = begun_of(&mut st, Usage::Sign)?;
+        let Some(b) = op.begun.take() else {
+            fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+        };
+        // Too much data ends the message.
+        let input = whole(&b, part)?;
+        let mut slot = Some(b.op);
+        let r = deliver(
+            &mut slot,
+            Some(&input),
+            cap,
+            |o, _| self.slot.known_len(o.key, o.ty),
+            |o, i| self.sign_request(o.key, o.ty, &o.mech, i),
+        );
+        op.begun = slot.map(|op| Begun {
+            op,
+            iv: Vec::new(),
+            tag_len: 0,
+            tag: Vec::new(),
+        });
+        r
+    }
+
+    /// `C_VerifyMessageNext` with the last part and the signature: always ends the message.
+    pub fn verify_message_last(&self, part: &[u8], signature: &[u8]) -> Result<()> {
+        let (key, mech, input) = {
+            let mut st = self.state.lock();
+            let op = begun_of(&mut st, Usage::Verify)?;
+            let Some(b) = op.begun.take() else {
+                fail!(CKR_OPERATION_NOT_INITIALIZED, "no message was begun");
+            };
+            (b.op.key, b.op.mech.clone(), whole(&b, part)?)
+        };
+        self.verify_request(key, &mech, &input, signature)
     }
 }
 

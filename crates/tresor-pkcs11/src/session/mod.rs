@@ -7,7 +7,8 @@
 //! round trip; success or any other error ends the operation.
 //!
 //! This file holds the state and the delivery rules; the operations are in `crypto`
-//! (sign, verify, encrypt, decrypt, digest), `message` (3.0 message-based functions),
+//! (sign, verify, encrypt, decrypt, digest), `dual` (the dual-function updates), `message`
+//! (3.0 message-based functions),
 //! `objects` (objects, attributes, find) and `keys` (generation, wrap, unwrap, derive,
 //! KEM, random).
 
@@ -24,9 +25,11 @@ use crate::fail;
 use crate::mechanism::{self, RawMechanism, Usage};
 use crate::module::{unexpected, Slot};
 
+pub use dual::Partner;
 pub use message::{MsgParam, Sealed};
 
 mod crypto;
+mod dual;
 mod keys;
 mod message;
 mod objects;
@@ -59,6 +62,9 @@ struct Op {
     mech: Mechanism,
     data: Zeroizing<Vec<u8>>,
     parts: bool,
+    /// A decryption that already returned plaintext (dual-function updates): `mech` carries
+    /// the chaining value for what `data` still holds.
+    streamed: bool,
     stash: Option<Stash>,
 }
 
@@ -70,12 +76,13 @@ impl Op {
             mech,
             data: Zeroizing::new(Vec::new()),
             parts: false,
+            streamed: false,
             stash: None,
         }
     }
 }
 
-/// A message-based operation (PKCS#11 3.0 §5.13–5.16).
+/// A message-based operation (PKCS#11 3.0 §5.9, §5.11, §5.14, §5.16).
 #[derive(Debug)]
 struct MsgOp {
     key: i64,
@@ -83,6 +90,23 @@ struct MsgOp {
     raw: RawMechanism,
     counter: u64,
     sign_stash: Option<Stash>,
+    /// The message begun with `C_…MessageBegin` and not yet ended.
+    begun: Option<Begun>,
+}
+
+/// A multi-part message under way: its mechanism (with the IV and associated data of an AEAD
+/// message) and the parts gathered so far. The node works on whole messages, so the parts
+/// travel in one request with the last one.
+#[derive(Debug)]
+struct Begun {
+    op: Op,
+    /// AEAD: the IV (or nonce) of the message.
+    iv: Vec<u8>,
+    /// AEAD: the tag length.
+    tag_len: usize,
+    /// AEAD decryption: the tag the parameter held at `C_DecryptMessageBegin` (used when the
+    /// last part comes without a parameter).
+    tag: Vec<u8>,
 }
 
 #[derive(Debug)]

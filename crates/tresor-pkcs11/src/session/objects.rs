@@ -67,8 +67,12 @@ impl Session {
     /// Destroys the session objects this session created (on close).
     pub fn destroy_session_objects(&self) {
         let objects = std::mem::take(&mut self.state.lock().objects);
+        // Their sealed copies go first: whatever the node says, they never come back.
+        for object in &objects {
+            self.slot.forget(*object);
+            self.slot.drop_copy(*object);
+        }
         for object in objects {
-            self.slot.forget(object);
             // Already destroyed elsewhere is fine; a token that cannot be reached has lost
             // its session objects with the context, so stop asking (bounded close).
             if let Err(e) = self.slot.call(&Request::DestroyObject { object }) {

@@ -365,3 +365,39 @@ impl Stack {
         self.dir.path()
     }
 }
+
+/// The library's 3.2 function list, for the functions the `cryptoki` crate does not wrap and
+/// for the raw-pointer rules.
+pub struct RawLib {
+    _lib: libloading::Library,
+    pub f: cryptoki_sys::CK_FUNCTION_LIST_3_2,
+}
+
+impl RawLib {
+    #[allow(unsafe_code)]
+    pub fn load(path: &Path) -> RawLib {
+        use cryptoki_sys as sys;
+        // SAFETY: loading the library under test.
+        let lib = unsafe { libloading::Library::new(path) }.unwrap();
+        // SAFETY: `C_GetInterface` with its cryptoki-sys type; the table it returns lives as
+        // long as the library (kept in `_lib`).
+        unsafe {
+            let get_if: libloading::Symbol<
+                unsafe extern "C" fn(
+                    *mut u8,
+                    *mut sys::CK_VERSION,
+                    *mut *mut sys::CK_INTERFACE,
+                    sys::CK_FLAGS,
+                ) -> sys::CK_RV,
+            > = lib.get(b"C_GetInterface\0").unwrap();
+            let mut v = sys::CK_VERSION { major: 3, minor: 2 };
+            let mut iface = std::ptr::null_mut();
+            assert_eq!(
+                get_if(c"PKCS 11".as_ptr() as *mut u8, &mut v, &mut iface, 0),
+                sys::CKR_OK
+            );
+            let f = *((*iface).pFunctionList as *const sys::CK_FUNCTION_LIST_3_2);
+            RawLib { _lib: lib, f }
+        }
+    }
+}

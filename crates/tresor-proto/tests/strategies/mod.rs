@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use tresor_proto::{
     Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, Mechanism,
-    MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response, Secret, Template,
-    UserType,
+    MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response, SealedObject,
+    Secret, Template, UserType,
 };
 
 pub fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -115,7 +115,8 @@ pub fn template() -> impl Strategy<Value = Template> {
     .prop_map(Template)
 }
 
-pub fn request() -> BoxedStrategy<Request> {
+/// Any request but `Sealing` (which wraps one of these).
+pub fn plain_request() -> BoxedStrategy<Request> {
     let h = any::<i64>;
     Union::new(vec![
         Just(Request::Ping {}).boxed(),
@@ -272,11 +273,16 @@ pub fn request() -> BoxedStrategy<Request> {
         (string(), bytes())
             .prop_map(|(partition, token)| Request::AttachSession { partition, token })
             .boxed(),
+        (secret(), bytes())
+            .prop_map(|(so_pin, label)| Request::InitToken { so_pin, label })
+            .boxed(),
+        Just(Request::TokenStatus {}).boxed(),
     ])
     .boxed()
 }
 
-pub fn response() -> BoxedStrategy<Response> {
+/// Any response but `Sealed` (which wraps one of these).
+pub fn plain_response() -> BoxedStrategy<Response> {
     let h = any::<i64>;
     let attr_read = prop_oneof![
         secret().prop_map(AttrRead::Value),
@@ -406,9 +412,58 @@ pub fn response() -> BoxedStrategy<Response> {
         prop::collection::vec(info, 0..4)
             .prop_map(|mechanisms| Response::Mechanisms { mechanisms })
             .boxed(),
+        any::<u64>()
+            .prop_map(|objects_destroyed| Response::TokenInitialized { objects_destroyed })
+            .boxed(),
+        (any::<bool>(), any::<u32>(), any::<u32>(), any::<u32>())
+            .prop_map(
+                |(user_pin_initialized, so_failures, user_failures, max_failures)| {
+                    Response::TokenStatus {
+                        user_pin_initialized,
+                        so_failures,
+                        user_failures,
+                        max_failures,
+                    }
+                },
+            )
+            .boxed(),
         (any::<u64>(), string())
             .prop_map(|(rv, message)| Response::Error { rv, message })
             .boxed(),
     ])
+    .boxed()
+}
+
+pub fn sealed_object() -> impl Strategy<Value = SealedObject> {
+    (any::<i64>(), any::<i64>(), bytes()).prop_map(|(object, version, sealed)| SealedObject {
+        object,
+        version,
+        sealed,
+    })
+}
+
+/// Any request, `Sealing` wrapping any other one included.
+pub fn request() -> BoxedStrategy<Request> {
+    prop_oneof![
+        8 => plain_request(),
+        1 => plain_request().prop_map(|r| Request::Sealing { request: Box::new(r) }),
+        1 => prop::collection::vec(sealed_object(), 0..4)
+            .prop_map(|objects| Request::RestoreSessionObjects { objects }),
+    ]
+    .boxed()
+}
+
+/// Any response, `Sealed` wrapping any other one included.
+pub fn response() -> BoxedStrategy<Response> {
+    prop_oneof![
+        8 => plain_response(),
+        1 => (prop::collection::vec(sealed_object(), 0..4), plain_response()).prop_map(
+            |(objects, answer)| Response::Sealed {
+                objects,
+                answer: Box::new(answer),
+            }
+        ),
+        1 => any::<u32>().prop_map(|restored| Response::SessionObjectsRestored { restored }),
+    ]
     .boxed()
 }

@@ -218,17 +218,34 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     })
 }
 
-/// `C_InitToken` (§5.5.7): partitions are created by the operator (`tresor admin`).
+/// `C_InitToken` (§5.5.7): re-initialises the slot's partition as its security officer (every
+/// object destroyed, the user PIN cleared). The label must be the partition's name: partitions
+/// are named by the operator (`tresor admin`).
 pub unsafe extern "C" fn C_InitToken(
     slotID: CK_SLOT_ID,
-    _pPin: *mut CK_UTF8CHAR,
-    _ulPinLen: CK_ULONG,
-    _pLabel: *mut CK_UTF8CHAR,
+    pPin: *mut CK_UTF8CHAR,
+    ulPinLen: CK_ULONG,
+    pLabel: *mut CK_UTF8CHAR,
 ) -> CK_RV {
     guard("C_InitToken", || {
         let m = module()?;
         m.slot(u(slotID))?;
-        not_supported("C_InitToken (partitions are created with `tresor admin`)")
+        if pPin.is_null() {
+            return Err(Error::args(
+                "NULL PIN: this token has no protected authentication path",
+            ));
+        }
+        if pLabel.is_null() {
+            return Err(Error::args("NULL label"));
+        }
+        // SAFETY: the SO PIN of §5.5.7 and its 32-byte label.
+        let (pin, label) = unsafe {
+            (
+                Zeroizing::new(bytes(pPin, ulPinLen)?.to_vec()),
+                bytes(pLabel, 32)?.to_vec(),
+            )
+        };
+        m.init_token(u(slotID), &pin, &label)
     })
 }
 

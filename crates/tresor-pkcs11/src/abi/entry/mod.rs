@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::info;
 use crate::mechanism::Usage;
 use crate::module::Module;
-use crate::session::Out;
+use crate::session::{Out, Partner};
 
 fn not_supported(what: &str) -> Result<()> {
     Err(Error::new(
@@ -28,8 +28,8 @@ fn not_supported(what: &str) -> Result<()> {
     ))
 }
 
-/// A recovery or dual-function operation: no mechanism of this token offers it (no
-/// `CKF_SIGN_RECOVER` / `CKF_VERIFY_RECOVER` flag), so the function does not apply.
+/// A function that does not apply to this token (a recovery operation: no mechanism has
+/// `CKF_SIGN_RECOVER` / `CKF_VERIFY_RECOVER`; asynchronous or authenticated wrapping).
 macro_rules! unsupported_fn {
     ($(#[$doc:meta])* $name:ident ( $($arg:ident : $ty:ty),* )) => {
         $(#[$doc])*

@@ -292,54 +292,47 @@ unsupported_fn!(
     /// `C_VerifyRecover` (§5.13.6).
     C_VerifyRecover(pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG, pData: *mut CK_BYTE, pulDataLen: *mut CK_ULONG)
 );
-unsupported_fn!(
-    /// `C_DigestEncryptUpdate` (§5.14.1).
-    C_DigestEncryptUpdate(pPart: *mut CK_BYTE, ulPartLen: CK_ULONG, pEncryptedPart: *mut CK_BYTE, pulEncryptedPartLen: *mut CK_ULONG)
+/// A dual-function update (§5.14): the input part goes to two active operations; the output
+/// follows §5.2 (a length query or a short buffer consumes nothing).
+macro_rules! dual_fn {
+    ($(#[$doc:meta])* $name:ident, $method:ident, $partner:expr) => {
+        $(#[$doc])*
+        pub unsafe extern "C" fn $name(
+            hSession: CK_SESSION_HANDLE,
+            pPart: *mut CK_BYTE,
+            ulPartLen: CK_ULONG,
+            pOut: *mut CK_BYTE,
+            pulOutLen: *mut CK_ULONG,
+        ) -> CK_RV {
+            guard(stringify!($name), || {
+                let s = module()?.session(u(hSession))?;
+                // SAFETY: input, output and length of the function's section.
+                let (part, cap) = unsafe { (bytes(pPart, ulPartLen)?, capacity(pOut, pulOutLen)?) };
+                let out = s.$method($partner, part, cap)?;
+                // SAFETY: as above.
+                unsafe { deliver(pOut, pulOutLen, out) }
+            })
+        }
+    };
+}
+
+dual_fn!(
+    /// `C_DigestEncryptUpdate` (§5.14.1): the part is digested and encrypted; the ciphertext
+    /// comes out at `C_EncryptFinal`.
+    C_DigestEncryptUpdate, encrypt_with, Partner::Digest
 );
-unsupported_fn!(
-    /// `C_DecryptDigestUpdate` (§5.14.2).
-    C_DecryptDigestUpdate(pEncryptedPart: *mut CK_BYTE, ulEncryptedPartLen: CK_ULONG, pPart: *mut CK_BYTE, pulPartLen: *mut CK_ULONG)
+dual_fn!(
+    /// `C_DecryptDigestUpdate` (§5.14.2): the plaintext returned is digested.
+    C_DecryptDigestUpdate, decrypt_with, Partner::Digest
 );
-unsupported_fn!(
-    /// `C_SignEncryptUpdate` (§5.14.3).
-    C_SignEncryptUpdate(pPart: *mut CK_BYTE, ulPartLen: CK_ULONG, pEncryptedPart: *mut CK_BYTE, pulEncryptedPartLen: *mut CK_ULONG)
+dual_fn!(
+    /// `C_SignEncryptUpdate` (§5.14.3): the part is signed and encrypted; the ciphertext comes
+    /// out at `C_EncryptFinal`.
+    C_SignEncryptUpdate, encrypt_with, Partner::Sign
 );
-unsupported_fn!(
-    /// `C_DecryptVerifyUpdate` (§5.14.4).
-    C_DecryptVerifyUpdate(pEncryptedPart: *mut CK_BYTE, ulEncryptedPartLen: CK_ULONG, pPart: *mut CK_BYTE, pulPartLen: *mut CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_EncryptMessageBegin` (3.0): multi-part messages are not offered (no
-    /// `CKF_MULTI_MESSAGE`).
-    C_EncryptMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_EncryptMessageNext` (3.0).
-    C_EncryptMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, ulPlaintextPartLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, pulCiphertextPartLen: *mut CK_ULONG, flags: CK_FLAGS)
-);
-unsupported_fn!(
-    /// `C_DecryptMessageBegin` (3.0).
-    C_DecryptMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_DecryptMessageNext` (3.0).
-    C_DecryptMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, ulCiphertextPartLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, pulPlaintextPartLen: *mut CK_ULONG, flags: CK_FLAGS)
-);
-unsupported_fn!(
-    /// `C_SignMessageBegin` (3.0).
-    C_SignMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_SignMessageNext` (3.0).
-    C_SignMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_VerifyMessageBegin` (3.0).
-    C_VerifyMessageBegin(pParameter: *mut c_void, ulParameterLen: CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_VerifyMessageNext` (3.0).
-    C_VerifyMessageNext(pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG)
+dual_fn!(
+    /// `C_DecryptVerifyUpdate` (§5.14.4): the plaintext returned is verified.
+    C_DecryptVerifyUpdate, decrypt_with, Partner::Verify
 );
 unsupported_fn!(
     /// `C_AsyncComplete` (3.2): no asynchronous operations.
