@@ -606,8 +606,9 @@ fn keys_signatures_and_errors() {
         400,
         610,
     );
+    // `ec` has no password: presenting one is a mismatch.
     dev.err("POST", "/v1/synchronousSign", Some(json!({"signRequest": {"payload": "AA==",
-        "signKeyName": "ec", "keyPassword": ["a", "b"], "signatureAlgorithm": "SHA256_WITH_ECDSA"}})), 400, 611);
+        "signKeyName": "ec", "keyPassword": ["a", "b"], "signatureAlgorithm": "SHA256_WITH_ECDSA"}})), 400, 620);
     dev.err(
         "POST",
         "/v1/synchronousSign",
@@ -1190,9 +1191,9 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/key",
-        Some(json!({"label": "p", "algorithm": "AES", "password": ["p", "w"]})),
+        Some(json!({"label": "p", "algorithm": "AES", "password": ["pw"]})),
         400,
-        611,
+        600,
     );
     dev.err(
         "POST",
@@ -1445,9 +1446,9 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/key/changePassword",
-        Some(json!({"label": "ec", "password": null, "newPassword": ["a"]})),
+        Some(json!({"label": "ec", "password": ["x"], "newPassword": ["a"]})),
         400,
-        611,
+        620,
     );
     dev.err(
         "POST",
@@ -1827,5 +1828,247 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         o.status.success(),
         "schemathesis failed after {:?}:\n{out}",
         start.elapsed()
+    );
+}
+
+fn pw(s: &str) -> Value {
+    json!(s.chars().map(|c| c.to_string()).collect::<Vec<_>>())
+}
+
+/// Per-key passwords: a key created (or imported) with a password needs it for every use,
+/// from every endpoint; wrong ones are 620 and lock the key's password after 10 in a row.
+#[test]
+fn key_passwords_protect_every_use() {
+    let dev = start_dev();
+    let tmp = tempfile::tempdir().unwrap();
+    let j = create(
+        &dev,
+        json!({"label": "pk", "algorithm": "EC", "password": pw("sec-ret"),
+            "attributes": {"sign": true, "verify": true, "destroyable": true}}),
+    );
+    let spki = j["publicKey"].as_str().unwrap().to_owned();
+    let sign = |password: Option<Value>| {
+        let mut b = sign_body("pk", "SHA256_WITH_ECDSA", b"pay", None);
+        if let Some(p) = password {
+            b["signRequest"]["keyPassword"] = p;
+        }
+        dev.call("POST", "/v1/synchronousSign", Some(b))
+    };
+    assert_securosys_error(&sign(None), 400, 620, "sign without the password");
+    assert_securosys_error(&sign(Some(pw("wrong"))), 400, 620, "wrong password");
+    assert_securosys_error(&sign(Some(json!("sec-ret"))), 400, 600, "not an array");
+    let r = sign(Some(pw("sec-ret")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sig = unb64(r.json["signature"].as_str().unwrap());
+    assert!(openssl_verify(
+        tmp.path(),
+        &spki,
+        b"pay",
+        &sig,
+        &["-sha256"]
+    ));
+    // The message names the key, never an object id.
+    let m = sign(None).json["message"].as_str().unwrap().to_owned();
+    assert!(m.contains("\"pk\""), "{m}");
+    // Verify with the public half needs none; a wrong masterKeyPassword is still refused.
+    let verify = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/verify",
+            Some(
+                json!({"verifySignatureRequest": {"payload": b64(b"pay"), "signKeyName": "pk",
+                "signatureAlgorithm": "SHA256_WITH_ECDSA", "signature": b64(&sig),
+                "masterKeyPassword": password}}),
+            ),
+        )
+    };
+    assert_eq!(verify(Value::Null).json["signatureValid"], json!(true));
+    assert_eq!(verify(pw("sec-ret")).json["signatureValid"], json!(true));
+    assert_securosys_error(&verify(pw("nope")), 400, 620, "verify, wrong password");
+    // Attributes and attestation: POST with the password; the password-less GET is refused.
+    dev.err(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk"})),
+        400,
+        620,
+    );
+    let a = dev.ok(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk", "password": pw("sec-ret")})),
+    );
+    assert_eq!(a["json"]["publicKey"], json!(spki));
+    dev.err("GET", "/v1/key/pk/attributes", None, 400, 620);
+    // Certificates are signed with the key: its password goes with them.
+    let ss = json!({"signKeyName": "pk", "commonName": "pk", "signatureAlgorithm": "SHA256_WITH_ECDSA",
+        "validity": 30});
+    dev.err(
+        "POST",
+        "/v1/certificate/synchronous/selfsign",
+        Some(ss.clone()),
+        400,
+        620,
+    );
+    let mut ss_ok = ss.clone();
+    ss_ok["keyPassword"] = pw("sec-ret");
+    dev.ok("POST", "/v1/certificate/synchronous/selfsign", Some(ss_ok));
+
+    // Change: the current password is needed; afterwards only the new one works.
+    dev.err(
+        "POST",
+        "/v1/key/changePassword",
+        Some(json!({"label": "pk", "password": pw("bad"), "newPassword": pw("n3w")})),
+        400,
+        620,
+    );
+    dev.ok(
+        "POST",
+        "/v1/key/changePassword",
+        Some(json!({"label": "pk", "password": pw("sec-ret"), "newPassword": pw("n3w")})),
+    );
+    assert_securosys_error(&sign(Some(pw("sec-ret"))), 400, 620, "old password");
+    assert_eq!(sign(Some(pw("n3w"))).status, 200);
+
+    // A secret key: encrypt and decrypt with keyPassword; export with password.
+    create(
+        &dev,
+        json!({"label": "pk-aes", "algorithm": "AES", "keySize": 256, "password": pw("a€s"),
+            "attributes": {"encrypt": true, "decrypt": true, "sensitive": false, "extractable": true}}),
+    );
+    let enc = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/encrypt",
+            Some(
+                json!({"encryptRequest": {"payload": b64(b"plain"), "encryptKeyName": "pk-aes",
+                "cipherAlgorithm": "AES_GCM", "keyPassword": password}}),
+            ),
+        )
+    };
+    assert_securosys_error(&enc(Value::Null), 400, 620, "encrypt without");
+    let e = enc(pw("a€s"));
+    assert_eq!(e.status, 200, "{}", e.body);
+    let d = dev.call(
+        "POST",
+        "/v1/synchronousDecrypt",
+        Some(
+            json!({"decryptRequest": {"encryptedPayload": e.json["encryptedPayload"],
+            "decryptKeyName": "pk-aes", "cipherAlgorithm": "AES_GCM",
+            "initializationVector": e.json["initializationVector"], "keyPassword": pw("a€s")}}),
+        ),
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    assert_eq!(unb64(d.json["payload"].as_str().unwrap()), b"plain");
+    dev.err(
+        "POST",
+        "/v1/key/export/plain",
+        Some(json!({"label": "pk-aes"})),
+        400,
+        620,
+    );
+    let x = dev.ok(
+        "POST",
+        "/v1/key/export/plain",
+        Some(json!({"label": "pk-aes", "password": pw("a€s")})),
+    );
+    assert_eq!(unb64(x["secretKey"].as_str().unwrap()).len(), 32);
+
+    // Wrap needs the wrapping key's and the wrapped key's passwords.
+    create(
+        &dev,
+        json!({"label": "pk-kek", "algorithm": "AES", "keySize": 256, "password": pw("kek"),
+            "attributes": {"wrap": true, "unwrap": true}}),
+    );
+    let wrap = |kek_pw: Value, key_pw: Value| {
+        dev.call(
+            "POST",
+            "/v1/wrap",
+            Some(
+                json!({"wrapKeyRequest": {"keyToBeWrapped": "pk-aes", "wrapKeyName": "pk-kek",
+                "wrapMethod": "AES_WRAP_PAD", "wrapKeyPassword": kek_pw,
+                "keyToBeWrappedPassword": key_pw}}),
+            ),
+        )
+    };
+    assert_securosys_error(
+        &wrap(pw("kek"), Value::Null),
+        400,
+        620,
+        "no target password",
+    );
+    assert_securosys_error(&wrap(Value::Null, pw("a€s")), 400, 620, "no kek password");
+    let w = wrap(pw("kek"), pw("a€s"));
+    assert_eq!(w.status, 200, "{}", w.body);
+    // Unwrap with the kek's password.
+    let unwrap =
+        |kek_pw: Value| {
+            dev.call(
+            "POST",
+            "/v1/synchronousUnwrap",
+            Some(json!({"unwrapKeyRequest": {"wrappedKey": w.json["wrappedKey"], "label": "pk-back",
+                "unwrapKeyName": "pk-kek", "wrapMethod": "AES_WRAP_PAD",
+                "unwrapKeyPassword": kek_pw, "attributes": {"encrypt": true, "decrypt": true}}})),
+        )
+        };
+    assert_securosys_error(&unwrap(Value::Null), 400, 620, "unwrap without");
+    assert_eq!(unwrap(pw("kek")).status, 200);
+
+    // Import with a password.
+    let r = dev.call(
+        "POST",
+        "/v1/key/import/plain",
+        Some(
+            json!({"label": "pk-imp", "algorithm": "AES", "secretKey": b64(&[9u8; 32]),
+            "password": pw("imp"), "attributes": {"encrypt": true, "decrypt": true}}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let imp = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/encrypt",
+            Some(
+                json!({"encryptRequest": {"payload": b64(b"x"), "encryptKeyName": "pk-imp",
+                "cipherAlgorithm": "AES_GCM", "keyPassword": password}}),
+            ),
+        )
+    };
+    assert_securosys_error(&imp(Value::Null), 400, 620, "imported key without");
+    assert_eq!(imp(pw("imp")).status, 200);
+
+    // Ten wrong passwords in a row lock the key's password: then even the right one fails.
+    for i in 0..10 {
+        let r = imp(pw(&format!("wrong{i}")));
+        assert_securosys_error(&r, 400, 620, &format!("wrong #{i}"));
+    }
+    let locked = imp(pw("imp"));
+    assert_securosys_error(&locked, 400, 620, "locked");
+    assert!(
+        locked.json["message"].as_str().unwrap().contains("locked"),
+        "{}",
+        locked.body
+    );
+
+    // Delete: the password-less DELETE is refused, deleteKey with the password works.
+    dev.err("DELETE", "/v1/key/pk", None, 400, 620);
+    dev.err(
+        "POST",
+        "/v1/key/deleteKey",
+        Some(json!({"label": "pk", "password": pw("sec-ret")})),
+        400,
+        620,
+    );
+    dev.ok(
+        "POST",
+        "/v1/key/deleteKey",
+        Some(json!({"label": "pk", "password": pw("n3w")})),
+    );
+    dev.err(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk"})),
+        404,
+        650,
     );
 }

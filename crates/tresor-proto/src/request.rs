@@ -2,9 +2,10 @@
 //! byte of the header (`0x01..=0x7f`). Codes are part of the wire format: never renumber,
 //! only append.
 
-use crate::codec::wire_variants;
+use crate::codec::{wire_variants, Reader, Wire, Writer};
+use crate::error::{ProtoError, Result};
 use crate::secret::Secret;
-use crate::types::{HashAlg, Mechanism, ObjectHandle, Template, UserType};
+use crate::types::{HashAlg, KeyPassword, Mechanism, ObjectHandle, Template, UserType};
 
 wire_variants! {
     /// A request from a client (PKCS#11 library, REST API, ppin) to an HSM node.
@@ -262,6 +263,59 @@ wire_variants! {
             /// 16 random bytes chosen by the client process.
             token: Vec<u8>,
         },
+        /// Run `request` with key passwords presented: the engine checks each password against
+        /// its key (a wrong one is refused and counted towards the key's lockout), then runs
+        /// the request with those keys usable for it alone. The answer is
+        /// [`Response::WithKeyPasswords`](crate::Response::WithKeyPasswords) around the inner
+        /// request's answer, or an error. `request` is never itself a `WithKeyPasswords`.
+        WithKeyPasswords = 0x30 {
+            /// One password per key that needs one.
+            passwords: Vec<KeyPassword>,
+            /// The request to run.
+            request: Box<Request>,
+        },
+        /// Set, change or remove a key's password. A key that has a password must be unlocked
+        /// for this request (sent inside `WithKeyPasswords` with its current password).
+        ChangeKeyPassword = 0x31 {
+            /// The private or secret key.
+            key: ObjectHandle,
+            /// The new password; `None` removes the password.
+            new_password: Option<Secret>,
+        },
+    }
+}
+
+/// The code of [`Request::WithKeyPasswords`].
+pub const WITH_KEY_PASSWORDS: u8 = 0x30;
+
+/// A request inside [`Request::WithKeyPasswords`]: `code:u8 ‖ fields`. A nested
+/// `WithKeyPasswords` (or an unknown code) is refused, so decoding never recurses twice.
+impl Wire for Box<Request> {
+    const MIN_LEN: usize = 1;
+    fn put(&self, w: &mut Writer) -> Result<()> {
+        if self.code() == WITH_KEY_PASSWORDS {
+            return Err(ProtoError::Unrepresentable(
+                "a WithKeyPasswords request cannot wrap another one".into(),
+            ));
+        }
+        w.u8(self.code());
+        self.put_fields(w)
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let offset = r.offset();
+        let code = r.u8()?;
+        let unknown = ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: code,
+            offset,
+        };
+        if code == WITH_KEY_PASSWORDS {
+            return Err(unknown);
+        }
+        match Request::get_fields(code, r)? {
+            Some(inner) => Ok(Box::new(inner)),
+            None => Err(unknown),
+        }
     }
 }
 
@@ -289,6 +343,6 @@ impl Request {
                 | Request::ListPartitions { .. }
                 | Request::GetMechanisms { .. }
                 | Request::AttachSession { .. }
-        )
+        ) || matches!(self, Request::WithKeyPasswords { request, .. } if request.is_idempotent())
     }
 }

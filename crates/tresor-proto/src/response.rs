@@ -2,7 +2,8 @@
 //! request's code with the high bit set (`0x80 | request`); `Error` is `0xff`. Codes are part
 //! of the wire format: never renumber, only append.
 
-use crate::codec::wire_variants;
+use crate::codec::{wire_variants, Reader, Wire, Writer};
+use crate::error::{ProtoError, Result};
 use crate::request::Request;
 use crate::secret::Secret;
 use crate::types::{
@@ -182,6 +183,14 @@ wire_variants! {
             /// Who is logged in on the context: none, or the `UserType` tag.
             login: Option<UserType>,
         },
+        /// Answers `WithKeyPasswords`: the wrapped request's answer (never an error, which is
+        /// answered as `Error` directly, and never another `WithKeyPasswords`).
+        WithKeyPasswords = 0xb0 {
+            /// The inner request's answer.
+            response: Box<Response>,
+        },
+        /// Answers `ChangeKeyPassword`.
+        KeyPasswordChanged = 0xb1 {},
         /// Any request failed.
         Error = 0xff {
             /// The `CK_RV` (PKCS#11 or Tresor vendor code).
@@ -205,5 +214,40 @@ impl Response {
     pub fn answers(&self, request: &Request) -> bool {
         let c = self.code();
         c == ERROR_CODE || c == (request.code() | 0x80)
+    }
+}
+
+/// The code of [`Response::WithKeyPasswords`].
+pub const WITH_KEY_PASSWORDS_ANSWER: u8 = 0xb0;
+
+/// The answer inside [`Response::WithKeyPasswords`]: `code:u8 ‖ fields`. A nested
+/// `WithKeyPasswords` or an `Error` (which is never wrapped) is refused.
+impl Wire for Box<Response> {
+    const MIN_LEN: usize = 1;
+    fn put(&self, w: &mut Writer) -> Result<()> {
+        let code = self.code();
+        if code == WITH_KEY_PASSWORDS_ANSWER || code == ERROR_CODE {
+            return Err(ProtoError::Unrepresentable(
+                "a WithKeyPasswords answer wraps a success answer only".into(),
+            ));
+        }
+        w.u8(code);
+        self.put_fields(w)
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self> {
+        let offset = r.offset();
+        let code = r.u8()?;
+        let unknown = ProtoError::UnknownTag {
+            what: "wrapped response",
+            tag: code,
+            offset,
+        };
+        if code == WITH_KEY_PASSWORDS_ANSWER || code == ERROR_CODE {
+            return Err(unknown);
+        }
+        match Response::get_fields(code, r)? {
+            Some(inner) => Ok(Box::new(inner)),
+            None => Err(unknown),
+        }
     }
 }

@@ -195,6 +195,8 @@ impl ApiError {
             0x8000_0012 => code::KEY_NOT_EXISTENT,
             0x8000_0100 | 0x8000_0101 => code::SECURITY_NOT_ALLOWED,
             0x8000_0103 => code::KEY_ALREADY_EXISTING,
+            // A wrong or missing key password, a locked one, one of the wrong length.
+            0x8000_000E | 0xA2 | 0xA4 => code::KEY_PASSWORD_MISMATCH,
             _ => {
                 tracing::warn!(rv = format_args!("{rv:#x}"), message, "HSM error");
                 code::IN_HSM

@@ -74,6 +74,10 @@ pub mod ck {
     /// Tresor vendor attributes (`CKA_VENDOR_DEFINED | 0x5452_0000`).
     pub const CKA_TRESOR_POLICY: u64 = 0x8000_0000 | 0x5452_0000 | 1;
     pub const CKA_TRESOR_PKCS8: u64 = 0x8000_0000 | 0x5452_0000 | 5;
+    /// A new key's password (creation only; the engine keeps an Argon2id hash).
+    pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x10;
+    /// Creation only: refuse if a token object of these classes (bit `1 << CKO_*`) has the label.
+    pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x11;
 }
 
 /// What kind of key a name refers to (from the engine's record).
@@ -322,6 +326,49 @@ impl Tenant {
             .map_err(|e| ApiError::from_client(&e))
     }
 
+    /// Send one request with key passwords (`Request::WithKeyPasswords`; none: a plain
+    /// request), answering the inner request's answer. The engine checks the passwords.
+    pub async fn call_unlocked(
+        &self,
+        req: Request,
+        passwords: Vec<tresor_proto::KeyPassword>,
+    ) -> ApiResult<Response> {
+        if passwords.is_empty() {
+            return self.call(req).await;
+        }
+        match self
+            .call(Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(req),
+            })
+            .await?
+        {
+            Response::WithKeyPasswords { response } => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// As [`call_unlocked`](Self::call_unlocked), returning the client library's error as is.
+    pub async fn call_raw_unlocked(
+        &self,
+        req: Request,
+        passwords: Vec<tresor_proto::KeyPassword>,
+    ) -> ApiResult<Result<Response, tresor_client::Error>> {
+        if passwords.is_empty() {
+            return self.call_raw(req).await;
+        }
+        Ok(self
+            .call_raw(Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(req),
+            })
+            .await?
+            .and_then(|r| match r {
+                Response::WithKeyPasswords { response } => Ok(*response),
+                other => Ok(other),
+            }))
+    }
+
     /// Send one request on a blocking thread; the client library's error is returned as is.
     pub async fn call_raw(
         &self,
@@ -488,6 +535,20 @@ impl Tenant {
             },
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+/// The key password to present for `k` (on its private or secret key), if one was given.
+pub fn unlock(
+    k: &KeyRef,
+    password: &crate::dto::Password,
+) -> ApiResult<Vec<tresor_proto::KeyPassword>> {
+    match password.as_ref().and_then(|p| p.bytes()) {
+        None => Ok(Vec::new()),
+        Some(p) => Ok(vec![tresor_proto::KeyPassword {
+            key: k.main().ok_or_else(|| ApiError::no_key(&k.label))?,
+            password: tresor_proto::Secret::from_slice(p),
+        }]),
     }
 }
 

@@ -16,6 +16,7 @@
 mod context;
 pub mod credentials;
 mod import;
+mod key_password;
 pub mod mechanisms;
 mod objects;
 mod ops;
@@ -58,6 +59,14 @@ pub struct EngineConfig {
     pub argon2_p: u32,
     /// Name of this node in its certificate (default "tresor-node").
     pub node_name: String,
+    /// Consecutive wrong passwords after which a key's password is locked (default 10).
+    pub max_key_password_failures: u32,
+    /// How long a locked key password refuses every password (default 15 minutes); each
+    /// further wrong password after that locks it again.
+    pub key_password_lockout: Duration,
+    /// How long a verified key password is accepted again without Argon2id, by a keyed
+    /// digest held in memory (default 5 minutes; zero: Argon2id on every request).
+    pub key_password_cache_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +80,9 @@ impl Default for EngineConfig {
             argon2_t: 2,
             argon2_p: 1,
             node_name: "tresor-node".into(),
+            max_key_password_failures: 10,
+            key_password_lockout: Duration::from_secs(15 * 60),
+            key_password_cache_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -117,6 +129,8 @@ pub struct Engine {
     active: AtomicBool,
     pub(crate) partitions: RwLock<HashMap<i64, Arc<Partition>>>,
     cluster_chain: tokio::sync::Mutex<ClusterChain>,
+    /// Recently verified key passwords and the Argon2id permits for key passwords.
+    pub(crate) key_passwords: key_password::Verifier,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +158,7 @@ pub(crate) fn store_err(e: tresor_store::StoreError) -> Error {
 impl Engine {
     /// Open the engine over a store. It starts sealed (or uninitialised).
     pub async fn open(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Engine>> {
+        let config_ttl = config.key_password_cache_ttl;
         let seal_config = match store
             .cluster_get(keys::SEAL_CONFIG)
             .await
@@ -172,6 +187,7 @@ impl Engine {
                 head_seq,
                 head_hash,
             }),
+            key_passwords: key_password::Verifier::new(config_ttl)?,
         }))
     }
 

@@ -4,9 +4,9 @@
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use tresor_proto::{
-    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, Mechanism,
-    MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response, Secret, Template,
-    UserType,
+    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, KeyPassword,
+    Mechanism, MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response, Secret,
+    Template, UserType,
 };
 
 pub fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -115,7 +115,28 @@ pub fn template() -> impl Strategy<Value = Template> {
     .prop_map(Template)
 }
 
+/// Every request, including one wrapped with key passwords.
 pub fn request() -> BoxedStrategy<Request> {
+    Union::new(vec![
+        plain_request(),
+        (
+            prop::collection::vec(
+                (any::<i64>(), secret()).prop_map(|(key, password)| KeyPassword { key, password }),
+                0..3,
+            ),
+            plain_request(),
+        )
+            .prop_map(|(passwords, inner)| Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(inner),
+            })
+            .boxed(),
+    ])
+    .boxed()
+}
+
+/// Every request that is not a `WithKeyPasswords`.
+pub fn plain_request() -> BoxedStrategy<Request> {
     let h = any::<i64>;
     Union::new(vec![
         Just(Request::Ping {}).boxed(),
@@ -272,11 +293,31 @@ pub fn request() -> BoxedStrategy<Request> {
         (string(), bytes())
             .prop_map(|(partition, token)| Request::AttachSession { partition, token })
             .boxed(),
+        (h(), prop::option::of(secret()))
+            .prop_map(|(key, new_password)| Request::ChangeKeyPassword { key, new_password })
+            .boxed(),
     ])
     .boxed()
 }
 
+/// Every response, including a wrapped one.
 pub fn response() -> BoxedStrategy<Response> {
+    Union::new(vec![
+        plain_response(),
+        plain_response()
+            .prop_filter("errors are never wrapped", |r| {
+                !matches!(r, Response::Error { .. })
+            })
+            .prop_map(|inner| Response::WithKeyPasswords {
+                response: Box::new(inner),
+            })
+            .boxed(),
+    ])
+    .boxed()
+}
+
+/// Every response that is not a `WithKeyPasswords`.
+pub fn plain_response() -> BoxedStrategy<Response> {
     let h = any::<i64>;
     let attr_read = prop_oneof![
         secret().prop_map(AttrRead::Value),
@@ -406,6 +447,7 @@ pub fn response() -> BoxedStrategy<Response> {
         prop::collection::vec(info, 0..4)
             .prop_map(|mechanisms| Response::Mechanisms { mechanisms })
             .boxed(),
+        Just(Response::KeyPasswordChanged {}).boxed(),
         (any::<u64>(), string())
             .prop_map(|(rv, message)| Response::Error { rv, message })
             .boxed(),
