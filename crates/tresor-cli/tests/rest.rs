@@ -1356,6 +1356,53 @@ fn keys_signatures_and_errors() {
         "CSR: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The key now holds a self-signed certificate of the CSR's subject, KeyUsage critical,
+    // for the key's own public key (compat §1.10).
+    let held = dev.ok("GET", "/v1/certificate/rsa", None);
+    let held_der = tmp.path().join("held.der");
+    std::fs::write(&held_der, unb64(held["certificate"].as_str().unwrap())).unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&held_der)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("Subject: C = CH, O = Tresor, CN = leaf.example")
+            || text.contains("CN = leaf.example"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Key Usage: critical"), "{text}");
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    let issuer = text
+        .lines()
+        .find(|l| l.trim().starts_with("Issuer:"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("Issuer:")
+        .to_owned();
+    let subject = text
+        .lines()
+        .find(|l| l.trim().starts_with("Subject:"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("Subject:")
+        .to_owned();
+    assert_eq!(issuer, subject, "self-signed");
+    let held_pub = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-pubkey", "-in"])
+        .arg(&held_der)
+        .output()
+        .unwrap();
+    let rsa_spki = dev.ok("POST", "/v1/key/attributes", Some(json!({"label": "rsa"})))["json"]
+        ["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&held_pub.stdout).replace('\n', ""),
+        pem_public(&rsa_spki).replace('\n', "")
+    );
     let issued = dev.ok("POST", "/v1/certificate/synchronous/sign", Some(json!({"signKeyName": "ec",
         "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 10, "certificateSigningRequest": csr_pem})));
     let leaf = tmp.path().join("leaf.pem");
@@ -1374,8 +1421,8 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/certificate/synchronous/sign",
-        Some(json!({"signKeyName": "rsa",
-        "signatureAlgorithm": "SHA256_WITH_RSA", "certificateSigningRequest": csr_pem})),
+        Some(json!({"signKeyName": "ed",
+        "signatureAlgorithm": "EDDSA", "certificateSigningRequest": csr_pem})),
         400,
         613,
     );

@@ -254,7 +254,8 @@ pub async fn store_certificate(t: &Tenant, label: &str, der: &[u8]) -> ApiResult
     Ok(())
 }
 
-/// A CSR for a key.
+/// A CSR for a key; the key then holds a self-signed certificate of the same subject (stored
+/// under its name, replacing any, as `selfsign` does).
 #[utoipa::path(post, path = "/v1/certificate/synchronous/request", tag = "certificates",
     request_body = CsrRequest,
     responses((status = 200, body = CsrResponse), (status = "4XX", body = crate::error::ErrorBody)))]
@@ -306,8 +307,20 @@ pub async fn csr(c: Caller, ApiJson(r): ApiJson<CsrRequest>) -> ApiResult<Json<C
     let mut p = CertificateParams::default();
     p.distinguished_name = dn;
     usages(&mut p, &r.key_usage, &r.extended_key_usage);
+    if p.key_usages.is_empty() {
+        // The key's certificate always states its usage (critical, as rcgen writes it).
+        p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+    }
     validity(&mut p, r.validity)?;
-    let pem = blocking(failure, move || p.serialize_request(&key)?.pem()).await?;
+    // The CSR, and the self-signed certificate the key holds from now on (compat §1.10), with
+    // the same subject, usages and validity.
+    let (pem, cert_der) = blocking(failure, move || {
+        let pem = p.serialize_request(&key)?.pem()?;
+        let cert = p.self_signed(&key)?;
+        Ok((pem, cert.der().to_vec()))
+    })
+    .await?;
+    store_certificate(t, &r.sign_key_name, &cert_der).await?;
     Ok(Json(CsrResponse {
         label: r.sign_key_name,
         certificate_signing_request: pem,
