@@ -437,8 +437,8 @@ fn create(dev: &Dev, body: Value) -> Value {
     dev.ok("POST", "/v1/key", Some(body))["json"].clone()
 }
 
-/// Concurrent creates of one name: the REST face serializes the "is the name free" check and
-/// the generation per (tenant, name), so exactly one succeeds and the others get 608.
+/// Concurrent creates of one name: the engine checks that the name is free in the commit that
+/// writes the key (`CKA_TRESOR_UNIQUE_LABEL`), so exactly one succeeds and the others get 608.
 #[test]
 fn concurrent_creates_of_one_name_make_one_key() {
     let dev = start_dev();

@@ -679,9 +679,11 @@ pub async fn create_key(
         ));
     }
     let mut spec = key_spec(&req)?;
-    spec.private = with_password(spec.private, &req.password);
+    // The engine refuses the key if its name was taken meanwhile (by any REST process).
+    spec.private = with_password(spec.private, &req.password)
+        .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
     let t = &c.tenant;
-    let _name = t.lock_name(&req.label).await;
+    // A quick answer before a costly generation; the engine's check is the one that counts.
     if exists(t, &req.label).await? {
         return Err(ApiError::new(
             code::KEY_ALREADY_EXISTING,
@@ -852,7 +854,6 @@ pub async fn import_plain(
     let t = &c.tenant;
     let a = req.attributes.clone().unwrap_or_default();
     let policy = policy_bytes(&req.policy)?;
-    let _name = t.lock_name(&req.label).await;
     let existing = if exists(t, &req.label).await? {
         Some(t.key(&req.label).await?)
     } else {
@@ -881,7 +882,8 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, true)
             .with_ulong(ck::CKA_CLASS, ck::CKO_SECRET_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_VALUE, &raw);
+            .with_bytes(ck::CKA_VALUE, &raw)
+            .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
         for (ty, v) in [
             (ck::CKA_ENCRYPT, a.encrypt),
             (ck::CKA_DECRYPT, a.decrypt),
@@ -920,7 +922,15 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, true)
             .with_ulong(ck::CKA_CLASS, ck::CKO_PRIVATE_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_TRESOR_PKCS8, &der);
+            .with_bytes(ck::CKA_TRESOR_PKCS8, &der)
+            .with_ulong(
+                ck::CKA_TRESOR_UNIQUE_LABEL,
+                if existing.is_some() {
+                    ck::UNIQUE_SECRET_HALF
+                } else {
+                    ck::UNIQUE_KEY_NAME
+                },
+            );
         if let Some(p) = params {
             tm = tm.with_bytes(ck::CKA_EC_PARAMS, &p);
         }
@@ -948,7 +958,8 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, false)
             .with_ulong(ck::CKA_CLASS, ck::CKO_PUBLIC_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_PUBLIC_KEY_INFO, &der);
+            .with_bytes(ck::CKA_PUBLIC_KEY_INFO, &der)
+            .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_PUBLIC_HALF);
         if let Some(p) = params {
             tm = tm.with_bytes(ck::CKA_EC_PARAMS, &p);
         }
@@ -1493,18 +1504,21 @@ pub async fn synchronous_unwrap(
     check_label(&r.unwrap_key_name)?;
     let wrapped = unb64("wrappedKey", &r.wrapped_key)?;
     let t = &c.tenant;
-    let _name = t.lock_name(&r.label).await;
-    if exists(t, &r.label).await? {
-        return Err(ApiError::new(
+    let name_taken = || {
+        ApiError::new(
             code::IN_HSM,
             format!("Error unwrapping key: a key named {:?} exists", r.label),
-        ));
+        )
+    };
+    if exists(t, &r.label).await? {
+        return Err(name_taken());
     }
     let (class, ckk) = mech::unwrapped_kind(r.wrap_method)?;
     let a = r.attributes.clone().unwrap_or_default();
     let mut tm = base_template(&r.label, None, &a, true)
         .with_ulong(ck::CKA_CLASS, class)
-        .with_ulong(ck::CKA_KEY_TYPE, ckk);
+        .with_ulong(ck::CKA_KEY_TYPE, ckk)
+        .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
     for (ty, v) in [
         (ck::CKA_DECRYPT, a.decrypt),
         (ck::CKA_SIGN, a.sign),
@@ -1551,6 +1565,14 @@ pub async fn synchronous_unwrap(
         })
         .await;
     t.forget(&r.label);
+    // Securosys answers an existing name on unwrap with 701.
+    let result = result.map_err(|e| {
+        if e.code == code::KEY_ALREADY_EXISTING {
+            name_taken()
+        } else {
+            e
+        }
+    });
     let outcome = match &result {
         Ok(()) => Outcome::Executed(None),
         Err(e) => Outcome::Failed(e.clone()),

@@ -78,6 +78,16 @@ pub mod ck {
     pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x10;
     /// Creation only: refuse if a token object of these classes (bit `1 << CKO_*`) has the label.
     pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x11;
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a new key name: no key or certificate of that name.
+    pub const UNIQUE_KEY_NAME: u64 = (1 << CKO_CERTIFICATE)
+        | (1 << CKO_PUBLIC_KEY)
+        | (1 << CKO_PRIVATE_KEY)
+        | (1 << CKO_SECRET_KEY);
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a private or secret key added to a name that may hold a
+    /// public key or certificate already.
+    pub const UNIQUE_SECRET_HALF: u64 = (1 << CKO_PRIVATE_KEY) | (1 << CKO_SECRET_KEY);
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a public key imported under a name.
+    pub const UNIQUE_PUBLIC_HALF: u64 = 1 << CKO_PUBLIC_KEY;
 }
 
 /// What kind of key a name refers to (from the engine's record).
@@ -235,36 +245,6 @@ pub struct Tenant {
     /// so more would open (and close) connections to the node under load.
     blocking: tokio::sync::Semaphore,
     keys: Mutex<HashMap<String, Arc<KeyRef>>>,
-    /// Names being created (or imported, unwrapped) right now: one lock per name.
-    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// Held while a name is checked and a key of that name is made: [`Tenant::lock_name`].
-pub struct NameGuard<'a> {
-    tenant: &'a Tenant,
-    label: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl std::fmt::Debug for NameGuard<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NameGuard")
-            .field("label", &self.label)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for NameGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut names = self.tenant.creating.lock();
-        // The map's reference and ours: nobody else holds or waits for this name. New
-        // waiters clone the lock under the map's lock, so this count cannot race.
-        if Arc::strong_count(&self.lock) == 2 {
-            names.remove(&self.label);
-        }
-    }
 }
 
 impl std::fmt::Debug for Tenant {
@@ -303,7 +283,6 @@ impl Tenant {
             fast: None,
             blocking: tokio::sync::Semaphore::new(BLOCKING_CALLS),
             keys: Mutex::new(HashMap::new()),
-            creating: Mutex::new(HashMap::new()),
         }
     }
 
@@ -386,26 +365,6 @@ impl Tenant {
         tokio::task::spawn_blocking(move || t.call(&req))
             .await
             .map_err(ApiError::internal)
-    }
-
-    /// Serialize the making of keys named `label` in this tenant: the check that the name is
-    /// free and the creation run under this guard, so of two concurrent creates of one name
-    /// the second sees the first's key (608). Per REST process: the engine itself does not
-    /// refuse duplicate labels.
-    pub async fn lock_name(&self, label: &str) -> NameGuard<'_> {
-        let lock = self
-            .creating
-            .lock()
-            .entry(label.to_owned())
-            .or_default()
-            .clone();
-        let guard = lock.clone().lock_owned().await;
-        NameGuard {
-            tenant: self,
-            label: label.to_owned(),
-            lock,
-            guard: Some(guard),
-        }
     }
 
     /// Forget the cached handles of `label`.

@@ -845,6 +845,7 @@ impl Context {
             .find_objects(self.part.id, &filter)
             .await
             .map_err(store_err)?;
+        let mut synced = false;
         for row in rows {
             if out.len() >= max {
                 break;
@@ -853,6 +854,14 @@ impl Context {
             let c = match cached {
                 Some(c) if c.version == row.version => c,
                 _ => {
+                    // Another node (or process) on the same store may have made or changed
+                    // the object since this partition was read: bring the state up to date
+                    // once before the row is checked against it.
+                    let known = self.part.versions.read().get(&row.object_id) == Some(&row.version);
+                    if !known && !synced {
+                        self.part.sync(&self.engine).await?;
+                        synced = true;
+                    }
                     let c = Arc::new(self.part.open_row(&row)?);
                     self.part.cache_insert(&self.engine, c)
                 }
