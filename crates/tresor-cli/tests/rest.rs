@@ -2119,3 +2119,125 @@ fn key_passwords_protect_every_use() {
         650,
     );
 }
+
+/// `/v1/synchronousModify` and `/v1/modify`: the engine changes an SKA key's policy under the
+/// compat rules; the async form answers 201 with `modifyKeyRequestId`.
+#[test]
+fn modify_changes_the_policy_of_ska_keys() {
+    let dev = start_dev();
+    let empty = json!({"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null,
+        "keyStatus": {"blocked": false}});
+    create(
+        &dev,
+        json!({"label": "ska", "algorithm": "EC", "policy": empty, "password": pw("m0d"),
+            "attributes": {"sign": true, "verify": true}}),
+    );
+    create(
+        &dev,
+        json!({"label": "plain", "algorithm": "EC", "attributes": {"sign": true}}),
+    );
+    // A policy with an (always fulfilled) token in ruleUse: the attestation shows it.
+    let mut next = empty.clone();
+    next["ruleUse"] =
+        json!({"tokens": [{"name": "t1", "timelock": 0, "timeout": 0, "groups": []}]});
+    let body = |name: &str, policy: &Value, password: Value| {
+        json!({"modifyRequest": {"modifyKeyName": name, "keyPassword": password, "policy": policy,
+            "metaData": null, "metaDataSignature": null}, "requestSignature": null})
+    };
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &next, Value::Null)),
+        400,
+        620,
+    );
+    let r = dev.call(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &next, pw("m0d"))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = dev.ok(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "ska", "password": pw("m0d")})),
+    );
+    assert!(
+        a["xml"].as_str().unwrap().contains(r#"<token name="t1">"#),
+        "{}",
+        a["xml"]
+    );
+    assert_eq!(
+        a["json"]["policy"]["ruleUse"]["tokens"][0]["name"],
+        json!("t1")
+    );
+    // The asynchronous form: 201 and a request id that polls as EXECUTED.
+    let r = dev.call("POST", "/v1/modify", Some(body("ska", &empty, pw("m0d"))));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json["modifyKeyRequestId"].as_str().unwrap().to_owned();
+    let st = dev.ok("GET", &format!("/v1/request/{id}"), None);
+    assert_eq!(st["status"], json!("EXECUTED"));
+    // Keys made without a policy never become SKA keys.
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("plain", &empty, Value::Null)),
+        400,
+        614,
+    );
+    // keyStatus changes only by block / unblock.
+    let mut blocked = empty.clone();
+    blocked["keyStatus"]["blocked"] = json!(true);
+    blocked["ruleUnblock"] = json!({"tokens": []});
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &blocked, pw("m0d"))),
+        400,
+        606,
+    );
+    // Invalid input: no policy, a policy that is not an object, an unknown key.
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(json!({"modifyRequest": {"modifyKeyName": "ska"}})),
+        400,
+        600,
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &json!(7), pw("m0d"))),
+        400,
+        600,
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("nope", &empty, Value::Null)),
+        404,
+        650,
+    );
+    // A modify rule that needs approvals: refused (fail closed) until approvals exist.
+    let spki = create(
+        &dev,
+        json!({"label": "approver", "algorithm": "EC", "attributes": {"sign": true}}),
+    )["publicKey"]
+        .clone();
+    let mut gated = empty.clone();
+    gated["ruleModify"] = json!({"tokens": [{"name": "m", "timelock": 0, "timeout": 0, "groups": [
+        {"name": "g", "quorum": 1, "approvals": [{"type": "public_key", "name": "a", "value": spki}]}]}]});
+    let r = dev.call(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &gated, pw("m0d"))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &empty, pw("m0d"))),
+        400,
+        400,
+    );
+}

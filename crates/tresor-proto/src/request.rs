@@ -282,6 +282,13 @@ wire_variants! {
             /// The new password; `None` removes the password.
             new_password: Option<Secret>,
         },
+        /// Replace the approval policy of a Smart-Key-Attribute key (Securosys modify).
+        ModifyPolicy = 0x32 {
+            /// The private or secret key.
+            key: ObjectHandle,
+            /// The new policy, Securosys JSON.
+            policy: Vec<u8>,
+        },
     }
 }
 

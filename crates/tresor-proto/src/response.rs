@@ -191,6 +191,8 @@ wire_variants! {
         },
         /// Answers `ChangeKeyPassword`.
         KeyPasswordChanged = 0xb1 {},
+        /// Answers `ModifyPolicy`.
+        PolicyModified = 0xb2 {},
         /// Any request failed.
         Error = 0xff {
             /// The `CK_RV` (PKCS#11 or Tresor vendor code).

@@ -68,7 +68,7 @@ fn unknown_kinds_and_directions() {
     assert_eq!(all.len(), Request::CODES.len() + Response::CODES.len());
     assert_eq!(Request::CODES.len() + 1, Response::CODES.len());
     // Tresor's own additions stay in their range.
-    for code in [0x30u8, 0x31] {
+    for code in [0x30u8, 0x31, 0x32] {
         assert!(Request::CODES.contains(&code) && Response::CODES.contains(&(code | 0x80)));
     }
     for (q, r) in Request::CODES.iter().zip(Response::CODES) {

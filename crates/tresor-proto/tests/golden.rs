@@ -373,3 +373,28 @@ fn change_key_password() {
         KEY_PASSWORD_CHANGED,
     );
 }
+
+// version 01 | kind 32 | id 8 | key 42 | policy "{}" ; answer kind b2
+const MODIFY_POLICY: &str = "0132\
+0000000000000008\
+000000000000002a 00000002 7b7d";
+const POLICY_MODIFIED: &str = "01b2\
+0000000000000008";
+
+#[test]
+fn modify_policy() {
+    check(
+        Envelope::new(
+            8,
+            Request::ModifyPolicy {
+                key: 42,
+                policy: b"{}".to_vec(),
+            },
+        ),
+        &MODIFY_POLICY.replace(' ', ""),
+    );
+    check(
+        Envelope::new(8, Response::PolicyModified {}),
+        POLICY_MODIFIED,
+    );
+}

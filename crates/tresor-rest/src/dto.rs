@@ -676,6 +676,50 @@ pub struct UnblockBody {
     pub unblock_request: UnblockRequest,
 }
 
+/// `modifyRequest`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyRequest {
+    /// Key name.
+    pub modify_key_name: String,
+    /// The key's password, if it has one.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub key_password: Password,
+    /// The new Smart Key Attribute policy (compat §4). `keyStatus`, if given, must state the
+    /// key's current blocked state (block / unblock change it).
+    #[schema(value_type = Object)]
+    pub policy: Value,
+    /// Metadata.
+    pub meta_data: Option<String>,
+    /// Metadata signature.
+    pub meta_data_signature: Option<String>,
+    /// Pre-signed approvals (not supported yet).
+    pub signed_approvals: Option<Vec<String>>,
+}
+
+/// `{"modifyRequest": …}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"modifyRequest": {"modifyKeyName": "SKA_KEY", "keyPassword": null,
+    "policy": {"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null,
+        "keyStatus": {"blocked": false}},
+    "metaData": null, "metaDataSignature": null}, "requestSignature": null}))]
+pub struct ModifyBody {
+    /// The request.
+    pub modify_request: ModifyRequest,
+    /// Request signature (async workflow; ignored here).
+    #[schema(value_type = Option<Object>)]
+    pub request_signature: Option<Value>,
+}
+
+/// `{"modifyKeyRequestId": uuid}` (HTTP 201).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyRequestId {
+    /// Request id.
+    pub modify_key_request_id: String,
+}
+
 /// `{"random": b64}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RandomResponse {

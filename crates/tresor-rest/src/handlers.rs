@@ -1643,6 +1643,51 @@ pub async fn synchronous_unblock(
     block_or_unblock(&app, &c.tenant, &r.unblock_key_name, &r.key_password, false).await
 }
 
+/// Change the approval policy of a key now.
+#[utoipa::path(post, path = "/v1/synchronousModify", tag = "crypto", request_body = ModifyBody,
+    responses((status = 200), (status = "4XX", body = crate::error::ErrorBody),
+        (status = "5XX", body = crate::error::ErrorBody)))]
+pub async fn synchronous_modify(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    ApiJson(body): ApiJson<ModifyBody>,
+) -> ApiResult<HttpResponse> {
+    let r = body.modify_request;
+    no_approvals(&r.signed_approvals)?;
+    check_label(&r.modify_key_name)?;
+    let policy = match policy_bytes(&Some(r.policy.clone()))? {
+        Some(p) => p,
+        None => return Err(ApiError::invalid("policy must be an object")),
+    };
+    let t = &c.tenant;
+    let pw = &r.key_password;
+    let result = t
+        .with_key(&r.modify_key_name, |k| {
+            let policy = policy.clone();
+            async move {
+                let key = k.private_side()?;
+                match t
+                    .call_unlocked(Request::ModifyPolicy { key, policy }, unlock(&k, pw)?)
+                    .await?
+                {
+                    Response::PolicyModified {} => Ok(()),
+                    other => Err(unexpected(&other)),
+                }
+            }
+        })
+        .await;
+    let outcome = match &result {
+        Ok(()) => Outcome::Executed(None),
+        Err(e) => Outcome::Failed(e.clone()),
+    };
+    let id = app
+        .requests
+        .record(t, "Modify", Some(&r.modify_key_name), outcome)
+        .await;
+    result?;
+    Ok(with_request_id(id, ()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests.
 
@@ -1764,6 +1809,21 @@ pub async fn block_async(
     let r = synchronous_block(app, c, body).await?;
     Ok(created(BlockRequestId {
         block_key_request_id: request_id_of(&r)?,
+    }))
+}
+
+/// Modify (asynchronous form).
+#[utoipa::path(post, path = "/v1/modify", tag = "crypto", request_body = ModifyBody,
+    responses((status = 201, body = ModifyRequestId), (status = "4XX", body = crate::error::ErrorBody),
+        (status = "5XX", body = crate::error::ErrorBody)))]
+pub async fn modify_async(
+    app: State<Arc<App>>,
+    c: Caller,
+    body: ApiJson<ModifyBody>,
+) -> ApiResult<HttpResponse> {
+    let r = synchronous_modify(app, c, body).await?;
+    Ok(created(ModifyRequestId {
+        modify_key_request_id: request_id_of(&r)?,
     }))
 }
 

@@ -100,6 +100,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/unwrap", post(h::unwrap_async))
         .route("/v1/block", post(h::block_async))
         .route("/v1/unblock", post(h::unblock_async))
+        .route("/v1/synchronousModify", post(h::synchronous_modify))
+        .route("/v1/modify", post(h::modify_async))
         .route(
             "/v1/request/{id}",
             get(h::get_request).delete(h::cancel_request),

@@ -63,6 +63,8 @@ impl Modify for Security {
         crate::handlers::unwrap_async,
         crate::handlers::block_async,
         crate::handlers::unblock_async,
+        crate::handlers::synchronous_modify,
+        crate::handlers::modify_async,
         crate::handlers::get_request,
         crate::handlers::cancel_request,
         crate::certs::csr,

@@ -68,6 +68,10 @@ async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
                 response: Box::new(inner),
             }
         }
+        Request::ModifyPolicy { key, policy } => {
+            ctx.modify_policy(*key, policy).await?;
+            Response::PolicyModified {}
+        }
         Request::ChangeKeyPassword { key, new_password } => {
             ctx.change_key_password(*key, new_password.as_ref().map(Secret::expose))
                 .await?;

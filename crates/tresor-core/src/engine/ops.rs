@@ -510,6 +510,72 @@ impl Context {
         .await
     }
 
+    /// Replace the approval policy of an SKA key (`policy_json`, Securosys JSON). Keys created
+    /// without a policy never get one; a key whose modify rule needs approvals refuses (until
+    /// approvals can be verified); `modifiable` governs attributes, not the policy. The blocked
+    /// state changes only by block and unblock: a `keyStatus` in the new policy must state the
+    /// key's current one (absent keeps it), and a blocked key's new policy needs a
+    /// `ruleUnblock`. The change is audited and shows in the key's attestation.
+    pub async fn modify_policy(&self, key: ObjectId, policy_json: &[u8]) -> Result<()> {
+        self.require_user()?;
+        let c = self.object(key).await?;
+        self.key_unlocked(&c)?;
+        let Some(current) = c.rec.policy.as_ref() else {
+            return Err(Error::new(
+                Rv::KeyFunctionNotPermitted,
+                format!("key {key} was created without a policy and can never get one"),
+            ));
+        };
+        if current.requires_approval(RuleKind::Modify) {
+            return Err(Error::new(
+                Rv::Vendor(vendor::APPROVAL_REQUIRED),
+                format!("key {key} needs approvals to change its policy; approval-gated operations are not available yet"),
+            ));
+        }
+        let raw: serde_json::Value = serde_json::from_slice(policy_json)
+            .map_err(|e| Error::new(Rv::AttributeValueInvalid, format!("policy JSON: {e}")))?;
+        let stated = raw
+            .get("keyStatus")
+            .filter(|v| !v.is_null())
+            .map(|s| s.get("blocked").and_then(serde_json::Value::as_bool));
+        let mut next = crate::policy::Policy::from_json(policy_json).or_else(|e| {
+            // A blocked key's status is applied below; validate the rules on their own.
+            let mut v = raw.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("keyStatus");
+            }
+            serde_json::to_vec(&v)
+                .map_err(|_| e.clone())
+                .and_then(|b| crate::policy::Policy::from_json(&b))
+        })?;
+        let blocked = current.key_status.blocked;
+        match stated {
+            Some(Some(b)) if b != blocked => {
+                return Err(Error::new(
+                    Rv::TemplateInconsistent,
+                    format!(
+                        "keyStatus.blocked is {b} but key {key} is {}; block and unblock change it",
+                        if blocked { "blocked" } else { "not blocked" }
+                    ),
+                ))
+            }
+            Some(None) => {
+                return Err(Error::new(
+                    Rv::AttributeValueInvalid,
+                    "policy keyStatus needs a boolean blocked",
+                ))
+            }
+            _ => {}
+        }
+        next.key_status.blocked = blocked;
+        next.validate()?;
+        let mut rec = c.rec.clone();
+        rec.policy = Some(next);
+        let detail = serde_json::json!({"policy": rec.policy.as_ref().map(|p| p.to_json())});
+        self.update_record(&c, rec, "key.modify_policy", detail)
+            .await
+    }
+
     /// The attestation of a key: the XML document, its signature by the partition's
     /// attestation key, and the certificate chain up to (not including) the cluster root.
     pub async fn attest(&self, key: ObjectId) -> Result<Attestation> {

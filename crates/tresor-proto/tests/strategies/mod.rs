@@ -296,6 +296,9 @@ pub fn plain_request() -> BoxedStrategy<Request> {
         (h(), prop::option::of(secret()))
             .prop_map(|(key, new_password)| Request::ChangeKeyPassword { key, new_password })
             .boxed(),
+        (h(), bytes())
+            .prop_map(|(key, policy)| Request::ModifyPolicy { key, policy })
+            .boxed(),
     ])
     .boxed()
 }
@@ -448,6 +451,7 @@ pub fn plain_response() -> BoxedStrategy<Response> {
             .prop_map(|mechanisms| Response::Mechanisms { mechanisms })
             .boxed(),
         Just(Response::KeyPasswordChanged {}).boxed(),
+        Just(Response::PolicyModified {}).boxed(),
         (any::<u64>(), string())
             .prop_map(|(rv, message)| Response::Error { rv, message })
             .boxed(),
