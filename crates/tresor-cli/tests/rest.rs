@@ -2241,3 +2241,110 @@ fn modify_changes_the_policy_of_ska_keys() {
         400,
     );
 }
+
+/// Data objects: create, read, list; 615 for a name taken (also under concurrent creates),
+/// 616 for a bad value, 653 for an unknown name; no delete over REST.
+#[test]
+fn data_objects_by_name() {
+    let dev = start_dev();
+    let made = dev.ok(
+        "POST",
+        "/v1/dataObject",
+        Some(
+            json!({"name": "cfg", "value": b64(b"hello data"), "application": "tests",
+            "modifiable": false, "destroyable": true, "private": true}),
+        ),
+    );
+    assert_eq!(made["name"], json!("cfg"));
+    let got = dev.ok("GET", "/v1/dataObject/cfg", None);
+    assert_eq!(unb64(got["value"].as_str().unwrap()), b"hello data");
+    assert_eq!(got["application"], json!("tests"));
+    assert_eq!(got["modifiable"], json!(false));
+    assert_eq!(got["destroyable"], json!(true));
+    assert_eq!(got["private"], json!(true));
+    // Defaults; `label` is accepted for `name`; an empty value is a value.
+    let d = dev.ok(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"label": "empty", "value": ""})),
+    );
+    assert_eq!(d["value"], json!(""));
+    assert_eq!(d["modifiable"], json!(true));
+    assert_eq!(
+        dev.ok("GET", "/v1/dataObject", None),
+        json!(["cfg", "empty"])
+    );
+    // A data object and a key of one name do not collide; data names do.
+    create(
+        &dev,
+        json!({"label": "cfg", "algorithm": "AES", "keySize": 128}),
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "cfg", "value": b64(b"again")})),
+        400,
+        615,
+    );
+    assert_eq!(
+        unb64(
+            dev.ok("GET", "/v1/dataObject/cfg", None)["value"]
+                .as_str()
+                .unwrap()
+        ),
+        b"hello data",
+        "the refused create changed nothing"
+    );
+    // Concurrent creates of one name: one wins.
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..5)
+            .map(|i| {
+                let dev = &dev;
+                s.spawn(move || {
+                    dev.call(
+                        "POST",
+                        "/v1/dataObject",
+                        Some(json!({"name": "race", "value": b64(&[i])})),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 1);
+    for r in replies.iter().filter(|r| r.status != 200) {
+        assert_securosys_error(r, 400, 615, "race");
+    }
+    // Bad input.
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "bad", "value": "***"})),
+        400,
+        616,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "big", "value": b64(&vec![0u8; 70_000])})),
+        400,
+        616,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "", "value": ""})),
+        400,
+        610,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"value": ""})),
+        400,
+        600,
+    );
+    dev.err("GET", "/v1/dataObject/none", None, 404, 653);
+    let r = dev.call("DELETE", "/v1/dataObject/cfg", None);
+    assert_securosys_error(&r, 405, 611, "no delete");
+}

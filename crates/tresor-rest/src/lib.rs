@@ -28,6 +28,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod data;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -114,6 +115,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/certificate/synchronous/sign", post(c::sign_csr))
         .route("/v1/certificate/import/plain", post(c::import))
+        .route("/v1/dataObject", post(data::create).get(data::list))
+        .route("/v1/dataObject/{name}", get(data::get))
         .route("/v1/certificate/{keyName}", get(c::get).delete(c::delete))
         .route("/health", get(h::health))
         .route("/ready", get(h::ready))

@@ -73,6 +73,9 @@ impl Modify for Security {
         crate::certs::import,
         crate::certs::get,
         crate::certs::delete,
+        crate::data::create,
+        crate::data::get,
+        crate::data::list,
         crate::handlers::health,
         crate::handlers::ready,
     ),
@@ -84,6 +87,7 @@ impl Modify for Security {
         (name = "keys", description = "key management"),
         (name = "crypto", description = "sign, verify, HMAC, encrypt, decrypt, wrap, unwrap, block"),
         (name = "certificates", description = "CSRs and certificates"),
+        (name = "data objects", description = "data objects (CKO_DATA) by name"),
         (name = "requests", description = "request status"),
         (name = "health", description = "liveness and readiness"),
     )

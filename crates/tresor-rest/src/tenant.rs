@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 /// PKCS#11 numbers the face uses (standard values).
 #[allow(missing_docs)]
 pub mod ck {
+    pub const CKO_DATA: u64 = 0;
     pub const CKO_CERTIFICATE: u64 = 1;
     pub const CKO_PUBLIC_KEY: u64 = 2;
     pub const CKO_PRIVATE_KEY: u64 = 3;
@@ -37,6 +38,7 @@ pub mod ck {
     pub const CKA_PRIVATE: u64 = 0x2;
     pub const CKA_LABEL: u64 = 0x3;
     pub const CKA_VALUE: u64 = 0x11;
+    pub const CKA_APPLICATION: u64 = 0x10;
     pub const CKA_CERTIFICATE_TYPE: u64 = 0x80;
     pub const CKA_SUBJECT: u64 = 0x101;
     pub const CKA_KEY_TYPE: u64 = 0x100;
