@@ -2348,3 +2348,173 @@ fn data_objects_by_name() {
     let r = dev.call("DELETE", "/v1/dataObject/cfg", None);
     assert_securosys_error(&r, 405, 611, "no delete");
 }
+
+/// POST with curl, the body saved to `out` (binary-safe); (status, headers).
+fn curl_download(dev: &Dev, path: &str, body: &Value, out: &Path) -> (u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let hdr = dir.path().join("h");
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "120", "--cacert"])
+        .arg(&dev.ca)
+        .args(["-X", "POST", "-D"])
+        .arg(&hdr)
+        .arg("-o")
+        .arg(out)
+        .args(["-w", "%{http_code}"]);
+    for h in dev.auth() {
+        c.args(["-H", &h]);
+    }
+    let o = c
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(body.to_string())
+        .arg(format!("{}{path}", dev.url))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap(),
+        std::fs::read_to_string(&hdr).unwrap_or_default(),
+    )
+}
+
+/// `/v1/key/keyAttestation`: a ZIP with the Securosys file names, unpacked by `unzip`, whose
+/// signature `openssl` verifies against the chain, the chain against the cluster root, and
+/// `tresor attest verify` accepts.
+#[test]
+fn key_attestation_zip_verifies_with_openssl() {
+    let dev = start_dev();
+    let tmp = tempfile::tempdir().unwrap();
+    let j = create(
+        &dev,
+        json!({"label": "att/key", "algorithm": "EC", "password": pw("zip"),
+            "attributes": {"sign": true}}),
+    );
+    let zip_file = tmp.path().join("a.zip");
+    let body = json!({"label": "att/key", "password": pw("zip")});
+    let (status, headers) = curl_download(&dev, "/v1/key/keyAttestation", &body, &zip_file);
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        std::fs::read_to_string(&zip_file).unwrap_or_default()
+    );
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/zip"),
+        "{headers}"
+    );
+    let out = tmp.path().join("x");
+    let o = Command::new("unzip")
+        .arg("-o")
+        .arg(&zip_file)
+        .arg("-d")
+        .arg(&out)
+        .output()
+        .expect("unzip (scripts/setup.sh installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "PrimusHSM_Attestation.crt",
+            "README_PrimusHSM_AuditAndAttestation_AN-E01.md",
+            "att_key.pem",
+            "att_key.sig",
+            "att_key.xml",
+        ]
+    );
+    let xml = std::fs::read_to_string(out.join("att_key.xml")).unwrap();
+    assert!(xml.contains("<label>att/key</label>"), "{xml}");
+    assert!(xml.contains(j["publicKey"].as_str().unwrap()), "{xml}");
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let ca = dev.ca.to_str().unwrap();
+    let chain = "PrimusHSM_Attestation.crt";
+    let (ok, text) = run(&["verify", "-CAfile", ca, "-untrusted", chain, chain]);
+    assert!(ok, "chain: {text}");
+    let (ok, text) = run(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "att_key.pem",
+        "-signature",
+        "att_key.sig",
+        "att_key.xml",
+    ]);
+    assert!(ok && text.contains("Verified OK"), "signature: {text}");
+    let (_, leaf_pub) = run(&["x509", "-in", chain, "-pubkey", "-noout"]);
+    assert_eq!(
+        leaf_pub.trim(),
+        std::fs::read_to_string(out.join("att_key.pem"))
+            .unwrap()
+            .trim()
+    );
+    // A changed document does not verify.
+    std::fs::write(out.join("att_key.xml"), xml.replace("att/key", "att/kez")).unwrap();
+    let (ok, _) = run(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "att_key.pem",
+        "-signature",
+        "att_key.sig",
+        "att_key.xml",
+    ]);
+    assert!(!ok, "a changed document must not verify");
+    std::fs::write(out.join("att_key.xml"), &xml).unwrap();
+    let o = Command::new(TRESOR)
+        .args(["attest", "verify", "--xml"])
+        .arg(out.join("att_key.xml"))
+        .arg("--signature")
+        .arg(out.join("att_key.sig"))
+        .arg("--chain")
+        .arg(out.join(chain))
+        .arg("--root-cert")
+        .arg(&dev.ca)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "tresor attest verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let readme =
+        std::fs::read_to_string(out.join("README_PrimusHSM_AuditAndAttestation_AN-E01.md"))
+            .unwrap();
+    assert!(
+        readme.contains("openssl dgst -sha256 -verify att_key.pem"),
+        "{readme}"
+    );
+    assert!(readme.contains("tresor attest verify"), "{readme}");
+    // The password is needed; unknown keys are 650 (JSON error bodies).
+    dev.err(
+        "POST",
+        "/v1/key/keyAttestation",
+        Some(json!({"label": "att/key"})),
+        400,
+        620,
+    );
+    dev.err(
+        "POST",
+        "/v1/key/keyAttestation",
+        Some(json!({"label": "nope"})),
+        404,
+        650,
+    );
+    dev.err("POST", "/v1/key/keyAttestation", Some(json!({})), 400, 600);
+}

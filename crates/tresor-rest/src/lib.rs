@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attestation;
 pub mod auth;
 pub mod certs;
 pub mod data;
@@ -87,6 +88,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/key/import/plain", post(h::import_plain))
         .route("/v1/key/export/plain", post(h::export_plain))
         .route("/v1/key/changePassword", post(h::change_password))
+        .route("/v1/key/keyAttestation", post(attestation::key_attestation))
         .route("/v1/synchronousSign", post(h::synchronous_sign))
         .route("/v1/verify", post(h::verify))
         .route("/v1/synchronousHmac", post(h::synchronous_hmac))

@@ -49,6 +49,7 @@ impl Modify for Security {
         crate::handlers::import_plain,
         crate::handlers::export_plain,
         crate::handlers::change_password,
+        crate::attestation::key_attestation,
         crate::handlers::synchronous_sign,
         crate::handlers::verify,
         crate::handlers::synchronous_hmac,
