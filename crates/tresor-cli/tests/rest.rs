@@ -581,7 +581,7 @@ fn keys_signatures_and_errors() {
         "/v1/synchronousSign",
         Some(sign_body("ec", "SHA256_WITH_ECDSA", b"x", Some("ETH"))),
         400,
-        611,
+        607,
     );
     dev.err(
         "POST",
@@ -2517,4 +2517,112 @@ fn key_attestation_zip_verifies_with_openssl() {
         650,
     );
     dev.err("POST", "/v1/key/keyAttestation", Some(json!({})), 400, 600);
+}
+
+/// Public-key recovery on secp256k1 in plain Python (no packages): an implementation
+/// independent of the service's. Prints the uncompressed point recovered from `r ‖ s ‖ v`
+/// (base64) and the digest (hex), after checking v ∈ {27, 28} and s ≤ n/2.
+const RECOVER_PY: &str = r#"
+import sys, base64
+p = 2**256 - 2**32 - 977
+n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+G = (0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798,
+     0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8)
+def add(P, Q):
+    if P is None: return Q
+    if Q is None: return P
+    if P[0] == Q[0] and (P[1] + Q[1]) % p == 0: return None
+    if P == Q: l = 3 * P[0] * P[0] * pow(2 * P[1], -1, p) % p
+    else: l = (Q[1] - P[1]) * pow(Q[0] - P[0], -1, p) % p
+    x = (l * l - P[0] - Q[0]) % p
+    return (x, (l * (P[0] - x) - P[1]) % p)
+def mul(k, P):
+    R = None
+    while k:
+        if k & 1: R = add(R, P)
+        P = add(P, P); k >>= 1
+    return R
+sig = base64.b64decode(sys.argv[1]); e = int(sys.argv[2], 16)
+assert len(sig) == 65, len(sig)
+r = int.from_bytes(sig[:32], 'big'); s = int.from_bytes(sig[32:64], 'big'); v = sig[64]
+assert v in (27, 28), v
+assert 0 < s <= n // 2, 'high s'
+y = pow((r ** 3 + 7) % p, (p + 1) // 4, p)
+if y % 2 != v - 27: y = p - y
+ri = pow(r, -1, n)
+Q = add(mul(s * ri % n, (r, y)), mul(-e * ri % n, G))
+print('04%064x%064x' % Q)
+"#;
+
+/// `signatureType: ETH`: r ‖ s ‖ v for secp256k1, whose public key an independent
+/// implementation recovers; `/v1/verify` accepts it.
+#[test]
+fn eth_signatures_recover_the_public_key() {
+    let dev = start_dev();
+    let j = create(
+        &dev,
+        json!({"label": "eth", "algorithm": "EC", "curveOid": "1.3.132.0.10",
+            "attributes": {"sign": true, "verify": true}}),
+    );
+    let spki = unb64(j["publicKey"].as_str().unwrap());
+    let point = hex::encode(&spki[spki.len() - 65..]);
+    let digest = |data: &[u8]| hex::encode(openssl::sha::sha256(data));
+    let cases: Vec<(&str, Vec<u8>, String)> = (0..6u8)
+        .map(|i| {
+            let payload = vec![i; 40];
+            let e = digest(&payload);
+            ("SHA256_WITH_ECDSA", payload, e)
+        })
+        .chain((0..4u8).map(|i| {
+            let d = digest(&[i]);
+            ("NONE_WITH_ECDSA", hex::decode(&d).unwrap(), d)
+        }))
+        .collect();
+    let mut vs = std::collections::BTreeSet::new();
+    for (alg, payload, e) in cases {
+        let r = dev.call(
+            "POST",
+            "/v1/synchronousSign",
+            Some(sign_body("eth", alg, &payload, Some("ETH"))),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sig_b64 = r.json["signature"].as_str().unwrap().to_owned();
+        let sig = unb64(&sig_b64);
+        assert_eq!(sig.len(), 65);
+        vs.insert(sig[64]);
+        let o = Command::new("python3")
+            .args(["-c", RECOVER_PY, &sig_b64, &e])
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), point, "{alg}");
+        // The same signature verifies as ETH, and fails for other data.
+        let verify =
+            |data: &[u8]| {
+                dev.ok(
+                "POST",
+                "/v1/verify",
+                Some(json!({"verifySignatureRequest": {"payload": b64(data), "signKeyName": "eth",
+                    "signatureAlgorithm": alg, "signature": sig_b64, "signatureType": "ETH"}})),
+            )["signatureValid"]
+                .clone()
+            };
+        assert_eq!(verify(&payload), json!(true), "{alg}");
+        let mut other = payload.clone();
+        other[0] ^= 1;
+        assert_eq!(verify(&other), json!(false), "{alg}");
+    }
+    assert!(vs.iter().all(|v| *v == 27 || *v == 28), "{vs:?}");
+    // ETH needs secp256k1 and ECDSA.
+    create(
+        &dev,
+        json!({"label": "p256", "algorithm": "EC", "attributes": {"sign": true}}),
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousSign",
+        Some(sign_body("p256", "SHA256_WITH_ECDSA", b"x", Some("ETH"))),
+        400,
+        607,
+    );
 }

@@ -1103,9 +1103,6 @@ pub async fn synchronous_sign(
     check_label(&r.sign_key_name)?;
     let payload = unb64("payload", &r.payload)?;
     let sig_type = r.signature_type.unwrap_or(SignatureType::Der);
-    if sig_type == SignatureType::Eth {
-        return Err(ApiError::unsupported("signatureType ETH is not offered"));
-    }
     let t = &c.tenant;
     let alg = r.signature_algorithm;
     let pw = &r.key_password;
@@ -1115,7 +1112,28 @@ pub async fn synchronous_sign(
             async move {
                 let (mechanism, data) = mech::sign_mechanism(alg, k.kind, &payload)?;
                 let key = k.private_side()?;
-                match t
+                if sig_type == SignatureType::Eth && !matches!(k.kind, KeyKind::Ec(32)) {
+                    return Err(ApiError::new(
+                        code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                        "signatureType ETH needs an EC secp256k1 key",
+                    ));
+                }
+                // ETH: the key's public point (checked to be secp256k1 before any signature)
+                // and the digest that will be signed.
+                let eth = if sig_type == SignatureType::Eth {
+                    let (rec, _) = t.record(key).await?;
+                    let spki = bytes_of(rec.pointer("/public/spki")).unwrap_or_default();
+                    if !crate::eth::is_secp256k1(&spki) {
+                        return Err(ApiError::new(
+                            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                            "signatureType ETH needs an EC secp256k1 key",
+                        ));
+                    }
+                    Some((signed_digest(t, &mechanism, &data).await?, spki))
+                } else {
+                    None
+                };
+                let signature = match t
                     .call_unlocked(
                         Request::Sign {
                             key,
@@ -1126,8 +1144,15 @@ pub async fn synchronous_sign(
                     )
                     .await?
                 {
-                    Response::Signature { signature } => Ok((signature, k.kind)),
-                    other => Err(unexpected(&other)),
+                    Response::Signature { signature } => signature,
+                    other => return Err(unexpected(&other)),
+                };
+                match eth {
+                    // r, s, v: the recovery id from public values (the key's public point).
+                    Some((d, spki)) => {
+                        Ok((crate::eth::eth_signature(&signature, &d, &spki)?, k.kind))
+                    }
+                    None => Ok((signature, k.kind)),
                 }
             }
         })
@@ -1187,6 +1212,18 @@ pub async fn verify(
                             None => return Ok(false),
                         }
                     }
+                    (KeyKind::Ec(_), SignatureType::Eth) => {
+                        match crate::eth::eth_to_raw(&signature) {
+                            Some(s) => s,
+                            None => return Ok(false),
+                        }
+                    }
+                    (_, SignatureType::Eth) => {
+                        return Err(ApiError::new(
+                            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                            "signatureType ETH needs an EC secp256k1 key",
+                        ))
+                    }
                     _ => signature,
                 };
                 let key = k.public_side()?;
@@ -1208,6 +1245,38 @@ pub async fn verify(
     Ok(Json(VerifyResponse {
         signature_valid: valid,
     }))
+}
+
+/// The digest an ECDSA mechanism signs (ETH signatures recover the key from it), computed by
+/// the HSM's digest (public data only).
+async fn signed_digest(t: &Tenant, m: &tresor_proto::Mechanism, data: &[u8]) -> ApiResult<Vec<u8>> {
+    use tresor_proto::{HashAlg, Mechanism as M};
+    let digest = |hash: HashAlg, data: Vec<u8>| async move {
+        match t
+            .call(Request::Digest {
+                hash,
+                data: Secret::new(data),
+            })
+            .await?
+        {
+            Response::Digest { digest } => Ok(digest),
+            other => Err(unexpected(&other)),
+        }
+    };
+    match m {
+        M::Ecdsa {} => Ok(data.to_vec()),
+        M::EcdsaHash { hash } | M::EcdsaDeterministic { hash } => {
+            digest(*hash, data.to_vec()).await
+        }
+        M::EcdsaDoubleSha256 {} => {
+            let once = digest(HashAlg::Sha256, data.to_vec()).await?;
+            digest(HashAlg::Sha256, once).await
+        }
+        _ => Err(ApiError::new(
+            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+            "signatureType ETH needs an ECDSA signature algorithm",
+        )),
+    }
 }
 
 fn check_verify(r: Result<Response, tresor_client::Error>) -> ApiResult<bool> {

@@ -32,6 +32,7 @@ pub mod certs;
 pub mod data;
 pub mod dto;
 pub mod error;
+pub mod eth;
 pub mod extract;
 pub mod handlers;
 mod keyinfo;
