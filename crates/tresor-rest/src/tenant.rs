@@ -344,9 +344,9 @@ impl Tenant {
                 request: Box::new(req),
             })
             .await?
-            .and_then(|r| match r {
-                Response::WithKeyPasswords { response } => Ok(*response),
-                other => Ok(other),
+            .map(|r| match r {
+                Response::WithKeyPasswords { response } => *response,
+                other => other,
             }))
     }
 

@@ -67,12 +67,15 @@ struct Grant {
     keys: Vec<ObjectId>,
 }
 
+/// A cached verification is per partition and object.
+type CacheKey = (i64, ObjectId);
+
 /// The engine's key-password verifier: the cache of recent verifications and the permits that
 /// bound concurrent Argon2id runs.
 pub(crate) struct Verifier {
     key: hmac::Key,
     ttl: Duration,
-    entries: Mutex<HashMap<(i64, ObjectId), (Instant, [u8; 32])>>,
+    entries: Mutex<HashMap<CacheKey, (Instant, [u8; 32])>>,
     permits: tokio::sync::Semaphore,
 }
 
