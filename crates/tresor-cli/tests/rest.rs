@@ -2097,6 +2097,27 @@ fn key_passwords_protect_every_use() {
         locked.body
     );
 
+    // Adding to a key with a password (a certificate import) needs it, and changes nothing
+    // without it.
+    let before = dev.ok("GET", "/v1/certificate/pk", None)["certificate"].clone();
+    dev.err(
+        "POST",
+        "/v1/key/import/plain",
+        Some(json!({"label": "pk", "certificate": before})),
+        400,
+        620,
+    );
+    assert_eq!(
+        dev.ok("GET", "/v1/certificate/pk", None)["certificate"],
+        before
+    );
+    let r = dev.call(
+        "POST",
+        "/v1/key/import/plain",
+        Some(json!({"label": "pk", "certificate": before, "password": pw("n3w")})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
     // Delete: the password-less DELETE is refused, deleteKey with the password works.
     dev.err("DELETE", "/v1/key/pk", None, 400, 620);
     dev.err(

@@ -859,6 +859,11 @@ pub async fn import_plain(
     } else {
         None
     };
+    if let Some(k) = existing.as_ref().filter(|k| k.main().is_some()) {
+        // Adding to a key with a password needs it: checked before anything changes (the
+        // answer is that key's attested envelope).
+        envelope(t, k, &req.password).await?;
+    }
     let mut made = false;
     if let Some(sk) = &req.secret_key {
         if existing.is_some() {
