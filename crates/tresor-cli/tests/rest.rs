@@ -437,8 +437,8 @@ fn create(dev: &Dev, body: Value) -> Value {
     dev.ok("POST", "/v1/key", Some(body))["json"].clone()
 }
 
-/// Concurrent creates of one name: the REST face serializes the "is the name free" check and
-/// the generation per (tenant, name), so exactly one succeeds and the others get 608.
+/// Concurrent creates of one name: the engine checks that the name is free in the commit that
+/// writes the key (`CKA_TRESOR_UNIQUE_LABEL`), so exactly one succeeds and the others get 608.
 #[test]
 fn concurrent_creates_of_one_name_make_one_key() {
     let dev = start_dev();
@@ -581,7 +581,7 @@ fn keys_signatures_and_errors() {
         "/v1/synchronousSign",
         Some(sign_body("ec", "SHA256_WITH_ECDSA", b"x", Some("ETH"))),
         400,
-        611,
+        607,
     );
     dev.err(
         "POST",
@@ -606,8 +606,9 @@ fn keys_signatures_and_errors() {
         400,
         610,
     );
+    // `ec` has no password: presenting one is a mismatch.
     dev.err("POST", "/v1/synchronousSign", Some(json!({"signRequest": {"payload": "AA==",
-        "signKeyName": "ec", "keyPassword": ["a", "b"], "signatureAlgorithm": "SHA256_WITH_ECDSA"}})), 400, 611);
+        "signKeyName": "ec", "keyPassword": ["a", "b"], "signatureAlgorithm": "SHA256_WITH_ECDSA"}})), 400, 620);
     dev.err(
         "POST",
         "/v1/synchronousSign",
@@ -1190,9 +1191,9 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/key",
-        Some(json!({"label": "p", "algorithm": "AES", "password": ["p", "w"]})),
+        Some(json!({"label": "p", "algorithm": "AES", "password": ["pw"]})),
         400,
-        611,
+        600,
     );
     dev.err(
         "POST",
@@ -1355,6 +1356,53 @@ fn keys_signatures_and_errors() {
         "CSR: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The key now holds a self-signed certificate of the CSR's subject, KeyUsage critical,
+    // for the key's own public key (compat §1.10).
+    let held = dev.ok("GET", "/v1/certificate/rsa", None);
+    let held_der = tmp.path().join("held.der");
+    std::fs::write(&held_der, unb64(held["certificate"].as_str().unwrap())).unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&held_der)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("Subject: C = CH, O = Tresor, CN = leaf.example")
+            || text.contains("CN = leaf.example"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Key Usage: critical"), "{text}");
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    let issuer = text
+        .lines()
+        .find(|l| l.trim().starts_with("Issuer:"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("Issuer:")
+        .to_owned();
+    let subject = text
+        .lines()
+        .find(|l| l.trim().starts_with("Subject:"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("Subject:")
+        .to_owned();
+    assert_eq!(issuer, subject, "self-signed");
+    let held_pub = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-pubkey", "-in"])
+        .arg(&held_der)
+        .output()
+        .unwrap();
+    let rsa_spki = dev.ok("POST", "/v1/key/attributes", Some(json!({"label": "rsa"})))["json"]
+        ["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&held_pub.stdout).replace('\n', ""),
+        pem_public(&rsa_spki).replace('\n', "")
+    );
     let issued = dev.ok("POST", "/v1/certificate/synchronous/sign", Some(json!({"signKeyName": "ec",
         "signatureAlgorithm": "SHA256_WITH_ECDSA", "validity": 10, "certificateSigningRequest": csr_pem})));
     let leaf = tmp.path().join("leaf.pem");
@@ -1373,8 +1421,8 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/certificate/synchronous/sign",
-        Some(json!({"signKeyName": "rsa",
-        "signatureAlgorithm": "SHA256_WITH_RSA", "certificateSigningRequest": csr_pem})),
+        Some(json!({"signKeyName": "ed",
+        "signatureAlgorithm": "EDDSA", "certificateSigningRequest": csr_pem})),
         400,
         613,
     );
@@ -1445,9 +1493,9 @@ fn keys_signatures_and_errors() {
     dev.err(
         "POST",
         "/v1/key/changePassword",
-        Some(json!({"label": "ec", "password": null, "newPassword": ["a"]})),
+        Some(json!({"label": "ec", "password": ["x"], "newPassword": ["a"]})),
         400,
-        611,
+        620,
     );
     dev.err(
         "POST",
@@ -1827,5 +1875,775 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         o.status.success(),
         "schemathesis failed after {:?}:\n{out}",
         start.elapsed()
+    );
+}
+
+fn pw(s: &str) -> Value {
+    json!(s.chars().map(|c| c.to_string()).collect::<Vec<_>>())
+}
+
+/// Per-key passwords: a key created (or imported) with a password needs it for every use,
+/// from every endpoint; wrong ones are 620 and lock the key's password after 10 in a row.
+#[test]
+fn key_passwords_protect_every_use() {
+    let dev = start_dev();
+    let tmp = tempfile::tempdir().unwrap();
+    let j = create(
+        &dev,
+        json!({"label": "pk", "algorithm": "EC", "password": pw("sec-ret"),
+            "attributes": {"sign": true, "verify": true, "destroyable": true}}),
+    );
+    let spki = j["publicKey"].as_str().unwrap().to_owned();
+    let sign = |password: Option<Value>| {
+        let mut b = sign_body("pk", "SHA256_WITH_ECDSA", b"pay", None);
+        if let Some(p) = password {
+            b["signRequest"]["keyPassword"] = p;
+        }
+        dev.call("POST", "/v1/synchronousSign", Some(b))
+    };
+    assert_securosys_error(&sign(None), 400, 620, "sign without the password");
+    assert_securosys_error(&sign(Some(pw("wrong"))), 400, 620, "wrong password");
+    assert_securosys_error(&sign(Some(json!("sec-ret"))), 400, 600, "not an array");
+    let r = sign(Some(pw("sec-ret")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sig = unb64(r.json["signature"].as_str().unwrap());
+    assert!(openssl_verify(
+        tmp.path(),
+        &spki,
+        b"pay",
+        &sig,
+        &["-sha256"]
+    ));
+    // The message names the key, never an object id.
+    let m = sign(None).json["message"].as_str().unwrap().to_owned();
+    assert!(m.contains("\"pk\""), "{m}");
+    // Verify with the public half needs none; a wrong masterKeyPassword is still refused.
+    let verify = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/verify",
+            Some(
+                json!({"verifySignatureRequest": {"payload": b64(b"pay"), "signKeyName": "pk",
+                "signatureAlgorithm": "SHA256_WITH_ECDSA", "signature": b64(&sig),
+                "masterKeyPassword": password}}),
+            ),
+        )
+    };
+    assert_eq!(verify(Value::Null).json["signatureValid"], json!(true));
+    assert_eq!(verify(pw("sec-ret")).json["signatureValid"], json!(true));
+    assert_securosys_error(&verify(pw("nope")), 400, 620, "verify, wrong password");
+    // Attributes and attestation: POST with the password; the password-less GET is refused.
+    dev.err(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk"})),
+        400,
+        620,
+    );
+    let a = dev.ok(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk", "password": pw("sec-ret")})),
+    );
+    assert_eq!(a["json"]["publicKey"], json!(spki));
+    dev.err("GET", "/v1/key/pk/attributes", None, 400, 620);
+    // Certificates are signed with the key: its password goes with them.
+    let ss = json!({"signKeyName": "pk", "commonName": "pk", "signatureAlgorithm": "SHA256_WITH_ECDSA",
+        "validity": 30});
+    dev.err(
+        "POST",
+        "/v1/certificate/synchronous/selfsign",
+        Some(ss.clone()),
+        400,
+        620,
+    );
+    let mut ss_ok = ss.clone();
+    ss_ok["keyPassword"] = pw("sec-ret");
+    dev.ok("POST", "/v1/certificate/synchronous/selfsign", Some(ss_ok));
+
+    // Change: the current password is needed; afterwards only the new one works.
+    dev.err(
+        "POST",
+        "/v1/key/changePassword",
+        Some(json!({"label": "pk", "password": pw("bad"), "newPassword": pw("n3w")})),
+        400,
+        620,
+    );
+    dev.ok(
+        "POST",
+        "/v1/key/changePassword",
+        Some(json!({"label": "pk", "password": pw("sec-ret"), "newPassword": pw("n3w")})),
+    );
+    assert_securosys_error(&sign(Some(pw("sec-ret"))), 400, 620, "old password");
+    assert_eq!(sign(Some(pw("n3w"))).status, 200);
+
+    // A secret key: encrypt and decrypt with keyPassword; export with password.
+    create(
+        &dev,
+        json!({"label": "pk-aes", "algorithm": "AES", "keySize": 256, "password": pw("a€s"),
+            "attributes": {"encrypt": true, "decrypt": true, "sensitive": false, "extractable": true}}),
+    );
+    let enc = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/encrypt",
+            Some(
+                json!({"encryptRequest": {"payload": b64(b"plain"), "encryptKeyName": "pk-aes",
+                "cipherAlgorithm": "AES_GCM", "keyPassword": password}}),
+            ),
+        )
+    };
+    assert_securosys_error(&enc(Value::Null), 400, 620, "encrypt without");
+    let e = enc(pw("a€s"));
+    assert_eq!(e.status, 200, "{}", e.body);
+    let d = dev.call(
+        "POST",
+        "/v1/synchronousDecrypt",
+        Some(
+            json!({"decryptRequest": {"encryptedPayload": e.json["encryptedPayload"],
+            "decryptKeyName": "pk-aes", "cipherAlgorithm": "AES_GCM",
+            "initializationVector": e.json["initializationVector"], "keyPassword": pw("a€s")}}),
+        ),
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    assert_eq!(unb64(d.json["payload"].as_str().unwrap()), b"plain");
+    dev.err(
+        "POST",
+        "/v1/key/export/plain",
+        Some(json!({"label": "pk-aes"})),
+        400,
+        620,
+    );
+    let x = dev.ok(
+        "POST",
+        "/v1/key/export/plain",
+        Some(json!({"label": "pk-aes", "password": pw("a€s")})),
+    );
+    assert_eq!(unb64(x["secretKey"].as_str().unwrap()).len(), 32);
+
+    // Wrap needs the wrapping key's and the wrapped key's passwords.
+    create(
+        &dev,
+        json!({"label": "pk-kek", "algorithm": "AES", "keySize": 256, "password": pw("kek"),
+            "attributes": {"wrap": true, "unwrap": true}}),
+    );
+    let wrap = |kek_pw: Value, key_pw: Value| {
+        dev.call(
+            "POST",
+            "/v1/wrap",
+            Some(
+                json!({"wrapKeyRequest": {"keyToBeWrapped": "pk-aes", "wrapKeyName": "pk-kek",
+                "wrapMethod": "AES_WRAP_PAD", "wrapKeyPassword": kek_pw,
+                "keyToBeWrappedPassword": key_pw}}),
+            ),
+        )
+    };
+    assert_securosys_error(
+        &wrap(pw("kek"), Value::Null),
+        400,
+        620,
+        "no target password",
+    );
+    assert_securosys_error(&wrap(Value::Null, pw("a€s")), 400, 620, "no kek password");
+    let w = wrap(pw("kek"), pw("a€s"));
+    assert_eq!(w.status, 200, "{}", w.body);
+    // Unwrap with the kek's password.
+    let unwrap =
+        |kek_pw: Value| {
+            dev.call(
+            "POST",
+            "/v1/synchronousUnwrap",
+            Some(json!({"unwrapKeyRequest": {"wrappedKey": w.json["wrappedKey"], "label": "pk-back",
+                "unwrapKeyName": "pk-kek", "wrapMethod": "AES_WRAP_PAD",
+                "unwrapKeyPassword": kek_pw, "attributes": {"encrypt": true, "decrypt": true}}})),
+        )
+        };
+    assert_securosys_error(&unwrap(Value::Null), 400, 620, "unwrap without");
+    assert_eq!(unwrap(pw("kek")).status, 200);
+
+    // Import with a password.
+    let r = dev.call(
+        "POST",
+        "/v1/key/import/plain",
+        Some(
+            json!({"label": "pk-imp", "algorithm": "AES", "secretKey": b64(&[9u8; 32]),
+            "password": pw("imp"), "attributes": {"encrypt": true, "decrypt": true}}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let imp = |password: Value| {
+        dev.call(
+            "POST",
+            "/v1/encrypt",
+            Some(
+                json!({"encryptRequest": {"payload": b64(b"x"), "encryptKeyName": "pk-imp",
+                "cipherAlgorithm": "AES_GCM", "keyPassword": password}}),
+            ),
+        )
+    };
+    assert_securosys_error(&imp(Value::Null), 400, 620, "imported key without");
+    assert_eq!(imp(pw("imp")).status, 200);
+
+    // Ten wrong passwords in a row lock the key's password: then even the right one fails.
+    for i in 0..10 {
+        let r = imp(pw(&format!("wrong{i}")));
+        assert_securosys_error(&r, 400, 620, &format!("wrong #{i}"));
+    }
+    let locked = imp(pw("imp"));
+    assert_securosys_error(&locked, 400, 620, "locked");
+    assert!(
+        locked.json["message"].as_str().unwrap().contains("locked"),
+        "{}",
+        locked.body
+    );
+
+    // Adding to a key with a password (a certificate import) needs it, and changes nothing
+    // without it.
+    let before = dev.ok("GET", "/v1/certificate/pk", None)["certificate"].clone();
+    dev.err(
+        "POST",
+        "/v1/key/import/plain",
+        Some(json!({"label": "pk", "certificate": before})),
+        400,
+        620,
+    );
+    assert_eq!(
+        dev.ok("GET", "/v1/certificate/pk", None)["certificate"],
+        before
+    );
+    let r = dev.call(
+        "POST",
+        "/v1/key/import/plain",
+        Some(json!({"label": "pk", "certificate": before, "password": pw("n3w")})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Delete: the password-less DELETE is refused, deleteKey with the password works.
+    dev.err("DELETE", "/v1/key/pk", None, 400, 620);
+    dev.err(
+        "POST",
+        "/v1/key/deleteKey",
+        Some(json!({"label": "pk", "password": pw("sec-ret")})),
+        400,
+        620,
+    );
+    dev.ok(
+        "POST",
+        "/v1/key/deleteKey",
+        Some(json!({"label": "pk", "password": pw("n3w")})),
+    );
+    dev.err(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "pk"})),
+        404,
+        650,
+    );
+}
+
+/// `/v1/synchronousModify` and `/v1/modify`: the engine changes an SKA key's policy under the
+/// compat rules; the async form answers 201 with `modifyKeyRequestId`.
+#[test]
+fn modify_changes_the_policy_of_ska_keys() {
+    let dev = start_dev();
+    let empty = json!({"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null,
+        "keyStatus": {"blocked": false}});
+    create(
+        &dev,
+        json!({"label": "ska", "algorithm": "EC", "policy": empty, "password": pw("m0d"),
+            "attributes": {"sign": true, "verify": true}}),
+    );
+    create(
+        &dev,
+        json!({"label": "plain", "algorithm": "EC", "attributes": {"sign": true}}),
+    );
+    // A policy with an (always fulfilled) token in ruleUse: the attestation shows it.
+    let mut next = empty.clone();
+    next["ruleUse"] =
+        json!({"tokens": [{"name": "t1", "timelock": 0, "timeout": 0, "groups": []}]});
+    let body = |name: &str, policy: &Value, password: Value| {
+        json!({"modifyRequest": {"modifyKeyName": name, "keyPassword": password, "policy": policy,
+            "metaData": null, "metaDataSignature": null}, "requestSignature": null})
+    };
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &next, Value::Null)),
+        400,
+        620,
+    );
+    let r = dev.call(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &next, pw("m0d"))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = dev.ok(
+        "POST",
+        "/v1/key/attributes",
+        Some(json!({"label": "ska", "password": pw("m0d")})),
+    );
+    assert!(
+        a["xml"].as_str().unwrap().contains(r#"<token name="t1">"#),
+        "{}",
+        a["xml"]
+    );
+    assert_eq!(
+        a["json"]["policy"]["ruleUse"]["tokens"][0]["name"],
+        json!("t1")
+    );
+    // The asynchronous form: 201 and a request id that polls as EXECUTED.
+    let r = dev.call("POST", "/v1/modify", Some(body("ska", &empty, pw("m0d"))));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json["modifyKeyRequestId"].as_str().unwrap().to_owned();
+    let st = dev.ok("GET", &format!("/v1/request/{id}"), None);
+    assert_eq!(st["status"], json!("EXECUTED"));
+    // Keys made without a policy never become SKA keys.
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("plain", &empty, Value::Null)),
+        400,
+        614,
+    );
+    // keyStatus changes only by block / unblock.
+    let mut blocked = empty.clone();
+    blocked["keyStatus"]["blocked"] = json!(true);
+    blocked["ruleUnblock"] = json!({"tokens": []});
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &blocked, pw("m0d"))),
+        400,
+        606,
+    );
+    // Invalid input: no policy, a policy that is not an object, an unknown key.
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(json!({"modifyRequest": {"modifyKeyName": "ska"}})),
+        400,
+        600,
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &json!(7), pw("m0d"))),
+        400,
+        600,
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("nope", &empty, Value::Null)),
+        404,
+        650,
+    );
+    // A modify rule that needs approvals: refused (fail closed) until approvals exist.
+    let spki = create(
+        &dev,
+        json!({"label": "approver", "algorithm": "EC", "attributes": {"sign": true}}),
+    )["publicKey"]
+        .clone();
+    let mut gated = empty.clone();
+    gated["ruleModify"] = json!({"tokens": [{"name": "m", "timelock": 0, "timeout": 0, "groups": [
+        {"name": "g", "quorum": 1, "approvals": [{"type": "public_key", "name": "a", "value": spki}]}]}]});
+    let r = dev.call(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &gated, pw("m0d"))),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    dev.err(
+        "POST",
+        "/v1/synchronousModify",
+        Some(body("ska", &empty, pw("m0d"))),
+        400,
+        400,
+    );
+}
+
+/// Data objects: create, read, list; 615 for a name taken (also under concurrent creates),
+/// 616 for a bad value, 653 for an unknown name; no delete over REST.
+#[test]
+fn data_objects_by_name() {
+    let dev = start_dev();
+    let made = dev.ok(
+        "POST",
+        "/v1/dataObject",
+        Some(
+            json!({"name": "cfg", "value": b64(b"hello data"), "application": "tests",
+            "modifiable": false, "destroyable": true, "private": true}),
+        ),
+    );
+    assert_eq!(made["name"], json!("cfg"));
+    let got = dev.ok("GET", "/v1/dataObject/cfg", None);
+    assert_eq!(unb64(got["value"].as_str().unwrap()), b"hello data");
+    assert_eq!(got["application"], json!("tests"));
+    assert_eq!(got["modifiable"], json!(false));
+    assert_eq!(got["destroyable"], json!(true));
+    assert_eq!(got["private"], json!(true));
+    // Defaults; `label` is accepted for `name`; an empty value is a value.
+    let d = dev.ok(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"label": "empty", "value": ""})),
+    );
+    assert_eq!(d["value"], json!(""));
+    assert_eq!(d["modifiable"], json!(true));
+    assert_eq!(
+        dev.ok("GET", "/v1/dataObject", None),
+        json!(["cfg", "empty"])
+    );
+    // A data object and a key of one name do not collide; data names do.
+    create(
+        &dev,
+        json!({"label": "cfg", "algorithm": "AES", "keySize": 128}),
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "cfg", "value": b64(b"again")})),
+        400,
+        615,
+    );
+    assert_eq!(
+        unb64(
+            dev.ok("GET", "/v1/dataObject/cfg", None)["value"]
+                .as_str()
+                .unwrap()
+        ),
+        b"hello data",
+        "the refused create changed nothing"
+    );
+    // Concurrent creates of one name: one wins.
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..5)
+            .map(|i| {
+                let dev = &dev;
+                s.spawn(move || {
+                    dev.call(
+                        "POST",
+                        "/v1/dataObject",
+                        Some(json!({"name": "race", "value": b64(&[i])})),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 1);
+    for r in replies.iter().filter(|r| r.status != 200) {
+        assert_securosys_error(r, 400, 615, "race");
+    }
+    // Bad input.
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "bad", "value": "***"})),
+        400,
+        616,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "big", "value": b64(&vec![0u8; 70_000])})),
+        400,
+        616,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"name": "", "value": ""})),
+        400,
+        610,
+    );
+    dev.err(
+        "POST",
+        "/v1/dataObject",
+        Some(json!({"value": ""})),
+        400,
+        600,
+    );
+    dev.err("GET", "/v1/dataObject/none", None, 404, 653);
+    let r = dev.call("DELETE", "/v1/dataObject/cfg", None);
+    assert_securosys_error(&r, 405, 611, "no delete");
+}
+
+/// POST with curl, the body saved to `out` (binary-safe); (status, headers).
+fn curl_download(dev: &Dev, path: &str, body: &Value, out: &Path) -> (u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let hdr = dir.path().join("h");
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "120", "--cacert"])
+        .arg(&dev.ca)
+        .args(["-X", "POST", "-D"])
+        .arg(&hdr)
+        .arg("-o")
+        .arg(out)
+        .args(["-w", "%{http_code}"]);
+    for h in dev.auth() {
+        c.args(["-H", &h]);
+    }
+    let o = c
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(body.to_string())
+        .arg(format!("{}{path}", dev.url))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap(),
+        std::fs::read_to_string(&hdr).unwrap_or_default(),
+    )
+}
+
+/// `/v1/key/keyAttestation`: a ZIP with the Securosys file names, unpacked by `unzip`, whose
+/// signature `openssl` verifies against the chain, the chain against the cluster root, and
+/// `tresor attest verify` accepts.
+#[test]
+fn key_attestation_zip_verifies_with_openssl() {
+    let dev = start_dev();
+    let tmp = tempfile::tempdir().unwrap();
+    let j = create(
+        &dev,
+        json!({"label": "att/key", "algorithm": "EC", "password": pw("zip"),
+            "attributes": {"sign": true}}),
+    );
+    let zip_file = tmp.path().join("a.zip");
+    let body = json!({"label": "att/key", "password": pw("zip")});
+    let (status, headers) = curl_download(&dev, "/v1/key/keyAttestation", &body, &zip_file);
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        std::fs::read_to_string(&zip_file).unwrap_or_default()
+    );
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/zip"),
+        "{headers}"
+    );
+    let out = tmp.path().join("x");
+    let o = Command::new("unzip")
+        .arg("-o")
+        .arg(&zip_file)
+        .arg("-d")
+        .arg(&out)
+        .output()
+        .expect("unzip (scripts/setup.sh installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "PrimusHSM_Attestation.crt",
+            "README_PrimusHSM_AuditAndAttestation_AN-E01.md",
+            "att_key.pem",
+            "att_key.sig",
+            "att_key.xml",
+        ]
+    );
+    let xml = std::fs::read_to_string(out.join("att_key.xml")).unwrap();
+    assert!(xml.contains("<label>att/key</label>"), "{xml}");
+    assert!(xml.contains(j["publicKey"].as_str().unwrap()), "{xml}");
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&out)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let ca = dev.ca.to_str().unwrap();
+    let chain = "PrimusHSM_Attestation.crt";
+    let (ok, text) = run(&["verify", "-CAfile", ca, "-untrusted", chain, chain]);
+    assert!(ok, "chain: {text}");
+    let (ok, text) = run(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "att_key.pem",
+        "-signature",
+        "att_key.sig",
+        "att_key.xml",
+    ]);
+    assert!(ok && text.contains("Verified OK"), "signature: {text}");
+    let (_, leaf_pub) = run(&["x509", "-in", chain, "-pubkey", "-noout"]);
+    assert_eq!(
+        leaf_pub.trim(),
+        std::fs::read_to_string(out.join("att_key.pem"))
+            .unwrap()
+            .trim()
+    );
+    // A changed document does not verify.
+    std::fs::write(out.join("att_key.xml"), xml.replace("att/key", "att/kez")).unwrap();
+    let (ok, _) = run(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "att_key.pem",
+        "-signature",
+        "att_key.sig",
+        "att_key.xml",
+    ]);
+    assert!(!ok, "a changed document must not verify");
+    std::fs::write(out.join("att_key.xml"), &xml).unwrap();
+    let o = Command::new(TRESOR)
+        .args(["attest", "verify", "--xml"])
+        .arg(out.join("att_key.xml"))
+        .arg("--signature")
+        .arg(out.join("att_key.sig"))
+        .arg("--chain")
+        .arg(out.join(chain))
+        .arg("--root-cert")
+        .arg(&dev.ca)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "tresor attest verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let readme =
+        std::fs::read_to_string(out.join("README_PrimusHSM_AuditAndAttestation_AN-E01.md"))
+            .unwrap();
+    assert!(
+        readme.contains("openssl dgst -sha256 -verify att_key.pem"),
+        "{readme}"
+    );
+    assert!(readme.contains("tresor attest verify"), "{readme}");
+    // The password is needed; unknown keys are 650 (JSON error bodies).
+    dev.err(
+        "POST",
+        "/v1/key/keyAttestation",
+        Some(json!({"label": "att/key"})),
+        400,
+        620,
+    );
+    dev.err(
+        "POST",
+        "/v1/key/keyAttestation",
+        Some(json!({"label": "nope"})),
+        404,
+        650,
+    );
+    dev.err("POST", "/v1/key/keyAttestation", Some(json!({})), 400, 600);
+}
+
+/// Public-key recovery on secp256k1 in plain Python (no packages): an implementation
+/// independent of the service's. Prints the uncompressed point recovered from `r ‖ s ‖ v`
+/// (base64) and the digest (hex), after checking v ∈ {27, 28} and s ≤ n/2.
+const RECOVER_PY: &str = r#"
+import sys, base64
+p = 2**256 - 2**32 - 977
+n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+G = (0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798,
+     0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8)
+def add(P, Q):
+    if P is None: return Q
+    if Q is None: return P
+    if P[0] == Q[0] and (P[1] + Q[1]) % p == 0: return None
+    if P == Q: l = 3 * P[0] * P[0] * pow(2 * P[1], -1, p) % p
+    else: l = (Q[1] - P[1]) * pow(Q[0] - P[0], -1, p) % p
+    x = (l * l - P[0] - Q[0]) % p
+    return (x, (l * (P[0] - x) - P[1]) % p)
+def mul(k, P):
+    R = None
+    while k:
+        if k & 1: R = add(R, P)
+        P = add(P, P); k >>= 1
+    return R
+sig = base64.b64decode(sys.argv[1]); e = int(sys.argv[2], 16)
+assert len(sig) == 65, len(sig)
+r = int.from_bytes(sig[:32], 'big'); s = int.from_bytes(sig[32:64], 'big'); v = sig[64]
+assert v in (27, 28), v
+assert 0 < s <= n // 2, 'high s'
+y = pow((r ** 3 + 7) % p, (p + 1) // 4, p)
+if y % 2 != v - 27: y = p - y
+ri = pow(r, -1, n)
+Q = add(mul(s * ri % n, (r, y)), mul(-e * ri % n, G))
+print('04%064x%064x' % Q)
+"#;
+
+/// `signatureType: ETH`: r ‖ s ‖ v for secp256k1, whose public key an independent
+/// implementation recovers; `/v1/verify` accepts it.
+#[test]
+fn eth_signatures_recover_the_public_key() {
+    let dev = start_dev();
+    let j = create(
+        &dev,
+        json!({"label": "eth", "algorithm": "EC", "curveOid": "1.3.132.0.10",
+            "attributes": {"sign": true, "verify": true}}),
+    );
+    let spki = unb64(j["publicKey"].as_str().unwrap());
+    let point = hex::encode(&spki[spki.len() - 65..]);
+    let digest = |data: &[u8]| hex::encode(openssl::sha::sha256(data));
+    let cases: Vec<(&str, Vec<u8>, String)> = (0..6u8)
+        .map(|i| {
+            let payload = vec![i; 40];
+            let e = digest(&payload);
+            ("SHA256_WITH_ECDSA", payload, e)
+        })
+        .chain((0..4u8).map(|i| {
+            let d = digest(&[i]);
+            ("NONE_WITH_ECDSA", hex::decode(&d).unwrap(), d)
+        }))
+        .collect();
+    let mut vs = std::collections::BTreeSet::new();
+    for (alg, payload, e) in cases {
+        let r = dev.call(
+            "POST",
+            "/v1/synchronousSign",
+            Some(sign_body("eth", alg, &payload, Some("ETH"))),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sig_b64 = r.json["signature"].as_str().unwrap().to_owned();
+        let sig = unb64(&sig_b64);
+        assert_eq!(sig.len(), 65);
+        vs.insert(sig[64]);
+        let o = Command::new("python3")
+            .args(["-c", RECOVER_PY, &sig_b64, &e])
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), point, "{alg}");
+        // The same signature verifies as ETH, and fails for other data.
+        let verify =
+            |data: &[u8]| {
+                dev.ok(
+                "POST",
+                "/v1/verify",
+                Some(json!({"verifySignatureRequest": {"payload": b64(data), "signKeyName": "eth",
+                    "signatureAlgorithm": alg, "signature": sig_b64, "signatureType": "ETH"}})),
+            )["signatureValid"]
+                .clone()
+            };
+        assert_eq!(verify(&payload), json!(true), "{alg}");
+        let mut other = payload.clone();
+        other[0] ^= 1;
+        assert_eq!(verify(&other), json!(false), "{alg}");
+    }
+    assert!(vs.iter().all(|v| *v == 27 || *v == 28), "{vs:?}");
+    // ETH needs secp256k1 and ECDSA.
+    create(
+        &dev,
+        json!({"label": "p256", "algorithm": "EC", "attributes": {"sign": true}}),
+    );
+    dev.err(
+        "POST",
+        "/v1/synchronousSign",
+        Some(sign_body("p256", "SHA256_WITH_ECDSA", b"x", Some("ETH"))),
+        400,
+        607,
     );
 }

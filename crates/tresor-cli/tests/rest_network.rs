@@ -545,6 +545,24 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
             Some(json!({"verifySignatureRequest": {"payload": "AA==",
             "signKeyName": "a-only", "signatureAlgorithm": "SHA256_WITH_ECDSA", "signature": "AA=="}})),
         ),
+        (
+            "POST",
+            "/v1/key/changePassword",
+            &b_km,
+            Some(json!({"label": "a-only", "newPassword": ["x"]})),
+        ),
+        (
+            "POST",
+            "/v1/key/keyAttestation",
+            &b_km,
+            Some(json!({"label": "a-only"})),
+        ),
+        (
+            "POST",
+            "/v1/synchronousModify",
+            &b_km,
+            Some(json!({"modifyRequest": {"modifyKeyName": "a-only", "policy": {}}})),
+        ),
     ] {
         let r = rest.call(m, p, h, body);
         assert_eq!(
@@ -554,6 +572,62 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
             r.body
         );
     }
+    // Data objects are per partition too: B cannot read A's, and may use the same name.
+    let r = rest.call(
+        "POST",
+        "/v1/dataObject",
+        &a,
+        Some(json!({"name": "a-data", "value": "AQI="})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = rest.call("GET", "/v1/dataObject/a-data", &b_km, None);
+    assert_eq!(
+        (r.status, r.json["errorCode"].clone()),
+        (404, json!(653)),
+        "{}",
+        r.body
+    );
+    let r = rest.call(
+        "POST",
+        "/v1/dataObject",
+        &b_km,
+        Some(json!({"name": "a-data", "value": "AA=="})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = rest.call("GET", "/v1/dataObject/a-data", &a, None);
+    assert_eq!(r.json["value"], json!("AQI="), "{}", r.body);
+    // Key passwords travel over the network path with each request.
+    let r = rest.call(
+        "POST",
+        "/v1/key",
+        &a,
+        Some(
+            json!({"label": "a-pw", "algorithm": "EC", "password": ["n", "e", "t"],
+            "attributes": {"sign": true}}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (pw, status, code) in [
+        (json!(null), 400, json!(620)),
+        (json!(["n", "o"]), 400, json!(620)),
+        (json!(["n", "e", "t"]), 200, json!(null)),
+    ] {
+        let r = rest.call(
+            "POST",
+            "/v1/synchronousSign",
+            &a,
+            Some(json!({"signRequest": {
+            "payload": "AA==", "signKeyName": "a-pw", "keyPassword": pw,
+            "signatureAlgorithm": "SHA256_WITH_ECDSA"}})),
+        );
+        assert_eq!(
+            (r.status, r.json["errorCode"].clone()),
+            (status, code),
+            "{}",
+            r.body
+        );
+    }
+
     // A's key is still there and works; B's request ids are not A's.
     let s = rest.call(
         "POST",
@@ -611,7 +685,12 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
         None,
         &["--cert", &d("client.pem"), "--key", &d("client.key")],
     );
-    assert_eq!(r.json, json!(["TSB_KEY_TEST", "a-only"]), "{}", r.body);
+    assert_eq!(
+        r.json,
+        json!(["TSB_KEY_TEST", "a-only", "a-pw"]),
+        "{}",
+        r.body
+    );
     // A certificate from another CA does not get through the handshake.
     let o = Command::new("curl")
         .args(["-sS", "--max-time", "20", "--cacert"])

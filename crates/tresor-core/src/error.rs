@@ -34,6 +34,9 @@ pub mod vendor {
     pub const SETUP_PASSWORD_INVALID: u64 = 0x8000_0106;
     /// The client's key is not registered for the partition.
     pub const CLIENT_NOT_REGISTERED: u64 = 0x8000_0107;
+    /// A key's password is wrong or missing, or one was given for a key without a password
+    /// (Securosys "wrong key password").
+    pub const KEY_PASSWORD_INCORRECT: u64 = 0x8000_000E;
 }
 
 /// A PKCS#11 return value or a Tresor vendor code.
@@ -223,6 +226,7 @@ impl Rv {
             Rv::Vendor(vendor::SETUP_PASSWORD_USED) => "TRESOR_SETUP_PASSWORD_USED",
             Rv::Vendor(vendor::SETUP_PASSWORD_INVALID) => "TRESOR_SETUP_PASSWORD_INVALID",
             Rv::Vendor(vendor::CLIENT_NOT_REGISTERED) => "TRESOR_CLIENT_NOT_REGISTERED",
+            Rv::Vendor(vendor::KEY_PASSWORD_INCORRECT) => "TRESOR_KEY_PASSWORD_INCORRECT",
             Rv::Vendor(_) => "CKR_VENDOR_DEFINED",
         }
     }

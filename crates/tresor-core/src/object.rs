@@ -275,6 +275,43 @@ pub struct ObjectRecord {
     pub data: Option<DataInfo>,
     /// Smart Key Attribute policy; `None` = not an SKA key (and never becomes one).
     pub policy: Option<Policy>,
+    /// The key's password (private and secret keys), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<KeyPasswordState>,
+}
+
+/// A key password as the engine keeps it, sealed in the key's record: the Argon2id hash and
+/// the state of the lockout. The password itself is never stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPasswordState {
+    /// Argon2id PHC string.
+    pub phc: String,
+    /// Consecutive wrong passwords.
+    #[serde(default)]
+    pub failures: u32,
+    /// While `failures` is at the limit: Unix seconds until which no password is checked.
+    #[serde(default)]
+    pub locked_until: i64,
+}
+
+impl KeyPasswordState {
+    /// A fresh state for a password hash.
+    pub fn new(phc: String) -> Self {
+        KeyPasswordState {
+            phc,
+            failures: 0,
+            locked_until: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyPasswordState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPasswordState")
+            .field("failures", &self.failures)
+            .field("locked_until", &self.locked_until)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ObjectRecord {
@@ -429,6 +466,7 @@ fn settable_at_creation(class: ObjectClass, ty: u64) -> bool {
             | CKA_MODIFIABLE
             | CKA_COPYABLE
             | CKA_DESTROYABLE
+            | CKA_TRESOR_UNIQUE_LABEL
     );
     if common {
         return true;
@@ -458,7 +496,8 @@ fn settable_at_creation(class: ObjectClass, ty: u64) -> bool {
                     | CKA_DERIVE
                     | CKA_SUBJECT
                     | CKA_TRESOR_POLICY
-            ) || ALL_USAGES.iter().any(|u| u.attr() == ty);
+            ) || ALL_USAGES.iter().any(|u| u.attr() == ty)
+                || (class.has_secret() && ty == CKA_TRESOR_KEY_PASSWORD);
             key_common
                 || match class {
                     ObjectClass::PublicKey => matches!(
@@ -854,6 +893,8 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
             None => AttrRead::Value(Vec::new()),
         },
         CKA_TRESOR_BLOCKED if rec.class.is_key() => boolean(rec.blocked()),
+        // Write-only: the hash is never answered.
+        CKA_TRESOR_KEY_PASSWORD if rec.class.has_secret() => AttrRead::Sensitive,
         CKA_PARAMETER_SET => rec
             .alg
             .and_then(parameter_set)

@@ -78,14 +78,35 @@ pub fn attr_kind(ty: u64) -> Option<AttrKind> {
         | CKA_KEY_GEN_MECHANISM
         | CKA_PARAMETER_SET
         | CKA_TRESOR_USAGE_COUNT
-        | CKA_TRESOR_CREATE_TIME => Ulong,
-        CKA_LABEL | CKA_UNIQUE_ID | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ISSUER
-        | CKA_SERIAL_NUMBER | CKA_CHECK_VALUE | CKA_SUBJECT | CKA_ID | CKA_START_DATE
-        | CKA_END_DATE | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT | CKA_PRIME_1
-        | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_PUBLIC_KEY_INFO
-        | CKA_EC_PARAMS | CKA_EC_POINT | CKA_TRESOR_POLICY | CKA_TRESOR_PKCS8 | CKA_TRESOR_UUID => {
-            Bytes
-        }
+        | CKA_TRESOR_CREATE_TIME
+        | CKA_TRESOR_UNIQUE_LABEL => Ulong,
+        CKA_LABEL
+        | CKA_UNIQUE_ID
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_CHECK_VALUE
+        | CKA_SUBJECT
+        | CKA_ID
+        | CKA_START_DATE
+        | CKA_END_DATE
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT
+        | CKA_TRESOR_POLICY
+        | CKA_TRESOR_PKCS8
+        | CKA_TRESOR_UUID
+        | CKA_TRESOR_KEY_PASSWORD => Bytes,
         _ => return None,
     })
 }

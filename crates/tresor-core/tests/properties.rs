@@ -62,6 +62,7 @@ fn record(flags: tresor_core::object::Flags, class: ObjectClass, origin: Origin)
         cert: None,
         data: None,
         policy: None,
+        password: None,
     }
 }
 

@@ -8,7 +8,7 @@
 //! ```text
 //! frame   = len:u32be ‖ payload[len]                 (len ≤ max_frame_len, default 16 MiB)
 //! payload = version:u8 (=1) ‖ kind:u8 ‖ request_id:u64be ‖ body
-//! kind    = 0x01..=0x29 requests, 0x80|request = its response, 0xff = Error
+//! kind    = 0x01..=0x29, 0x30..=0x32 requests, 0x80|request = its response, 0xff = Error
 //! body    = the variant's fields in declaration order:
 //!           u8/u32/u64/i64 fixed-width big-endian; bool 0x00|0x01;
 //!           bytes/string = len:u32be ‖ bytes (strings UTF-8); option = 0x00 | 0x01 ‖ value;
@@ -55,9 +55,9 @@ pub use request::Request;
 pub use response::Response;
 pub use secret::Secret;
 pub use types::{
-    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, Mechanism,
-    MechanismInfo, OaepParams, ObjectHandle, PartitionSummary, PssParams, SealedObject, Template,
-    UserType,
+    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, KeyPassword,
+    Mechanism, MechanismInfo, OaepParams, ObjectHandle, PartitionSummary, PssParams, SealedObject,
+    Template, UserType,
 };
 
 /// Re-exported so users (and the fuzz target) name the same versions as this crate.

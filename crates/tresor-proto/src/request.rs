@@ -5,7 +5,9 @@
 use crate::codec::{wire_variants, Reader, Wire, Writer};
 use crate::error::{ProtoError, Result};
 use crate::secret::Secret;
-use crate::types::{HashAlg, Mechanism, ObjectHandle, SealedObject, Template, UserType};
+use crate::types::{
+    HashAlg, KeyPassword, Mechanism, ObjectHandle, SealedObject, Template, UserType,
+};
 
 wire_variants! {
     /// A request from a client (PKCS#11 library, REST API, ppin) to an HSM node.
@@ -287,40 +289,72 @@ wire_variants! {
             /// The sealed copies the client kept.
             objects: Vec<SealedObject>,
         },
+        /// Run `request` with key passwords presented: the engine checks each password against
+        /// its key (a wrong one is refused and counted towards the key's lockout), then runs
+        /// the request with those keys usable for it alone. The answer is
+        /// [`Response::WithKeyPasswords`](crate::Response::WithKeyPasswords) around the inner
+        /// request's answer, or an error. `request` is never itself a `WithKeyPasswords`.
+        WithKeyPasswords = 0x30 {
+            /// One password per key that needs one.
+            passwords: Vec<KeyPassword>,
+            /// The request to run.
+            request: Box<Request>,
+        },
+        /// Set, change or remove a key's password. A key that has a password must be unlocked
+        /// for this request (sent inside `WithKeyPasswords` with its current password).
+        ChangeKeyPassword = 0x31 {
+            /// The private or secret key.
+            key: ObjectHandle,
+            /// The new password; `None` removes the password.
+            new_password: Option<Secret>,
+        },
+        /// Replace the approval policy of a Smart-Key-Attribute key (Securosys modify).
+        ModifyPolicy = 0x32 {
+            /// The private or secret key.
+            key: ObjectHandle,
+            /// The new policy, Securosys JSON.
+            policy: Vec<u8>,
+        },
     }
 }
 
-/// A wrapped request: its kind byte, then its fields. A wrapped `Sealing` is refused (no
-/// nesting, so decoding never recurses more than once).
+/// The code of [`Request::Sealing`].
+pub const SEALING: u8 = 0x28;
+/// The code of [`Request::WithKeyPasswords`].
+pub const WITH_KEY_PASSWORDS: u8 = 0x30;
+
+/// A request inside a wrapper ([`Request::Sealing`], [`Request::WithKeyPasswords`]):
+/// `code:u8 ‖ fields`. A wrapper never wraps a wrapper (of either kind), so decoding never
+/// recurses more than once; an unknown code is refused too.
 impl Wire for Box<Request> {
     const MIN_LEN: usize = 1;
     fn put(&self, w: &mut Writer) -> Result<()> {
-        w.u8(self.code());
+        let code = self.code();
+        if code == SEALING || code == WITH_KEY_PASSWORDS {
+            return Err(ProtoError::Unrepresentable(
+                "a wrapped request cannot itself be a Sealing or WithKeyPasswords request".into(),
+            ));
+        }
+        w.u8(code);
         self.put_fields(w)
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
         let offset = r.offset();
         let code = r.u8()?;
-        if code == WRAPPER_CODE {
-            return Err(ProtoError::UnknownTag {
-                what: "wrapped request",
-                tag: code,
-                offset,
-            });
+        let unknown = ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: code,
+            offset,
+        };
+        if code == SEALING || code == WITH_KEY_PASSWORDS {
+            return Err(unknown);
         }
         match Request::get_fields(code, r)? {
-            Some(req) => Ok(Box::new(req)),
-            None => Err(ProtoError::UnknownTag {
-                what: "wrapped request",
-                tag: code,
-                offset,
-            }),
+            Some(inner) => Ok(Box::new(inner)),
+            None => Err(unknown),
         }
     }
 }
-
-/// The kind of [`Request::Sealing`], which cannot wrap itself.
-const WRAPPER_CODE: u8 = 0x28;
 
 impl Request {
     /// True if running the request twice leaves the same stored state as running it once, so
@@ -348,6 +382,7 @@ impl Request {
                 | Request::AttachSession { .. }
                 | Request::TokenStatus { .. }
         ) || matches!(self, Request::Sealing { request } if request.is_idempotent())
+            || matches!(self, Request::WithKeyPasswords { request, .. } if request.is_idempotent())
     }
 
     /// The request itself, or the one a [`Request::Sealing`] wraps.

@@ -212,6 +212,16 @@ wire_variants! {
             /// How many session objects were restored.
             restored: u32,
         },
+        /// Answers `WithKeyPasswords`: the wrapped request's answer (never an error, which is
+        /// answered as `Error` directly, and never another `WithKeyPasswords`).
+        WithKeyPasswords = 0xb0 {
+            /// The inner request's answer.
+            response: Box<Response>,
+        },
+        /// Answers `ChangeKeyPassword`.
+        KeyPasswordChanged = 0xb1 {},
+        /// Answers `ModifyPolicy`.
+        PolicyModified = 0xb2 {},
         /// Any request failed.
         Error = 0xff {
             /// The `CK_RV` (PKCS#11 or Tresor vendor code).
@@ -238,33 +248,41 @@ impl Response {
     }
 }
 
-/// The kind of [`Response::Sealed`], which cannot wrap itself.
-const WRAPPER_CODE: u8 = 0xa8;
+/// The code of [`Response::Sealed`].
+pub const SEALED: u8 = 0xa8;
+/// The code of [`Response::WithKeyPasswords`].
+pub const WITH_KEY_PASSWORDS_ANSWER: u8 = 0xb0;
 
-/// A wrapped answer: its kind byte, then its fields. A wrapped `Sealed` is refused.
+/// The answer inside a wrapper ([`Response::Sealed`], [`Response::WithKeyPasswords`]):
+/// `code:u8 ‖ fields`. A wrapper never wraps a wrapper (of either kind) nor an `Error` (a
+/// failed inner request is answered with `Error` directly), so decoding never recurses more
+/// than once; an unknown code is refused too.
 impl Wire for Box<Response> {
     const MIN_LEN: usize = 1;
     fn put(&self, w: &mut Writer) -> Result<()> {
-        w.u8(self.code());
+        let code = self.code();
+        if code == SEALED || code == WITH_KEY_PASSWORDS_ANSWER || code == ERROR_CODE {
+            return Err(ProtoError::Unrepresentable(
+                "a wrapped answer is a success answer that is not itself a wrapper".into(),
+            ));
+        }
+        w.u8(code);
         self.put_fields(w)
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
         let offset = r.offset();
         let code = r.u8()?;
-        if code == WRAPPER_CODE {
-            return Err(ProtoError::UnknownTag {
-                what: "wrapped response",
-                tag: code,
-                offset,
-            });
+        let unknown = ProtoError::UnknownTag {
+            what: "wrapped response",
+            tag: code,
+            offset,
+        };
+        if code == SEALED || code == WITH_KEY_PASSWORDS_ANSWER || code == ERROR_CODE {
+            return Err(unknown);
         }
         match Response::get_fields(code, r)? {
-            Some(resp) => Ok(Box::new(resp)),
-            None => Err(ProtoError::UnknownTag {
-                what: "wrapped response",
-                tag: code,
-                offset,
-            }),
+            Some(inner) => Ok(Box::new(inner)),
+            None => Err(unknown),
         }
     }
 }

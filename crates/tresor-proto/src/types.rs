@@ -430,10 +430,21 @@ wire_struct! {
     }
 }
 
+wire_struct! {
+    /// A key password presented for one object (`Request::WithKeyPasswords`).
+    pub struct KeyPassword {
+        /// The object the password belongs to (a private or secret key).
+        pub key: ObjectHandle,
+        /// The password (UTF-8 text as the caller typed it).
+        pub password: Secret,
+    }
+}
+
 wire_seq!(
     Attribute,
     AttrRead,
     PartitionSummary,
     MechanismInfo,
-    SealedObject
+    SealedObject,
+    KeyPassword
 );

@@ -67,6 +67,10 @@ fn unknown_kinds_and_directions() {
     all.dedup();
     assert_eq!(all.len(), Request::CODES.len() + Response::CODES.len());
     assert_eq!(Request::CODES.len() + 1, Response::CODES.len());
+    // Tresor's own additions stay in their range.
+    for code in [0x30u8, 0x31, 0x32] {
+        assert!(Request::CODES.contains(&code) && Response::CODES.contains(&(code | 0x80)));
+    }
     for (q, r) in Request::CODES.iter().zip(Response::CODES) {
         assert_eq!(q | 0x80, *r);
     }
@@ -312,4 +316,147 @@ async fn tokio_framed_roundtrip_and_eof_mid_frame() {
             got: 6
         })
     ));
+}
+
+#[test]
+fn key_password_wrapper_never_nests() {
+    // WithKeyPasswords (0x30): no passwords, then a wrapped request whose code is 0x30 again.
+    let mut b = header(0x30);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.push(0x30);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.push(0x01);
+    assert!(matches!(
+        req(&b),
+        Err(ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: 0x30,
+            offset: 14
+        })
+    ));
+    // An unknown wrapped code is refused the same way.
+    let mut b = header(0x30);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.push(0x7e);
+    assert!(matches!(
+        req(&b),
+        Err(ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: 0x7e,
+            ..
+        })
+    ));
+    // Encoding refuses to nest, too.
+    let nested = Request::WithKeyPasswords {
+        passwords: vec![],
+        request: Box::new(Request::WithKeyPasswords {
+            passwords: vec![],
+            request: Box::new(Request::Ping {}),
+        }),
+    };
+    assert!(matches!(
+        nested.encode(1),
+        Err(ProtoError::Unrepresentable(_))
+    ));
+    // An answer never wraps an error or another wrapped answer.
+    let mut b = header(0xb0);
+    b.push(0xff);
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(matches!(
+        Envelope::<Response>::decode(&b),
+        Err(ProtoError::UnknownTag {
+            what: "wrapped response",
+            tag: 0xff,
+            ..
+        })
+    ));
+    let wrapped_error = Response::WithKeyPasswords {
+        response: Box::new(Response::error(5, "x")),
+    };
+    assert!(wrapped_error.encode(1).is_err());
+}
+
+#[test]
+fn key_password_wrapper_is_as_idempotent_as_its_request() {
+    let wrap = |r: Request| Request::WithKeyPasswords {
+        passwords: vec![],
+        request: Box::new(r),
+    };
+    let sign = wrap(Request::Sign {
+        key: 1,
+        mechanism: Mechanism::Eddsa {},
+        data: Secret::default(),
+    });
+    assert!(sign.is_idempotent());
+    assert!(!wrap(Request::DestroyObject { object: 1 }).is_idempotent());
+    assert!(!Request::ChangeKeyPassword {
+        key: 1,
+        new_password: None
+    }
+    .is_idempotent());
+    assert!(Response::WithKeyPasswords {
+        response: Box::new(Response::Signature { signature: vec![] })
+    }
+    .answers(&sign));
+}
+
+#[test]
+fn the_two_request_wrappers_never_wrap_each_other() {
+    // Sealing (0x28) around WithKeyPasswords (0x30), and the other way round: each would let
+    // a decoder recurse once per layer, so both are refused at the inner code.
+    let mut b = header(0x28);
+    b.push(0x30);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.push(0x01);
+    assert!(matches!(
+        req(&b),
+        Err(ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: 0x30,
+            ..
+        })
+    ));
+    let mut b = header(0x30);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.push(0x28);
+    b.push(0x01);
+    assert!(matches!(
+        req(&b),
+        Err(ProtoError::UnknownTag {
+            what: "wrapped request",
+            tag: 0x28,
+            ..
+        })
+    ));
+    let sealing_in_passwords = Request::WithKeyPasswords {
+        passwords: vec![],
+        request: Box::new(Request::Sealing {
+            request: Box::new(Request::Ping {}),
+        }),
+    };
+    assert!(Envelope::new(1, sealing_in_passwords).encode().is_err());
+    let passwords_in_sealing = Request::Sealing {
+        request: Box::new(Request::WithKeyPasswords {
+            passwords: vec![],
+            request: Box::new(Request::Ping {}),
+        }),
+    };
+    assert!(Envelope::new(1, passwords_in_sealing).encode().is_err());
+    // Answers: neither wrapper carries the other, nor an error.
+    let sealed_in_answer = Response::WithKeyPasswords {
+        response: Box::new(Response::Sealed {
+            objects: vec![],
+            answer: Box::new(Response::KeyBlocked {}),
+        }),
+    };
+    assert!(Envelope::new(1, sealed_in_answer).encode().is_err());
+    let error_in_sealed = Response::Sealed {
+        objects: vec![],
+        answer: Box::new(Response::Error {
+            rv: 5,
+            message: String::new(),
+        }),
+    };
+    assert!(Envelope::new(1, error_in_sealed).encode().is_err());
 }

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use tresor_proto::{
-    Envelope, GcmParams, HashAlg, Mechanism, Message, Request, Response, SealedObject, Secret,
-    Template, UserType,
+    Envelope, GcmParams, HashAlg, KeyPassword, Mechanism, Message, Request, Response, SealedObject,
+    Secret, Template, UserType,
 };
 
 const CKA_TOKEN: u64 = 0x1;
@@ -469,4 +469,103 @@ fn wrappers_do_not_nest() {
         Envelope::<Request>::decode(&unknown),
         Err(tresor_proto::ProtoError::UnknownTag { tag: 0x60, .. })
     ));
+}
+// version 01 | kind 30 | id 6 | passwords: 1 × (key 42 | password "pw") | wrapped request:
+// code 11 (Sign) | key 42 | EcdsaHash 07, Sha256 02 | data "hi"
+const WITH_KEY_PASSWORDS: &str = "0130\
+0000000000000006\
+00000001 000000000000002a 00000002 7077\
+11 000000000000002a 07 02 00000002 6869";
+
+#[test]
+fn with_key_passwords() {
+    check(
+        Envelope::new(
+            6,
+            Request::WithKeyPasswords {
+                passwords: vec![KeyPassword {
+                    key: 42,
+                    password: Secret::from_slice(b"pw"),
+                }],
+                request: Box::new(Request::Sign {
+                    key: 42,
+                    mechanism: Mechanism::EcdsaHash {
+                        hash: HashAlg::Sha256,
+                    },
+                    data: Secret::from_slice(b"hi"),
+                }),
+            },
+        ),
+        &WITH_KEY_PASSWORDS.replace(' ', ""),
+    );
+}
+
+// version 01 | kind b0 | id 6 | wrapped answer: code 91 (Signature) | len 2 abcd
+const WITH_KEY_PASSWORDS_ANSWER: &str = "01b0\
+0000000000000006\
+91 00000002 abcd";
+
+#[test]
+fn with_key_passwords_answer() {
+    check(
+        Envelope::new(
+            6,
+            Response::WithKeyPasswords {
+                response: Box::new(Response::Signature {
+                    signature: vec![0xab, 0xcd],
+                }),
+            },
+        ),
+        &WITH_KEY_PASSWORDS_ANSWER.replace(' ', ""),
+    );
+}
+
+// version 01 | kind 31 | id 7 | key 42 | new password Some("n") ; answer kind b1
+const CHANGE_KEY_PASSWORD: &str = "0131\
+0000000000000007\
+000000000000002a 01 00000001 6e";
+const KEY_PASSWORD_CHANGED: &str = "01b1\
+0000000000000007";
+
+#[test]
+fn change_key_password() {
+    check(
+        Envelope::new(
+            7,
+            Request::ChangeKeyPassword {
+                key: 42,
+                new_password: Some(Secret::from_slice(b"n")),
+            },
+        ),
+        &CHANGE_KEY_PASSWORD.replace(' ', ""),
+    );
+    check(
+        Envelope::new(7, Response::KeyPasswordChanged {}),
+        KEY_PASSWORD_CHANGED,
+    );
+}
+
+// version 01 | kind 32 | id 8 | key 42 | policy "{}" ; answer kind b2
+const MODIFY_POLICY: &str = "0132\
+0000000000000008\
+000000000000002a 00000002 7b7d";
+const POLICY_MODIFIED: &str = "01b2\
+0000000000000008";
+
+#[test]
+fn modify_policy() {
+    check(
+        Envelope::new(
+            8,
+            Request::ModifyPolicy {
+                key: 42,
+                policy: b"{}".to_vec(),
+            },
+        ),
+        &MODIFY_POLICY.replace(' ', ""),
+    );
+    check(
+        Envelope::new(8, Response::PolicyModified {}),
+        POLICY_MODIFIED,
+    );
 }

@@ -85,6 +85,8 @@ pub fn role_for(method: &Method, path: &str) -> Option<Role> {
     Some(match p {
         "/versionInfo" | "/licenseInfo" | "/keystore/statistics" => Role::Service,
         _ if p.starts_with("/key") => Role::KeyManagement,
+        "/modify" | "/synchronousModify" => Role::KeyManagement,
+        _ if p.starts_with("/dataObject") => Role::KeyManagement,
         _ if p.starts_with("/generateRandom") => Role::KeyOperation,
         _ if p.starts_with("/approval") || p.starts_with("/filtered") && p.ends_with("Task") => {
             Role::Approver

@@ -30,6 +30,10 @@ use crate::tenant::{b64, bytes_of, ck, unb64, unexpected, KeyKind, KeyRef, Tenan
 struct RemoteKey {
     transport: Arc<dyn Transport>,
     handle: i64,
+    /// The key's password, presented with every signature (none: plain requests).
+    password: Vec<tresor_proto::KeyPassword>,
+    /// Why the last signature failed (the engine's answer), for the error of the endpoint.
+    failure: Failure,
     mechanism: Mechanism,
     der_ecdsa: bool,
     public_raw: Vec<u8>,
@@ -47,17 +51,28 @@ impl PublicKeyData for RemoteKey {
 
 impl SigningKey for RemoteKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let r = self
-            .transport
-            .call(&Request::Sign {
-                key: self.handle,
-                mechanism: self.mechanism.clone(),
-                data: Secret::from_slice(msg),
-            })
-            .map_err(|e| {
-                tracing::warn!(error = %e, "remote signature for a certificate failed");
-                rcgen::Error::RemoteKeyError
-            })?;
+        let sign = Request::Sign {
+            key: self.handle,
+            mechanism: self.mechanism.clone(),
+            data: Secret::from_slice(msg),
+        };
+        let req = if self.password.is_empty() {
+            sign
+        } else {
+            Request::WithKeyPasswords {
+                passwords: self.password.clone(),
+                request: Box::new(sign),
+            }
+        };
+        let r = self.transport.call(&req).map_err(|e| {
+            tracing::warn!(error = %e, "remote signature for a certificate failed");
+            *self.failure.lock() = Some(e);
+            rcgen::Error::RemoteKeyError
+        })?;
+        let r = match r {
+            Response::WithKeyPasswords { response } => *response,
+            other => other,
+        };
         match r {
             Response::Signature { signature } if self.der_ecdsa => {
                 Ok(mech::ecdsa_raw_to_der(&signature))
@@ -67,6 +82,9 @@ impl SigningKey for RemoteKey {
         }
     }
 }
+
+/// The engine's refusal of a remote signature, kept for the endpoint's answer.
+type Failure = Arc<parking_lot::Mutex<Option<tresor_client::Error>>>;
 
 /// The rcgen algorithm, engine mechanism and DER flag for a key and signature algorithm.
 fn signer_alg(
@@ -97,7 +115,12 @@ fn signer_alg(
     Ok((rc, m, der))
 }
 
-async fn remote_key(t: &Tenant, k: &KeyRef, alg: SignatureAlgorithm) -> ApiResult<RemoteKey> {
+async fn remote_key(
+    t: &Tenant,
+    k: &KeyRef,
+    alg: SignatureAlgorithm,
+    password: &crate::dto::Password,
+) -> ApiResult<RemoteKey> {
     let handle = k.private_side()?;
     let (rc, mechanism, der_ecdsa) = signer_alg(alg, k.kind)?;
     let (rec, _) = t.record(handle).await?;
@@ -108,6 +131,8 @@ async fn remote_key(t: &Tenant, k: &KeyRef, alg: SignatureAlgorithm) -> ApiResul
     Ok(RemoteKey {
         transport: t.transport().clone(),
         handle,
+        password: crate::tenant::unlock(k, password)?,
+        failure: Failure::default(),
         mechanism,
         der_ecdsa,
         public_raw: info.subject_public_key.data.to_vec(),
@@ -170,16 +195,20 @@ fn non_empty(field: &str, s: &str) -> ApiResult<()> {
 }
 
 async fn blocking<T: Send + 'static>(
+    failure: Failure,
     f: impl FnOnce() -> Result<T, rcgen::Error> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {
-            rcgen::Error::RemoteKeyError => ApiError::new(
-                code::OPERATION_FORBIDDEN_FOR_KEY,
-                "the HSM refused to sign with this key",
-            ),
+            rcgen::Error::RemoteKeyError => match failure.lock().take() {
+                Some(e) => ApiError::from_client(&e),
+                None => ApiError::new(
+                    code::OPERATION_FORBIDDEN_FOR_KEY,
+                    "the HSM refused to sign with this key",
+                ),
+            },
             other => ApiError::new(
                 code::INVALID_CERTIFICATE_REQUEST,
                 format!("cannot build the certificate: {other}"),
@@ -225,7 +254,8 @@ pub async fn store_certificate(t: &Tenant, label: &str, der: &[u8]) -> ApiResult
     Ok(())
 }
 
-/// A CSR for a key.
+/// A CSR for a key; the key then holds a self-signed certificate of the same subject (stored
+/// under its name, replacing any, as `selfsign` does).
 #[utoipa::path(post, path = "/v1/certificate/synchronous/request", tag = "certificates",
     request_body = CsrRequest,
     responses((status = 200, body = CsrResponse), (status = "4XX", body = crate::error::ErrorBody)))]
@@ -233,7 +263,8 @@ pub async fn csr(c: Caller, ApiJson(r): ApiJson<CsrRequest>) -> ApiResult<Json<C
     check_label(&r.sign_key_name)?;
     let t = &c.tenant;
     let k = t.key(&r.sign_key_name).await?;
-    let key = remote_key(t, &k, r.signature_algorithm).await?;
+    let key = remote_key(t, &k, r.signature_algorithm, &r.key_password).await?;
+    let failure = key.failure.clone();
     let a = &r.standard_certificate_attributes;
     let mut dn = DistinguishedName::new();
     let mut any = false;
@@ -276,8 +307,20 @@ pub async fn csr(c: Caller, ApiJson(r): ApiJson<CsrRequest>) -> ApiResult<Json<C
     let mut p = CertificateParams::default();
     p.distinguished_name = dn;
     usages(&mut p, &r.key_usage, &r.extended_key_usage);
+    if p.key_usages.is_empty() {
+        // The key's certificate always states its usage (critical, as rcgen writes it).
+        p.key_usages.push(KeyUsagePurpose::DigitalSignature);
+    }
     validity(&mut p, r.validity)?;
-    let pem = blocking(move || p.serialize_request(&key)?.pem()).await?;
+    // The CSR, and the self-signed certificate the key holds from now on (compat §1.10), with
+    // the same subject, usages and validity.
+    let (pem, cert_der) = blocking(failure, move || {
+        let pem = p.serialize_request(&key)?.pem()?;
+        let cert = p.self_signed(&key)?;
+        Ok((pem, cert.der().to_vec()))
+    })
+    .await?;
+    store_certificate(t, &r.sign_key_name, &cert_der).await?;
     Ok(Json(CsrResponse {
         label: r.sign_key_name,
         certificate_signing_request: pem,
@@ -296,7 +339,8 @@ pub async fn self_sign(
     non_empty("commonName", &r.common_name)?;
     let t = &c.tenant;
     let k = t.key(&r.sign_key_name).await?;
-    let key = remote_key(t, &k, r.signature_algorithm).await?;
+    let key = remote_key(t, &k, r.signature_algorithm, &r.key_password).await?;
+    let failure = key.failure.clone();
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
     p.distinguished_name
@@ -306,7 +350,7 @@ pub async fn self_sign(
     }
     usages(&mut p, &r.key_usage, &r.extended_key_usage);
     validity(&mut p, r.validity)?;
-    let cert = blocking(move || p.self_signed(&key)).await?;
+    let cert = blocking(failure, move || p.self_signed(&key)).await?;
     store_certificate(t, &r.sign_key_name, cert.der()).await?;
     Ok(Json(CertificateBody {
         label: r.sign_key_name,
@@ -339,13 +383,14 @@ pub async fn sign_csr(
         ));
     };
     let issuer_der = read_value(t, ch).await?;
-    let key = remote_key(t, &k, r.signature_algorithm).await?;
+    let key = remote_key(t, &k, r.signature_algorithm, &r.key_password).await?;
+    let failure = key.failure.clone();
     if r.certificate_authority == Some(true) {
         csr.params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     }
     usages(&mut csr.params, &r.key_usage, &r.extended_key_usage);
     validity(&mut csr.params, r.validity)?;
-    let cert = blocking(move || {
+    let cert = blocking(failure, move || {
         let issuer = rcgen::Issuer::from_ca_cert_der(&issuer_der.into(), key)?;
         csr.signed_by(&issuer)
     })

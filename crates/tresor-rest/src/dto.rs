@@ -128,8 +128,68 @@ str_enum!(
     }
 );
 
-/// A password: an array of one-character strings (`["R","E","P"]`), or null.
-pub type Password = Option<Vec<String>>;
+/// A password: an array of one-character strings (`["R","E","P"]`), or null / absent (none).
+pub type Password = Option<PasswordChars>;
+
+/// The characters of a password array, joined, in a zeroizing secret; never printed. An empty
+/// array is no password. Any element that is not a one-character string fails the body (600).
+#[derive(Clone, Default)]
+pub struct PasswordChars(Option<secrecy::SecretString>);
+
+impl PasswordChars {
+    /// The password as UTF-8 bytes (`None` for an empty array).
+    pub fn bytes(&self) -> Option<&[u8]> {
+        use secrecy::ExposeSecret;
+        self.0.as_ref().map(|s| s.expose_secret().as_bytes())
+    }
+}
+
+impl std::fmt::Debug for PasswordChars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PasswordChars(***)"
+        } else {
+            "PasswordChars(empty)"
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PasswordChars {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Chars;
+        impl<'de> serde::de::Visitor<'de> for Chars {
+            type Value = PasswordChars;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of one-character strings")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PasswordChars, A::Error> {
+                use zeroize::Zeroize;
+                let mut all = zeroize::Zeroizing::new(String::new());
+                while let Some(mut c) = seq.next_element::<String>()? {
+                    let one = c.chars().count() == 1;
+                    if one {
+                        all.push_str(&c);
+                    }
+                    c.zeroize();
+                    if !one {
+                        return Err(serde::de::Error::custom(
+                            "a password is an array of one-character strings",
+                        ));
+                    }
+                }
+                Ok(PasswordChars(if all.is_empty() {
+                    None
+                } else {
+                    Some(secrecy::SecretString::from(all.as_str()))
+                }))
+            }
+        }
+        d.deserialize_seq(Chars)
+    }
+}
 
 /// Key attributes of a create, import or unwrap request (compat §3).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -167,7 +227,7 @@ pub struct CreateKeyRequest {
     pub label: String,
     /// `CKA_ID` (text, or hex).
     pub id: Option<String>,
-    /// Key password (not supported: must be null or empty).
+    /// Password of the new key (array of one-character strings), or null.
     #[schema(value_type = Option<Vec<String>>)]
     pub password: Password,
     /// Algorithm.
@@ -195,7 +255,7 @@ pub struct CreateKeyRequest {
 pub struct KeyNameRequest {
     /// Key name.
     pub label: String,
-    /// Key password (null).
+    /// The key's password, if it has one.
     #[schema(value_type = Option<Vec<String>>)]
     pub password: Password,
 }
@@ -209,7 +269,7 @@ pub struct ChangePasswordRequest {
     /// Current password.
     #[schema(value_type = Option<Vec<String>>)]
     pub password: Password,
-    /// New password.
+    /// New password (null or empty: the key has no password afterwards).
     #[schema(value_type = Option<Vec<String>>)]
     pub new_password: Password,
 }
@@ -220,6 +280,9 @@ pub struct ChangePasswordRequest {
 pub struct ImportKeyRequest {
     /// Key name.
     pub label: String,
+    /// Password of the imported private or secret key (array of one-character strings).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub password: Password,
     /// Algorithm.
     pub algorithm: Option<KeyAlgorithm>,
     /// PKCS#8 DER, base64.
@@ -281,7 +344,7 @@ pub struct SignRequest {
     /// External key object (not supported).
     #[schema(value_type = Option<Object>)]
     pub sign_key_object: Option<Value>,
-    /// Key password (null).
+    /// The key's password, if it has one.
     #[schema(value_type = Option<Vec<String>>)]
     pub key_password: Password,
     /// Signature algorithm.
@@ -611,6 +674,50 @@ pub struct UnblockRequest {
 pub struct UnblockBody {
     /// The request.
     pub unblock_request: UnblockRequest,
+}
+
+/// `modifyRequest`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyRequest {
+    /// Key name.
+    pub modify_key_name: String,
+    /// The key's password, if it has one.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub key_password: Password,
+    /// The new Smart Key Attribute policy (compat §4). `keyStatus`, if given, must state the
+    /// key's current blocked state (block / unblock change it).
+    #[schema(value_type = Object)]
+    pub policy: Value,
+    /// Metadata.
+    pub meta_data: Option<String>,
+    /// Metadata signature.
+    pub meta_data_signature: Option<String>,
+    /// Pre-signed approvals (not supported yet).
+    pub signed_approvals: Option<Vec<String>>,
+}
+
+/// `{"modifyRequest": …}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"modifyRequest": {"modifyKeyName": "SKA_KEY", "keyPassword": null,
+    "policy": {"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null,
+        "keyStatus": {"blocked": false}},
+    "metaData": null, "metaDataSignature": null}, "requestSignature": null}))]
+pub struct ModifyBody {
+    /// The request.
+    pub modify_request: ModifyRequest,
+    /// Request signature (async workflow; ignored here).
+    #[schema(value_type = Option<Object>)]
+    pub request_signature: Option<Value>,
+}
+
+/// `{"modifyKeyRequestId": uuid}` (HTTP 201).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyRequestId {
+    /// Request id.
+    pub modify_key_request_id: String,
 }
 
 /// `{"random": b64}`.

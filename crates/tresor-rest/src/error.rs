@@ -30,6 +30,8 @@ pub mod code {
     pub const INVALID_PAYLOAD: u16 = 612;
     pub const INVALID_KEY_TYPE: u16 = 613;
     pub const OPERATION_FORBIDDEN_FOR_KEY: u16 = 614;
+    pub const DATA_OBJECT_ALREADY_EXISTING: u16 = 615;
+    pub const DATA_OBJECT_INVALID_VALUE: u16 = 616;
     pub const INVALID_ACCESS_TOKEN: u16 = 617;
     pub const INVALID_NUMBER_RANGE: u16 = 619;
     pub const KEY_PASSWORD_MISMATCH: u16 = 620;
@@ -43,6 +45,7 @@ pub mod code {
     pub const INVALID_API_KEY: u16 = 631;
     pub const KEY_NOT_EXISTENT: u16 = 650;
     pub const REQUEST_NOT_EXISTENT: u16 = 651;
+    pub const DATA_OBJECT_NOT_EXISTENT: u16 = 653;
     pub const IN_SUBSYSTEM: u16 = 700;
     pub const IN_HSM: u16 = 701;
 }
@@ -69,6 +72,8 @@ pub fn reason(c: u16) -> &'static str {
         612 => "res.error.invalid.payload",
         613 => "res.error.invalid.key.type",
         614 => "res.error.operation.forbidden.for.key",
+        615 => "res.error.data.object.already.existing",
+        616 => "res.error.data.object.invalid.value",
         617 => "res.error.invalid.access.token",
         619 => "res.error.invalid.number.range",
         620 => "res.error.key.password.mismatch",
@@ -82,6 +87,7 @@ pub fn reason(c: u16) -> &'static str {
         631 => "res.error.invalid.api.key",
         650 => "res.error.key.not.existent",
         651 => "res.error.request.not.existent",
+        653 => "res.error.data.object.not.existent",
         700 => "res.error.in.subystem",
         _ => "res.error.in.hsm",
     }
@@ -195,6 +201,8 @@ impl ApiError {
             0x8000_0012 => code::KEY_NOT_EXISTENT,
             0x8000_0100 | 0x8000_0101 => code::SECURITY_NOT_ALLOWED,
             0x8000_0103 => code::KEY_ALREADY_EXISTING,
+            // A wrong or missing key password, a locked one, one of the wrong length.
+            0x8000_000E | 0xA2 | 0xA4 => code::KEY_PASSWORD_MISMATCH,
             _ => {
                 tracing::warn!(rv = format_args!("{rv:#x}"), message, "HSM error");
                 code::IN_HSM

@@ -17,7 +17,7 @@ use crate::error::{code, ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::mech;
 use crate::requests::Outcome;
-use crate::tenant::{b64, bytes_of, ck, unb64, unexpected, KeyKind, KeyRef, Tenant};
+use crate::tenant::{b64, bytes_of, ck, unb64, unexpected, unlock, KeyKind, KeyRef, Tenant};
 use crate::App;
 
 /// Longest key name accepted.
@@ -34,20 +34,11 @@ pub fn check_label(label: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Key passwords are not offered: null, absent or empty only.
-fn no_password(field: &str, p: &Password) -> ApiResult<()> {
-    match p {
-        Some(v) if !v.is_empty() => {
-            if v.iter().any(|c| c.chars().count() != 1) {
-                return Err(ApiError::invalid(format!(
-                    "{field} is an array of one-character strings"
-                )));
-            }
-            Err(ApiError::unsupported(format!(
-                "{field}: per-key passwords are not supported; access is bound to the partition"
-            )))
-        }
-        _ => Ok(()),
+/// A new key's password in its (private or secret key) template: the engine hashes it.
+fn with_password(t: Template, p: &Password) -> Template {
+    match p.as_ref().and_then(|p| p.bytes()) {
+        Some(b) => t.with_bytes(ck::CKA_TRESOR_KEY_PASSWORD, b),
+        None => t,
     }
 }
 
@@ -628,8 +619,13 @@ fn key_json(rec: &Value, usage: i64, attest_time: i64) -> Value {
     })
 }
 
-/// The `{xml, json, xmlSignature, attestationKeyName}` envelope of a key.
-async fn envelope(t: &Tenant, k: &KeyRef) -> ApiResult<KeyEnvelope> {
+/// The `{xml, json, xmlSignature, attestationKeyName}` envelope of a key (a key with a
+/// password is attested with it).
+pub(crate) async fn envelope(
+    t: &Tenant,
+    k: &KeyRef,
+    password: &Password,
+) -> ApiResult<KeyEnvelope> {
     let main = k.main().ok_or_else(|| ApiError::no_key(&k.label))?;
     let (mut rec, usage) = t.record(main).await?;
     // The public half carries encrypt / verify / wrap of a key pair.
@@ -644,7 +640,10 @@ async fn envelope(t: &Tenant, k: &KeyRef) -> ApiResult<KeyEnvelope> {
             }
         }
     }
-    let att = match t.call(Request::Attest { key: main }).await? {
+    let att = match t
+        .call_unlocked(Request::Attest { key: main }, unlock(k, password)?)
+        .await?
+    {
         Response::Attested { attestation } => attestation,
         other => return Err(unexpected(&other)),
     };
@@ -674,15 +673,17 @@ pub async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<Json<KeyEnvelope>> {
     check_label(&req.label)?;
-    no_password("password", &req.password)?;
     if req.address_format.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::unsupported(
             "addressFormat is not offered by this HSM",
         ));
     }
-    let spec = key_spec(&req)?;
+    let mut spec = key_spec(&req)?;
+    // The engine refuses the key if its name was taken meanwhile (by any REST process).
+    spec.private = with_password(spec.private, &req.password)
+        .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
     let t = &c.tenant;
-    let _name = t.lock_name(&req.label).await;
+    // A quick answer before a costly generation; the engine's check is the one that counts.
     if exists(t, &req.label).await? {
         return Err(ApiError::new(
             code::KEY_ALREADY_EXISTING,
@@ -709,7 +710,7 @@ pub async fn create_key(
         other => return Err(unexpected(&other)),
     }
     let k = t.key(&req.label).await?;
-    Ok(Json(envelope(t, &k).await?))
+    Ok(Json(envelope(t, &k, &req.password).await?))
 }
 
 /// Key names of the caller's partition.
@@ -733,8 +734,7 @@ pub async fn key_attributes(
     c: Caller,
     ApiJson(req): ApiJson<KeyNameRequest>,
 ) -> ApiResult<Json<KeyEnvelope>> {
-    no_password("password", &req.password)?;
-    attributes_of(&c.tenant, &req.label).await
+    attributes_of(&c.tenant, &req.label, &req.password).await
 }
 
 /// Attributes and attestation of a key (deprecated password-less variant).
@@ -745,27 +745,42 @@ pub async fn key_attributes_get(
     c: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<KeyEnvelope>> {
-    attributes_of(&c.tenant, &name).await
+    attributes_of(&c.tenant, &name, &None).await
 }
 
-async fn attributes_of(t: &Tenant, label: &str) -> ApiResult<Json<KeyEnvelope>> {
+async fn attributes_of(
+    t: &Tenant,
+    label: &str,
+    password: &Password,
+) -> ApiResult<Json<KeyEnvelope>> {
     check_label(label)?;
     let env = t
-        .with_key(label, |k| async move { envelope(t, &k).await })
+        .with_key(label, |k| async move { envelope(t, &k, password).await })
         .await?;
     Ok(Json(env))
 }
 
-async fn delete_named(t: &Tenant, label: &str) -> ApiResult<()> {
+async fn delete_named(t: &Tenant, label: &str, password: &Password) -> ApiResult<()> {
     check_label(label)?;
     t.forget(label);
     let k = t.key(label).await?;
-    // The private or secret half first: if it may not be destroyed, nothing is.
+    let main = k.main();
+    let unlocked = unlock(&k, password)?;
+    // The private or secret half first: if it may not be destroyed, nothing is. Its password
+    // (if any) goes with it; the other objects carry none.
     for h in [k.private, k.secret, k.public, k.cert]
         .into_iter()
         .flatten()
     {
-        match t.call(Request::DestroyObject { object: h }).await {
+        let pw = if Some(h) == main {
+            unlocked.clone()
+        } else {
+            Vec::new()
+        };
+        match t
+            .call_unlocked(Request::DestroyObject { object: h }, pw)
+            .await
+        {
             Ok(Response::ObjectDestroyed {}) => {}
             Ok(other) => return Err(unexpected(&other)),
             Err(e) => {
@@ -783,18 +798,18 @@ async fn delete_named(t: &Tenant, label: &str) -> ApiResult<()> {
     params(("keyName" = String, Path, description = "key name")),
     responses((status = 200), (status = "4XX", body = crate::error::ErrorBody)))]
 pub async fn delete_key(c: Caller, Path(name): Path<String>) -> ApiResult<()> {
-    delete_named(&c.tenant, &name).await
+    delete_named(&c.tenant, &name, &None).await
 }
 
 /// Delete a key (`{label, password}`).
 #[utoipa::path(post, path = "/v1/key/deleteKey", tag = "keys", request_body = KeyNameRequest,
     responses((status = 200), (status = "4XX", body = crate::error::ErrorBody)))]
 pub async fn delete_key_post(c: Caller, ApiJson(req): ApiJson<KeyNameRequest>) -> ApiResult<()> {
-    no_password("password", &req.password)?;
-    delete_named(&c.tenant, &req.label).await
+    delete_named(&c.tenant, &req.label, &req.password).await
 }
 
-/// Change a key's password (per-key passwords are not offered).
+/// Set, change or remove a key's password: `password` is the current one (null for a key
+/// without), `newPassword` the new one (null or empty removes it).
 #[utoipa::path(post, path = "/v1/key/changePassword", tag = "keys", request_body = ChangePasswordRequest,
     responses((status = 200), (status = "4XX", body = crate::error::ErrorBody)))]
 pub async fn change_password(
@@ -802,12 +817,30 @@ pub async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<()> {
     check_label(&req.label)?;
-    c.tenant.key(&req.label).await?;
-    no_password("password", &req.password)?;
-    no_password("newPassword", &req.new_password)?;
-    Err(ApiError::unsupported(
-        "per-key passwords are not supported; access is bound to the partition",
-    ))
+    let t = &c.tenant;
+    let new_password = req
+        .new_password
+        .as_ref()
+        .and_then(|p| p.bytes())
+        .map(Secret::from_slice);
+    t.with_key(&req.label, |k| {
+        let new_password = new_password.clone();
+        let password = &req.password;
+        async move {
+            let key = k.private_side()?;
+            match t
+                .call_unlocked(
+                    Request::ChangeKeyPassword { key, new_password },
+                    unlock(&k, password)?,
+                )
+                .await?
+            {
+                Response::KeyPasswordChanged {} => Ok(()),
+                other => Err(unexpected(&other)),
+            }
+        }
+    })
+    .await
 }
 
 /// Import a key in plain form.
@@ -821,12 +854,16 @@ pub async fn import_plain(
     let t = &c.tenant;
     let a = req.attributes.clone().unwrap_or_default();
     let policy = policy_bytes(&req.policy)?;
-    let _name = t.lock_name(&req.label).await;
     let existing = if exists(t, &req.label).await? {
         Some(t.key(&req.label).await?)
     } else {
         None
     };
+    if let Some(k) = existing.as_ref().filter(|k| k.main().is_some()) {
+        // Adding to a key with a password needs it: checked before anything changes (the
+        // answer is that key's attested envelope).
+        envelope(t, k, &req.password).await?;
+    }
     let mut made = false;
     if let Some(sk) = &req.secret_key {
         if existing.is_some() {
@@ -850,7 +887,8 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, true)
             .with_ulong(ck::CKA_CLASS, ck::CKO_SECRET_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_VALUE, &raw);
+            .with_bytes(ck::CKA_VALUE, &raw)
+            .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
         for (ty, v) in [
             (ck::CKA_ENCRYPT, a.encrypt),
             (ck::CKA_DECRYPT, a.decrypt),
@@ -865,6 +903,7 @@ pub async fn import_plain(
         if let Some(p) = &policy {
             tm = tm.with_bytes(ck::CKA_TRESOR_POLICY, p);
         }
+        tm = with_password(tm, &req.password);
         t.call(Request::CreateObject { template: tm }).await?;
         made = true;
     }
@@ -888,7 +927,15 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, true)
             .with_ulong(ck::CKA_CLASS, ck::CKO_PRIVATE_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_TRESOR_PKCS8, &der);
+            .with_bytes(ck::CKA_TRESOR_PKCS8, &der)
+            .with_ulong(
+                ck::CKA_TRESOR_UNIQUE_LABEL,
+                if existing.is_some() {
+                    ck::UNIQUE_SECRET_HALF
+                } else {
+                    ck::UNIQUE_KEY_NAME
+                },
+            );
         if let Some(p) = params {
             tm = tm.with_bytes(ck::CKA_EC_PARAMS, &p);
         }
@@ -903,6 +950,7 @@ pub async fn import_plain(
         if let Some(p) = &policy {
             tm = tm.with_bytes(ck::CKA_TRESOR_POLICY, p);
         }
+        tm = with_password(tm, &req.password);
         t.call(Request::CreateObject { template: tm }).await?;
         made = true;
     }
@@ -915,7 +963,8 @@ pub async fn import_plain(
         let mut tm = base_template(&req.label, None, &a, false)
             .with_ulong(ck::CKA_CLASS, ck::CKO_PUBLIC_KEY)
             .with_ulong(ck::CKA_KEY_TYPE, ckk)
-            .with_bytes(ck::CKA_PUBLIC_KEY_INFO, &der);
+            .with_bytes(ck::CKA_PUBLIC_KEY_INFO, &der)
+            .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_PUBLIC_HALF);
         if let Some(p) = params {
             tm = tm.with_bytes(ck::CKA_EC_PARAMS, &p);
         }
@@ -947,7 +996,7 @@ pub async fn import_plain(
             "imported a certificate only; no key of that name",
         ));
     }
-    Ok(Json(envelope(t, &k).await?))
+    Ok(Json(envelope(t, &k, &req.password).await?))
 }
 
 /// Remove PEM armour and whitespace.
@@ -965,7 +1014,6 @@ pub async fn export_plain(
     c: Caller,
     ApiJson(req): ApiJson<KeyNameRequest>,
 ) -> ApiResult<Json<ExportKeyResponse>> {
-    no_password("password", &req.password)?;
     check_label(&req.label)?;
     let t = &c.tenant;
     let k = t.key(&req.label).await?;
@@ -973,23 +1021,34 @@ pub async fn export_plain(
     let (rec, _) = t.record(main).await?;
     let (algorithm, ..) = alg_facts(&rec);
     let public_key = bytes_of(rec.pointer("/public/spki")).map(|b| b64(&b));
-    let read = |h: i64, ty: u64| async move {
-        match t
-            .call(Request::GetAttributes {
-                object: h,
-                types: vec![ty],
-            })
-            .await?
-        {
-            Response::Attributes { values } => match values.into_iter().next() {
-                Some(tresor_proto::AttrRead::Value(v)) => Ok(Some(b64(v.expose()))),
-                Some(tresor_proto::AttrRead::Sensitive) => Err(ApiError::new(
-                    code::OPERATION_FORBIDDEN_FOR_KEY,
-                    "the key is sensitive or not extractable",
-                )),
-                _ => Ok(None),
-            },
-            other => Err(unexpected(&other)),
+    let unlocked = unlock(&k, &req.password)?;
+    let read = |h: i64, ty: u64| {
+        let pw = if h == main {
+            unlocked.clone()
+        } else {
+            Vec::new()
+        };
+        async move {
+            match t
+                .call_unlocked(
+                    Request::GetAttributes {
+                        object: h,
+                        types: vec![ty],
+                    },
+                    pw,
+                )
+                .await?
+            {
+                Response::Attributes { values } => match values.into_iter().next() {
+                    Some(tresor_proto::AttrRead::Value(v)) => Ok(Some(b64(v.expose()))),
+                    Some(tresor_proto::AttrRead::Sensitive) => Err(ApiError::new(
+                        code::OPERATION_FORBIDDEN_FOR_KEY,
+                        "the key is sensitive or not extractable",
+                    )),
+                    _ => Ok(None),
+                },
+                other => Err(unexpected(&other)),
+            }
         }
     };
     let secret_key = match k.secret {
@@ -1040,7 +1099,6 @@ pub async fn synchronous_sign(
     ApiJson(body): ApiJson<SignBody>,
 ) -> ApiResult<HttpResponse> {
     let r = body.sign_request;
-    no_password("keyPassword", &r.key_password)?;
     no_approvals(&r.signed_approvals)?;
     if r.sign_key_object.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::unsupported(
@@ -1050,27 +1108,56 @@ pub async fn synchronous_sign(
     check_label(&r.sign_key_name)?;
     let payload = unb64("payload", &r.payload)?;
     let sig_type = r.signature_type.unwrap_or(SignatureType::Der);
-    if sig_type == SignatureType::Eth {
-        return Err(ApiError::unsupported("signatureType ETH is not offered"));
-    }
     let t = &c.tenant;
     let alg = r.signature_algorithm;
+    let pw = &r.key_password;
     let result = t
         .with_key(&r.sign_key_name, |k| {
             let payload = payload.clone();
             async move {
                 let (mechanism, data) = mech::sign_mechanism(alg, k.kind, &payload)?;
                 let key = k.private_side()?;
-                match t
-                    .call(Request::Sign {
-                        key,
-                        mechanism,
-                        data: Secret::new(data),
-                    })
+                if sig_type == SignatureType::Eth && !matches!(k.kind, KeyKind::Ec(32)) {
+                    return Err(ApiError::new(
+                        code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                        "signatureType ETH needs an EC secp256k1 key",
+                    ));
+                }
+                // ETH: the key's public point (checked to be secp256k1 before any signature)
+                // and the digest that will be signed.
+                let eth = if sig_type == SignatureType::Eth {
+                    let (rec, _) = t.record(key).await?;
+                    let spki = bytes_of(rec.pointer("/public/spki")).unwrap_or_default();
+                    if !crate::eth::is_secp256k1(&spki) {
+                        return Err(ApiError::new(
+                            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                            "signatureType ETH needs an EC secp256k1 key",
+                        ));
+                    }
+                    Some((signed_digest(t, &mechanism, &data).await?, spki))
+                } else {
+                    None
+                };
+                let signature = match t
+                    .call_unlocked(
+                        Request::Sign {
+                            key,
+                            mechanism,
+                            data: Secret::new(data),
+                        },
+                        unlock(&k, pw)?,
+                    )
                     .await?
                 {
-                    Response::Signature { signature } => Ok((signature, k.kind)),
-                    other => Err(unexpected(&other)),
+                    Response::Signature { signature } => signature,
+                    other => return Err(unexpected(&other)),
+                };
+                match eth {
+                    // r, s, v: the recovery id from public values (the key's public point).
+                    Some((d, spki)) => {
+                        Ok((crate::eth::eth_signature(&signature, &d, &spki)?, k.kind))
+                    }
+                    None => Ok((signature, k.kind)),
                 }
             }
         })
@@ -1105,7 +1192,6 @@ pub async fn verify(
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> ApiResult<Json<VerifyResponse>> {
     let r = body.verify_signature_request;
-    no_password("masterKeyPassword", &r.master_key_password)?;
     if r.sign_key_object.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::unsupported(
             "signKeyObject (external key store) is not offered",
@@ -1117,6 +1203,7 @@ pub async fn verify(
     let sig_type = r.signature_type.unwrap_or(SignatureType::Der);
     let t = &c.tenant;
     let alg = r.signature_algorithm;
+    let pw = &r.master_key_password;
     let valid = t
         .with_key(&r.sign_key_name, |k| {
             let payload = payload.clone();
@@ -1130,16 +1217,31 @@ pub async fn verify(
                             None => return Ok(false),
                         }
                     }
+                    (KeyKind::Ec(_), SignatureType::Eth) => {
+                        match crate::eth::eth_to_raw(&signature) {
+                            Some(s) => s,
+                            None => return Ok(false),
+                        }
+                    }
+                    (_, SignatureType::Eth) => {
+                        return Err(ApiError::new(
+                            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+                            "signatureType ETH needs an EC secp256k1 key",
+                        ))
+                    }
                     _ => signature,
                 };
                 let key = k.public_side()?;
                 check_verify(
-                    t.call_raw(Request::Verify {
-                        key,
-                        mechanism,
-                        data: Secret::new(data),
-                        signature,
-                    })
+                    t.call_raw_unlocked(
+                        Request::Verify {
+                            key,
+                            mechanism,
+                            data: Secret::new(data),
+                            signature,
+                        },
+                        unlock(&k, pw)?,
+                    )
                     .await?,
                 )
             }
@@ -1148,6 +1250,38 @@ pub async fn verify(
     Ok(Json(VerifyResponse {
         signature_valid: valid,
     }))
+}
+
+/// The digest an ECDSA mechanism signs (ETH signatures recover the key from it), computed by
+/// the HSM's digest (public data only).
+async fn signed_digest(t: &Tenant, m: &tresor_proto::Mechanism, data: &[u8]) -> ApiResult<Vec<u8>> {
+    use tresor_proto::{HashAlg, Mechanism as M};
+    let digest = |hash: HashAlg, data: Vec<u8>| async move {
+        match t
+            .call(Request::Digest {
+                hash,
+                data: Secret::new(data),
+            })
+            .await?
+        {
+            Response::Digest { digest } => Ok(digest),
+            other => Err(unexpected(&other)),
+        }
+    };
+    match m {
+        M::Ecdsa {} => Ok(data.to_vec()),
+        M::EcdsaHash { hash } | M::EcdsaDeterministic { hash } => {
+            digest(*hash, data.to_vec()).await
+        }
+        M::EcdsaDoubleSha256 {} => {
+            let once = digest(HashAlg::Sha256, data.to_vec()).await?;
+            digest(HashAlg::Sha256, once).await
+        }
+        _ => Err(ApiError::new(
+            code::ALGORITHM_NOT_SUPPORTED_BY_KEY,
+            "signatureType ETH needs an ECDSA signature algorithm",
+        )),
+    }
 }
 
 fn check_verify(r: Result<Response, tresor_client::Error>) -> ApiResult<bool> {
@@ -1167,10 +1301,10 @@ pub async fn synchronous_hmac(
     ApiJson(body): ApiJson<HmacBody>,
 ) -> ApiResult<Json<HmacResponse>> {
     let r = body.hmac_request;
-    no_password("keyPassword", &r.key_password)?;
     check_label(&r.key_name)?;
     let payload = unb64("payload", &r.payload)?;
     let t = &c.tenant;
+    let pw = &r.key_password;
     let mac = t
         .with_key(&r.key_name, |k| {
             let payload = payload.clone();
@@ -1182,13 +1316,16 @@ pub async fn synchronous_hmac(
                     ));
                 }
                 match t
-                    .call(Request::Sign {
-                        key: k.private_side()?,
-                        mechanism: tresor_proto::Mechanism::Hmac {
-                            hash: tresor_proto::HashAlg::Sha256,
+                    .call_unlocked(
+                        Request::Sign {
+                            key: k.private_side()?,
+                            mechanism: tresor_proto::Mechanism::Hmac {
+                                hash: tresor_proto::HashAlg::Sha256,
+                            },
+                            data: Secret::new(payload),
                         },
-                        data: Secret::new(payload),
-                    })
+                        unlock(&k, pw)?,
+                    )
                     .await?
                 {
                     Response::Signature { signature } => Ok(signature),
@@ -1210,11 +1347,11 @@ pub async fn verify_hmac(
     ApiJson(body): ApiJson<VerifyHmacBody>,
 ) -> ApiResult<Json<VerifyResponse>> {
     let r = body.verify_hmac_request;
-    no_password("keyPassword", &r.key_password)?;
     check_label(&r.key_name)?;
     let payload = unb64("payload", &r.payload)?;
     let signature = unb64("signature", &r.signature)?;
     let t = &c.tenant;
+    let pw = &r.key_password;
     let valid = t
         .with_key(&r.key_name, |k| {
             let payload = payload.clone();
@@ -1227,14 +1364,17 @@ pub async fn verify_hmac(
                     ));
                 }
                 check_verify(
-                    t.call_raw(Request::Verify {
-                        key: k.private_side()?,
-                        mechanism: tresor_proto::Mechanism::Hmac {
-                            hash: tresor_proto::HashAlg::Sha256,
+                    t.call_raw_unlocked(
+                        Request::Verify {
+                            key: k.private_side()?,
+                            mechanism: tresor_proto::Mechanism::Hmac {
+                                hash: tresor_proto::HashAlg::Sha256,
+                            },
+                            data: Secret::new(payload),
+                            signature,
                         },
-                        data: Secret::new(payload),
-                        signature,
-                    })
+                        unlock(&k, pw)?,
+                    )
                     .await?,
                 )
             }
@@ -1256,7 +1396,6 @@ pub async fn encrypt(
     ApiJson(body): ApiJson<EncryptBody>,
 ) -> ApiResult<Json<EncryptResponse>> {
     let r = body.encrypt_request;
-    no_password("keyPassword", &r.key_password)?;
     check_label(&r.encrypt_key_name)?;
     let payload = zeroize::Zeroizing::new(unb64("payload", &r.payload)?);
     let aad = match &r.additional_authentication_data {
@@ -1264,6 +1403,7 @@ pub async fn encrypt(
         None => Vec::new(),
     };
     let t = &c.tenant;
+    let pw = &r.key_password;
     let (ct, choice) = t
         .with_key(&r.encrypt_key_name, |k| {
             let payload = payload.clone();
@@ -1271,11 +1411,14 @@ pub async fn encrypt(
             async move {
                 let choice = mech::cipher(r.cipher_algorithm, k.kind, None, r.tag_length, aad)?;
                 match t
-                    .call(Request::Encrypt {
-                        key: k.public_side()?,
-                        mechanism: choice.mechanism.clone(),
-                        data: Secret::from_slice(&payload),
-                    })
+                    .call_unlocked(
+                        Request::Encrypt {
+                            key: k.public_side()?,
+                            mechanism: choice.mechanism.clone(),
+                            data: Secret::from_slice(&payload),
+                        },
+                        unlock(&k, pw)?,
+                    )
                     .await?
                 {
                     Response::Encrypted { ciphertext } => Ok((ciphertext, choice)),
@@ -1308,7 +1451,6 @@ pub async fn synchronous_decrypt(
     ApiJson(body): ApiJson<DecryptBody>,
 ) -> ApiResult<HttpResponse> {
     let r = body.decrypt_request;
-    no_password("keyPassword", &r.key_password)?;
     no_approvals(&r.signed_approvals)?;
     check_label(&r.decrypt_key_name)?;
     let ct = unb64("encryptedPayload", &r.encrypted_payload)?;
@@ -1321,6 +1463,7 @@ pub async fn synchronous_decrypt(
         None => Vec::new(),
     };
     let t = &c.tenant;
+    let pw = &r.key_password;
     let result = t
         .with_key(&r.decrypt_key_name, |k| {
             let ct = ct.clone();
@@ -1343,11 +1486,14 @@ pub async fn synchronous_decrypt(
                 }
                 let choice = mech::cipher(r.cipher_algorithm, k.kind, iv, r.tag_length, aad)?;
                 match t
-                    .call(Request::Decrypt {
-                        key: k.private_side()?,
-                        mechanism: choice.mechanism,
-                        data: ct,
-                    })
+                    .call_unlocked(
+                        Request::Decrypt {
+                            key: k.private_side()?,
+                            mechanism: choice.mechanism,
+                            data: ct,
+                        },
+                        unlock(&k, pw)?,
+                    )
                     .await?
                 {
                     Response::Decrypted { plaintext } => Ok(plaintext),
@@ -1381,24 +1527,29 @@ pub async fn synchronous_decrypt(
     responses((status = 200, body = WrapResponse), (status = "4XX", body = crate::error::ErrorBody)))]
 pub async fn wrap(c: Caller, ApiJson(body): ApiJson<WrapBody>) -> ApiResult<Json<WrapResponse>> {
     let r = body.wrap_key_request;
-    no_password("keyToBeWrappedPassword", &r.key_to_be_wrapped_password)?;
-    no_password("wrapKeyPassword", &r.wrap_key_password)?;
     check_label(&r.key_to_be_wrapped)?;
     check_label(&r.wrap_key_name)?;
     let t = &c.tenant;
     let target = t.key(&r.key_to_be_wrapped).await?;
     let target_h = target.private_side()?;
+    let target_pw = unlock(&target, &r.key_to_be_wrapped_password)?;
+    let pw = &r.wrap_key_password;
     let wrapped = t
         .with_key(&r.wrap_key_name, |k| {
             let method = r.wrap_method;
+            let mut passwords = target_pw.clone();
             async move {
                 let m = mech::wrap_mechanism(method, k.kind)?;
+                passwords.extend(unlock(&k, pw)?);
                 match t
-                    .call(Request::WrapKey {
-                        wrapping_key: k.public_side()?,
-                        mechanism: m,
-                        target: target_h,
-                    })
+                    .call_unlocked(
+                        Request::WrapKey {
+                            wrapping_key: k.public_side()?,
+                            mechanism: m,
+                            target: target_h,
+                        },
+                        passwords,
+                    )
                     .await?
                 {
                     Response::Wrapped { wrapped } => Ok(wrapped),
@@ -1422,24 +1573,26 @@ pub async fn synchronous_unwrap(
     ApiJson(body): ApiJson<UnwrapBody>,
 ) -> ApiResult<HttpResponse> {
     let r = body.unwrap_key_request;
-    no_password("unwrapKeyPassword", &r.unwrap_key_password)?;
     no_approvals(&r.signed_approvals)?;
     check_label(&r.label)?;
     check_label(&r.unwrap_key_name)?;
     let wrapped = unb64("wrappedKey", &r.wrapped_key)?;
     let t = &c.tenant;
-    let _name = t.lock_name(&r.label).await;
-    if exists(t, &r.label).await? {
-        return Err(ApiError::new(
+    let name_taken = || {
+        ApiError::new(
             code::IN_HSM,
             format!("Error unwrapping key: a key named {:?} exists", r.label),
-        ));
+        )
+    };
+    if exists(t, &r.label).await? {
+        return Err(name_taken());
     }
     let (class, ckk) = mech::unwrapped_kind(r.wrap_method)?;
     let a = r.attributes.clone().unwrap_or_default();
     let mut tm = base_template(&r.label, None, &a, true)
         .with_ulong(ck::CKA_CLASS, class)
-        .with_ulong(ck::CKA_KEY_TYPE, ckk);
+        .with_ulong(ck::CKA_KEY_TYPE, ckk)
+        .with_ulong(ck::CKA_TRESOR_UNIQUE_LABEL, ck::UNIQUE_KEY_NAME);
     for (ty, v) in [
         (ck::CKA_DECRYPT, a.decrypt),
         (ck::CKA_SIGN, a.sign),
@@ -1460,6 +1613,7 @@ pub async fn synchronous_unwrap(
     if let Some(p) = policy_bytes(&r.policy)? {
         tm = tm.with_bytes(ck::CKA_TRESOR_POLICY, &p);
     }
+    let pw = &r.unwrap_key_password;
     let result = t
         .with_key(&r.unwrap_key_name, |k| {
             let wrapped = wrapped.clone();
@@ -1467,12 +1621,15 @@ pub async fn synchronous_unwrap(
             async move {
                 let m = mech::wrap_mechanism(r.wrap_method, k.kind)?;
                 match t
-                    .call(Request::UnwrapKey {
-                        unwrapping_key: k.private_side()?,
-                        mechanism: m,
-                        wrapped,
-                        template: tm,
-                    })
+                    .call_unlocked(
+                        Request::UnwrapKey {
+                            unwrapping_key: k.private_side()?,
+                            mechanism: m,
+                            wrapped,
+                            template: tm,
+                        },
+                        unlock(&k, pw)?,
+                    )
                     .await?
                 {
                     Response::Unwrapped { .. } => Ok(()),
@@ -1482,6 +1639,14 @@ pub async fn synchronous_unwrap(
         })
         .await;
     t.forget(&r.label);
+    // Securosys answers an existing name on unwrap with 701.
+    let result = result.map_err(|e| {
+        if e.code == code::KEY_ALREADY_EXISTING {
+            name_taken()
+        } else {
+            e
+        }
+    });
     let outcome = match &result {
         Ok(()) => Outcome::Executed(None),
         Err(e) => Outcome::Failed(e.clone()),
@@ -1498,6 +1663,7 @@ async fn block_or_unblock(
     app: &App,
     t: &Tenant,
     label: &str,
+    password: &Password,
     block: bool,
 ) -> ApiResult<HttpResponse> {
     check_label(label)?;
@@ -1509,7 +1675,7 @@ async fn block_or_unblock(
             } else {
                 Request::UnblockKey { key }
             };
-            match t.call(req).await? {
+            match t.call_unlocked(req, unlock(&k, password)?).await? {
                 Response::KeyBlocked {} | Response::KeyUnblocked {} => Ok(()),
                 other => Err(unexpected(&other)),
             }
@@ -1534,9 +1700,8 @@ pub async fn synchronous_block(
     ApiJson(body): ApiJson<BlockBody>,
 ) -> ApiResult<HttpResponse> {
     let r = body.block_request;
-    no_password("keyPassword", &r.key_password)?;
     no_approvals(&r.signed_approvals)?;
-    block_or_unblock(&app, &c.tenant, &r.block_key_name, true).await
+    block_or_unblock(&app, &c.tenant, &r.block_key_name, &r.key_password, true).await
 }
 
 /// Unblock a key now.
@@ -1548,9 +1713,53 @@ pub async fn synchronous_unblock(
     ApiJson(body): ApiJson<UnblockBody>,
 ) -> ApiResult<HttpResponse> {
     let r = body.unblock_request;
-    no_password("keyPassword", &r.key_password)?;
     no_approvals(&r.signed_approvals)?;
-    block_or_unblock(&app, &c.tenant, &r.unblock_key_name, false).await
+    block_or_unblock(&app, &c.tenant, &r.unblock_key_name, &r.key_password, false).await
+}
+
+/// Change the approval policy of a key now.
+#[utoipa::path(post, path = "/v1/synchronousModify", tag = "crypto", request_body = ModifyBody,
+    responses((status = 200), (status = "4XX", body = crate::error::ErrorBody),
+        (status = "5XX", body = crate::error::ErrorBody)))]
+pub async fn synchronous_modify(
+    State(app): State<Arc<App>>,
+    c: Caller,
+    ApiJson(body): ApiJson<ModifyBody>,
+) -> ApiResult<HttpResponse> {
+    let r = body.modify_request;
+    no_approvals(&r.signed_approvals)?;
+    check_label(&r.modify_key_name)?;
+    let policy = match policy_bytes(&Some(r.policy.clone()))? {
+        Some(p) => p,
+        None => return Err(ApiError::invalid("policy must be an object")),
+    };
+    let t = &c.tenant;
+    let pw = &r.key_password;
+    let result = t
+        .with_key(&r.modify_key_name, |k| {
+            let policy = policy.clone();
+            async move {
+                let key = k.private_side()?;
+                match t
+                    .call_unlocked(Request::ModifyPolicy { key, policy }, unlock(&k, pw)?)
+                    .await?
+                {
+                    Response::PolicyModified {} => Ok(()),
+                    other => Err(unexpected(&other)),
+                }
+            }
+        })
+        .await;
+    let outcome = match &result {
+        Ok(()) => Outcome::Executed(None),
+        Err(e) => Outcome::Failed(e.clone()),
+    };
+    let id = app
+        .requests
+        .record(t, "Modify", Some(&r.modify_key_name), outcome)
+        .await;
+    result?;
+    Ok(with_request_id(id, ()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1674,6 +1883,21 @@ pub async fn block_async(
     let r = synchronous_block(app, c, body).await?;
     Ok(created(BlockRequestId {
         block_key_request_id: request_id_of(&r)?,
+    }))
+}
+
+/// Modify (asynchronous form).
+#[utoipa::path(post, path = "/v1/modify", tag = "crypto", request_body = ModifyBody,
+    responses((status = 201, body = ModifyRequestId), (status = "4XX", body = crate::error::ErrorBody),
+        (status = "5XX", body = crate::error::ErrorBody)))]
+pub async fn modify_async(
+    app: State<Arc<App>>,
+    c: Caller,
+    body: ApiJson<ModifyBody>,
+) -> ApiResult<HttpResponse> {
+    let r = synchronous_modify(app, c, body).await?;
+    Ok(created(ModifyRequestId {
+        modify_key_request_id: request_id_of(&r)?,
     }))
 }
 

@@ -26,10 +26,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attestation;
 pub mod auth;
 pub mod certs;
+pub mod data;
 pub mod dto;
 pub mod error;
+pub mod eth;
 pub mod extract;
 pub mod handlers;
 mod keyinfo;
@@ -86,6 +89,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/key/import/plain", post(h::import_plain))
         .route("/v1/key/export/plain", post(h::export_plain))
         .route("/v1/key/changePassword", post(h::change_password))
+        .route("/v1/key/keyAttestation", post(attestation::key_attestation))
         .route("/v1/synchronousSign", post(h::synchronous_sign))
         .route("/v1/verify", post(h::verify))
         .route("/v1/synchronousHmac", post(h::synchronous_hmac))
@@ -100,6 +104,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/unwrap", post(h::unwrap_async))
         .route("/v1/block", post(h::block_async))
         .route("/v1/unblock", post(h::unblock_async))
+        .route("/v1/synchronousModify", post(h::synchronous_modify))
+        .route("/v1/modify", post(h::modify_async))
         .route(
             "/v1/request/{id}",
             get(h::get_request).delete(h::cancel_request),
@@ -112,6 +118,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/certificate/synchronous/sign", post(c::sign_csr))
         .route("/v1/certificate/import/plain", post(c::import))
+        .route("/v1/dataObject", post(data::create).get(data::list))
+        .route("/v1/dataObject/{name}", get(data::get))
         .route("/v1/certificate/{keyName}", get(c::get).delete(c::delete))
         .route("/health", get(h::health))
         .route("/ready", get(h::ready))

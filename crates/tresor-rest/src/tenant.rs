@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 /// PKCS#11 numbers the face uses (standard values).
 #[allow(missing_docs)]
 pub mod ck {
+    pub const CKO_DATA: u64 = 0;
     pub const CKO_CERTIFICATE: u64 = 1;
     pub const CKO_PUBLIC_KEY: u64 = 2;
     pub const CKO_PRIVATE_KEY: u64 = 3;
@@ -37,6 +38,7 @@ pub mod ck {
     pub const CKA_PRIVATE: u64 = 0x2;
     pub const CKA_LABEL: u64 = 0x3;
     pub const CKA_VALUE: u64 = 0x11;
+    pub const CKA_APPLICATION: u64 = 0x10;
     pub const CKA_CERTIFICATE_TYPE: u64 = 0x80;
     pub const CKA_SUBJECT: u64 = 0x101;
     pub const CKA_KEY_TYPE: u64 = 0x100;
@@ -74,6 +76,20 @@ pub mod ck {
     /// Tresor vendor attributes (`CKA_VENDOR_DEFINED | 0x5452_0000`).
     pub const CKA_TRESOR_POLICY: u64 = 0x8000_0000 | 0x5452_0000 | 1;
     pub const CKA_TRESOR_PKCS8: u64 = 0x8000_0000 | 0x5452_0000 | 5;
+    /// A new key's password (creation only; the engine keeps an Argon2id hash).
+    pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x10;
+    /// Creation only: refuse if a token object of these classes (bit `1 << CKO_*`) has the label.
+    pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x11;
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a new key name: no key or certificate of that name.
+    pub const UNIQUE_KEY_NAME: u64 = (1 << CKO_CERTIFICATE)
+        | (1 << CKO_PUBLIC_KEY)
+        | (1 << CKO_PRIVATE_KEY)
+        | (1 << CKO_SECRET_KEY);
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a private or secret key added to a name that may hold a
+    /// public key or certificate already.
+    pub const UNIQUE_SECRET_HALF: u64 = (1 << CKO_PRIVATE_KEY) | (1 << CKO_SECRET_KEY);
+    /// `CKA_TRESOR_UNIQUE_LABEL` for a public key imported under a name.
+    pub const UNIQUE_PUBLIC_HALF: u64 = 1 << CKO_PUBLIC_KEY;
 }
 
 /// What kind of key a name refers to (from the engine's record).
@@ -231,36 +247,6 @@ pub struct Tenant {
     /// so more would open (and close) connections to the node under load.
     blocking: tokio::sync::Semaphore,
     keys: Mutex<HashMap<String, Arc<KeyRef>>>,
-    /// Names being created (or imported, unwrapped) right now: one lock per name.
-    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// Held while a name is checked and a key of that name is made: [`Tenant::lock_name`].
-pub struct NameGuard<'a> {
-    tenant: &'a Tenant,
-    label: String,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl std::fmt::Debug for NameGuard<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NameGuard")
-            .field("label", &self.label)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for NameGuard<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        let mut names = self.tenant.creating.lock();
-        // The map's reference and ours: nobody else holds or waits for this name. New
-        // waiters clone the lock under the map's lock, so this count cannot race.
-        if Arc::strong_count(&self.lock) == 2 {
-            names.remove(&self.label);
-        }
-    }
 }
 
 impl std::fmt::Debug for Tenant {
@@ -299,7 +285,6 @@ impl Tenant {
             fast: None,
             blocking: tokio::sync::Semaphore::new(BLOCKING_CALLS),
             keys: Mutex::new(HashMap::new()),
-            creating: Mutex::new(HashMap::new()),
         }
     }
 
@@ -322,6 +307,49 @@ impl Tenant {
             .map_err(|e| ApiError::from_client(&e))
     }
 
+    /// Send one request with key passwords (`Request::WithKeyPasswords`; none: a plain
+    /// request), answering the inner request's answer. The engine checks the passwords.
+    pub async fn call_unlocked(
+        &self,
+        req: Request,
+        passwords: Vec<tresor_proto::KeyPassword>,
+    ) -> ApiResult<Response> {
+        if passwords.is_empty() {
+            return self.call(req).await;
+        }
+        match self
+            .call(Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(req),
+            })
+            .await?
+        {
+            Response::WithKeyPasswords { response } => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// As [`call_unlocked`](Self::call_unlocked), returning the client library's error as is.
+    pub async fn call_raw_unlocked(
+        &self,
+        req: Request,
+        passwords: Vec<tresor_proto::KeyPassword>,
+    ) -> ApiResult<Result<Response, tresor_client::Error>> {
+        if passwords.is_empty() {
+            return self.call_raw(req).await;
+        }
+        Ok(self
+            .call_raw(Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(req),
+            })
+            .await?
+            .map(|r| match r {
+                Response::WithKeyPasswords { response } => *response,
+                other => other,
+            }))
+    }
+
     /// Send one request on a blocking thread; the client library's error is returned as is.
     pub async fn call_raw(
         &self,
@@ -339,26 +367,6 @@ impl Tenant {
         tokio::task::spawn_blocking(move || t.call(&req))
             .await
             .map_err(ApiError::internal)
-    }
-
-    /// Serialize the making of keys named `label` in this tenant: the check that the name is
-    /// free and the creation run under this guard, so of two concurrent creates of one name
-    /// the second sees the first's key (608). Per REST process: the engine itself does not
-    /// refuse duplicate labels.
-    pub async fn lock_name(&self, label: &str) -> NameGuard<'_> {
-        let lock = self
-            .creating
-            .lock()
-            .entry(label.to_owned())
-            .or_default()
-            .clone();
-        let guard = lock.clone().lock_owned().await;
-        NameGuard {
-            tenant: self,
-            label: label.to_owned(),
-            lock,
-            guard: Some(guard),
-        }
     }
 
     /// Forget the cached handles of `label`.
@@ -488,6 +496,20 @@ impl Tenant {
             },
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+/// The key password to present for `k` (on its private or secret key), if one was given.
+pub fn unlock(
+    k: &KeyRef,
+    password: &crate::dto::Password,
+) -> ApiResult<Vec<tresor_proto::KeyPassword>> {
+    match password.as_ref().and_then(|p| p.bytes()) {
+        None => Ok(Vec::new()),
+        Some(p) => Ok(vec![tresor_proto::KeyPassword {
+            key: k.main().ok_or_else(|| ApiError::no_key(&k.label))?,
+            password: tresor_proto::Secret::from_slice(p),
+        }]),
     }
 }
 

@@ -18,6 +18,27 @@ fn usize_len(len: u32) -> usize {
     usize::try_from(len).unwrap_or(usize::MAX)
 }
 
+/// Requests that may run with key passwords: operations on objects of the open context.
+fn wrappable(req: &Request) -> bool {
+    !matches!(
+        req,
+        Request::Ping {}
+            | Request::OpenSession { .. }
+            | Request::CloseSession {}
+            | Request::Login { .. }
+            | Request::Logout {}
+            | Request::InitPin { .. }
+            | Request::SetPin { .. }
+            | Request::CreatePartition { .. }
+            | Request::ListPartitions {}
+            | Request::DeletePartition { .. }
+            | Request::GetMechanisms {}
+            | Request::RegisterClient { .. }
+            | Request::AttachSession { .. }
+            | Request::WithKeyPasswords { .. }
+    )
+}
+
 /// Run `req` on `ctx`. Session-level requests (open, attach, close, register) are handled by
 /// the connection, not here.
 pub async fn dispatch(ctx: &Context, req: &Request) -> Response {
@@ -89,6 +110,33 @@ fn touched(req: &Request, answer: &Response) -> Vec<i64> {
 
 async fn run(ctx: &Context, req: &Request) -> Result<Response, Error> {
     Ok(match req {
+        Request::WithKeyPasswords { passwords, request } => {
+            if !wrappable(request) {
+                return Err(Error::new(
+                    Rv::ArgumentsBad,
+                    format!("{} cannot be sent with key passwords", request.name()),
+                ));
+            }
+            let presented: Vec<(i64, &[u8])> = passwords
+                .iter()
+                .map(|p| (p.key, p.password.expose()))
+                .collect();
+            let inner = ctx
+                .with_key_passwords(&presented, Box::pin(run(ctx, request)))
+                .await?;
+            Response::WithKeyPasswords {
+                response: Box::new(inner),
+            }
+        }
+        Request::ModifyPolicy { key, policy } => {
+            ctx.modify_policy(*key, policy).await?;
+            Response::PolicyModified {}
+        }
+        Request::ChangeKeyPassword { key, new_password } => {
+            ctx.change_key_password(*key, new_password.as_ref().map(Secret::expose))
+                .await?;
+            Response::KeyPasswordChanged {}
+        }
         Request::Ping {} => Response::Pong {
             max_frame_len: u32::try_from(tresor_proto::DEFAULT_MAX_FRAME_LEN).unwrap_or(u32::MAX),
         },

@@ -16,6 +16,7 @@
 mod context;
 pub mod credentials;
 mod import;
+mod key_password;
 pub mod mechanisms;
 mod objects;
 mod ops;
@@ -62,6 +63,14 @@ pub struct EngineConfig {
     pub argon2_p: u32,
     /// Name of this node in its certificate (default "tresor-node").
     pub node_name: String,
+    /// Consecutive wrong passwords after which a key's password is locked (default 10).
+    pub max_key_password_failures: u32,
+    /// How long a locked key password refuses every password (default 15 minutes); each
+    /// further wrong password after that locks it again.
+    pub key_password_lockout: Duration,
+    /// How long a verified key password is accepted again without Argon2id, by a keyed
+    /// digest held in memory (default 5 minutes; zero: Argon2id on every request).
+    pub key_password_cache_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +84,9 @@ impl Default for EngineConfig {
             argon2_t: 2,
             argon2_p: 1,
             node_name: "tresor-node".into(),
+            max_key_password_failures: 10,
+            key_password_lockout: Duration::from_secs(15 * 60),
+            key_password_cache_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -123,6 +135,8 @@ pub struct Engine {
     cluster_chain: tokio::sync::Mutex<ClusterChain>,
     /// The final session objects of the application contexts this engine dropped.
     pub(crate) session_states: sealed::SessionStates,
+    /// Recently verified key passwords and the Argon2id permits for key passwords.
+    pub(crate) key_passwords: key_password::Verifier,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +164,7 @@ pub(crate) fn store_err(e: tresor_store::StoreError) -> Error {
 impl Engine {
     /// Open the engine over a store. It starts sealed (or uninitialised).
     pub async fn open(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Engine>> {
+        let config_ttl = config.key_password_cache_ttl;
         let seal_config = match store
             .cluster_get(keys::SEAL_CONFIG)
             .await
@@ -179,6 +194,7 @@ impl Engine {
                 head_hash,
             }),
             session_states: sealed::SessionStates::default(),
+            key_passwords: key_password::Verifier::new(config_ttl)?,
         }))
     }
 

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::context::{Context, UserType};
 use super::import;
-use super::partition::{random_id, Cached};
+use super::partition::{random_id, Cached, LabelClaim};
 use super::store_err;
 use crate::audit::{now_ns, EntryContent};
 use crate::ck::*;
@@ -25,6 +25,37 @@ use crate::template::Template;
 pub(crate) struct NewObject {
     pub rec: ObjectRecord,
     pub secret: Option<KeyMaterial>,
+    /// `CKA_TRESOR_UNIQUE_LABEL`: classes (bit `1 << CKO_*`) whose existing token objects
+    /// must not carry this object's label; 0 = no condition.
+    pub unique: u64,
+}
+
+/// Every class bit `CKA_TRESOR_UNIQUE_LABEL` may name.
+const UNIQUE_CLASSES: u64 = (1 << CKO_DATA)
+    | (1 << CKO_CERTIFICATE)
+    | (1 << CKO_PUBLIC_KEY)
+    | (1 << CKO_PRIVATE_KEY)
+    | (1 << CKO_SECRET_KEY);
+
+/// The `CKA_TRESOR_UNIQUE_LABEL` condition of a creation template (0 if absent). Only token
+/// objects can carry it, and only class bits the engine knows.
+pub(crate) fn unique_mask(t: &Template) -> Result<u64> {
+    let Some(mask) = t.ulong(CKA_TRESOR_UNIQUE_LABEL) else {
+        return Ok(0);
+    };
+    if mask == 0 || mask & !UNIQUE_CLASSES != 0 {
+        return Err(Error::new(
+            Rv::AttributeValueInvalid,
+            format!("CKA_TRESOR_UNIQUE_LABEL {mask:#x} names no class or an unknown one"),
+        ));
+    }
+    if t.bool(CKA_TOKEN) != Some(true) {
+        return Err(Error::new(
+            Rv::TemplateInconsistent,
+            "CKA_TRESOR_UNIQUE_LABEL applies to token objects (CKA_TOKEN = true)",
+        ));
+    }
+    Ok(mask)
 }
 
 fn base_record(
@@ -52,6 +83,7 @@ fn base_record(
         cert: None,
         data: None,
         policy: None,
+        password: None,
     })
 }
 
@@ -184,6 +216,14 @@ impl Context {
                 ids.push(oid);
             }
         }
+        let claims: Vec<LabelClaim> = objs
+            .iter()
+            .filter(|o| o.unique != 0)
+            .map(|o| LabelClaim {
+                label: o.rec.label.clone(),
+                classes: o.unique,
+            })
+            .collect();
         let mut built = Vec::new();
         for (o, oid) in objs.into_iter().zip(ids.iter()) {
             if !o.rec.flags.token {
@@ -205,7 +245,7 @@ impl Context {
                 d.to_string()
             });
             self.part
-                .commit(&self.engine, mutations, vec![entry], Some(changes))
+                .commit_claimed(&self.engine, mutations, vec![entry], Some(changes), &claims)
                 .await?;
         }
         let mut so = self.session_objects.write();
@@ -243,7 +283,11 @@ impl Context {
                     object_id: t.bytes(CKA_OBJECT_ID).unwrap_or_default().to_vec(),
                     value: t.bytes(CKA_VALUE).unwrap_or_default().to_vec(),
                 });
-                NewObject { rec, secret: None }
+                NewObject {
+                    rec,
+                    secret: None,
+                    unique: unique_mask(t)?,
+                }
             }
             ObjectClass::Certificate => {
                 if let Some(ct) = t.ulong(CKA_CERTIFICATE_TYPE) {
@@ -282,7 +326,11 @@ impl Context {
                     serial: x.serial_number().to_bn()?.to_vec(),
                     category: t.ulong(CKA_CERTIFICATE_CATEGORY).unwrap_or(0),
                 });
-                NewObject { rec, secret: None }
+                NewObject {
+                    rec,
+                    secret: None,
+                    unique: unique_mask(t)?,
+                }
             }
             _ => {
                 let ckk = t.ulong(CKA_KEY_TYPE).ok_or_else(|| {
@@ -352,7 +400,13 @@ impl Context {
                     }
                 };
                 apply_policy(&mut rec, t)?;
-                NewObject { rec, secret }
+                let unique = unique_mask(t)?;
+                rec.password = self.key_password_from_template(class, t).await?;
+                NewObject {
+                    rec,
+                    secret,
+                    unique,
+                }
             }
         };
         let ids = self
@@ -408,12 +462,17 @@ impl Context {
         rec.key_gen_mechanism = Some(mechanism);
         rec.value_len = Some(len as u64);
         apply_policy(&mut rec, t)?;
+        let unique = unique_mask(t)?;
+        rec.password = self
+            .key_password_from_template(ObjectClass::SecretKey, t)
+            .await?;
         let secret = crypto::generate_secret(alg, len)?;
         let ids = self
             .store_new(
                 vec![NewObject {
                     rec,
                     secret: Some(secret),
+                    unique,
                 }],
                 "key.generate",
                 serde_json::json!({"mechanism": mechanism}),
@@ -499,6 +558,11 @@ impl Context {
             Origin::Generated,
         )?;
         apply_policy(&mut priv_rec, priv_t)?;
+        let pub_unique = unique_mask(&pub_only)?;
+        let priv_unique = unique_mask(&priv_only)?;
+        priv_rec.password = self
+            .key_password_from_template(ObjectClass::PrivateKey, priv_t)
+            .await?;
         // RSA and SLH-DSA generation take milliseconds to seconds: keep them off the async
         // threads. The others take microseconds, less than a hop to the blocking pool.
         let (material, info): (KeyMaterial, PublicInfo) =
@@ -521,10 +585,12 @@ impl Context {
                     NewObject {
                         rec: pub_rec,
                         secret: None,
+                        unique: pub_unique,
                     },
                     NewObject {
                         rec: priv_rec,
                         secret: Some(material),
+                        unique: priv_unique,
                     },
                 ],
                 "key.generate_pair",
@@ -541,6 +607,7 @@ impl Context {
     pub async fn destroy_object(&self, oid: ObjectId) -> Result<()> {
         let c = self.object(oid).await?;
         self.check_may_create(&c.rec)?;
+        self.key_unlocked(&c)?;
         if !c.rec.flags.destroyable {
             return Err(Error::new(
                 Rv::ActionProhibited,
@@ -620,6 +687,7 @@ impl Context {
         } else if self.logged_in().is_none() {
             return Err(Error::new(Rv::UserNotLoggedIn, "log in to change objects"));
         }
+        self.key_unlocked(&c)?;
         let mut rec = c.rec.clone();
         apply_set_template(&mut rec, t, is_so)?;
         let names: Vec<String> = t.types().map(|ty| format!("{ty:#x}")).collect();
@@ -636,6 +704,7 @@ impl Context {
     /// `CKA_MODIFIABLE` true→false, and what `C_SetAttributeValue` allows).
     pub async fn copy_object(&self, oid: ObjectId, t: &Template) -> Result<ObjectId> {
         let c = self.object(oid).await?;
+        self.key_unlocked(&c)?;
         if !c.rec.flags.copyable {
             return Err(Error::new(
                 Rv::ActionProhibited,
@@ -689,7 +758,11 @@ impl Context {
         let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
         let ids = self
             .store_new(
-                vec![NewObject { rec, secret }],
+                vec![NewObject {
+                    rec,
+                    secret,
+                    unique: 0,
+                }],
                 "object.copy",
                 serde_json::json!({"from": oid}),
             )
@@ -702,18 +775,24 @@ impl Context {
     /// `C_GetAttributeValue`: one answer per requested type, in order.
     pub async fn get_attributes(&self, oid: ObjectId, types: &[u64]) -> Result<Vec<AttrRead>> {
         let c = self.object(oid).await?;
-        Ok(types.iter().map(|ty| self.read_one(&c, *ty)).collect())
+        types.iter().map(|ty| self.read_one(&c, *ty)).collect()
     }
 
-    fn read_one(&self, c: &Cached, ty: u64) -> AttrRead {
+    fn read_one(&self, c: &Cached, ty: u64) -> Result<AttrRead> {
         let r = object::read_attribute(&c.rec, c.usage(), ty);
         if r != AttrRead::Sensitive {
-            return r;
+            return Ok(r);
         }
-        // Secret values are readable only from non-sensitive, extractable keys.
-        if c.rec.flags.sensitive || !c.rec.flags.extractable {
-            return AttrRead::Sensitive;
+        // Secret values are readable only from non-sensitive, extractable keys, and from a
+        // key with a password only with its password.
+        if c.rec.flags.sensitive || !c.rec.flags.extractable || ty == CKA_TRESOR_KEY_PASSWORD {
+            return Ok(AttrRead::Sensitive);
         }
+        self.key_unlocked(c)?;
+        Ok(self.read_secret(c, ty))
+    }
+
+    fn read_secret(&self, c: &Cached, ty: u64) -> AttrRead {
         let Some(secret) = c.secret.as_ref() else {
             return AttrRead::Invalid;
         };
@@ -770,6 +849,7 @@ impl Context {
             .find_objects(self.part.id, &filter)
             .await
             .map_err(store_err)?;
+        let mut synced = false;
         for row in rows {
             if out.len() >= max {
                 break;
@@ -778,6 +858,14 @@ impl Context {
             let c = match cached {
                 Some(c) if c.version == row.version => c,
                 _ => {
+                    // Another node (or process) on the same store may have made or changed
+                    // the object since this partition was read: bring the state up to date
+                    // once before the row is checked against it.
+                    let known = self.part.versions.read().get(&row.object_id) == Some(&row.version);
+                    if !known && !synced {
+                        self.part.sync(&self.engine).await?;
+                        synced = true;
+                    }
                     let c = Arc::new(self.part.open_row(&row)?);
                     self.part.cache_insert(&self.engine, c)
                 }
@@ -790,9 +878,12 @@ impl Context {
     }
 
     /// The record of an object (for faces that report attributes in their own form).
+    /// A key password's hash and lockout state are left out.
     pub async fn record(&self, oid: ObjectId) -> Result<(ObjectRecord, i64)> {
         let c = self.object(oid).await?;
-        Ok((c.rec.clone(), c.usage()))
+        let mut rec = c.rec.clone();
+        rec.password = None;
+        Ok((rec, c.usage()))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::context::Context;
-use super::objects::NewObject;
+use super::objects::{unique_mask, NewObject};
 use super::partition::{Cached, UseKey};
 use crate::attest::{self, Attestation};
 use crate::audit::now_ns;
@@ -86,6 +86,7 @@ impl Context {
                 ),
             ));
         }
+        self.key_unlocked(&c)?;
         if matches!(
             u,
             Usage::Sign | Usage::Decrypt | Usage::Unwrap | Usage::Decapsulate
@@ -179,6 +180,7 @@ impl Context {
     ) -> Result<Vec<u8>> {
         let w = self.key_for(wrapping, Usage::Wrap).await?;
         let t = self.object(target).await?;
+        self.key_unlocked(&t)?;
         if !t.rec.class.has_secret() {
             return Err(Error::new(
                 Rv::KeyHandleInvalid,
@@ -240,7 +242,9 @@ impl Context {
             _ => u.loaded()?.unwrap(m, wrapped)?,
         };
         self.used(&u, "key.unwrap", m, wrapped.len());
-        let obj = self.new_key_from_bytes(t, bytes, Origin::Unwrapped, None)?;
+        let obj = self
+            .new_key_from_bytes(t, bytes, Origin::Unwrapped, None)
+            .await?;
         let ids = self
             .store_new(
                 vec![obj],
@@ -270,7 +274,9 @@ impl Context {
         };
         let bytes = b.loaded()?.derive(m, want)?;
         self.used(&b, "key.derive", m, 0);
-        let obj = self.new_key_from_bytes(t, bytes, Origin::Derived, Some(&b))?;
+        let obj = self
+            .new_key_from_bytes(t, bytes, Origin::Derived, Some(&b))
+            .await?;
         let ids = self
             .store_new(
                 vec![obj],
@@ -293,7 +299,9 @@ impl Context {
         let k = self.key_for(key, Usage::Encapsulate).await?;
         let (ct, ss) = k.loaded()?.encapsulate(m)?;
         self.used(&k, "key.encapsulate", m, 0);
-        let obj = self.new_key_from_bytes(t, ss, Origin::Derived, None)?;
+        let obj = self
+            .new_key_from_bytes(t, ss, Origin::Derived, None)
+            .await?;
         let ids = self
             .store_new(
                 vec![obj],
@@ -320,7 +328,9 @@ impl Context {
         let k = self.key_for(key, Usage::Decapsulate).await?;
         let ss = k.loaded()?.decapsulate(m, ciphertext)?;
         self.used(&k, "key.decapsulate", m, ciphertext.len());
-        let obj = self.new_key_from_bytes(t, ss, Origin::Derived, None)?;
+        let obj = self
+            .new_key_from_bytes(t, ss, Origin::Derived, None)
+            .await?;
         let ids = self
             .store_new(
                 vec![obj],
@@ -334,7 +344,7 @@ impl Context {
     }
 
     /// Build a key object from unwrapped / derived bytes and a template.
-    fn new_key_from_bytes(
+    async fn new_key_from_bytes(
         &self,
         t: &Template,
         bytes: Zeroizing<Vec<u8>>,
@@ -433,6 +443,7 @@ impl Context {
             cert: None,
             data: None,
             policy: None,
+            password: None,
         };
         if let Some(json) = t.bytes(CKA_TRESOR_POLICY) {
             if rec.flags.extractable {
@@ -443,9 +454,12 @@ impl Context {
             }
             rec.policy = Some(crate::policy::Policy::from_json(json)?);
         }
+        let unique = unique_mask(t)?;
+        rec.password = self.key_password_from_template(class, t).await?;
         Ok(NewObject {
             rec,
             secret: Some(KeyMaterial(bytes)),
+            unique,
         })
     }
 
@@ -462,6 +476,7 @@ impl Context {
     async fn set_blocked(&self, key: ObjectId, blocked: bool) -> Result<()> {
         self.require_user()?;
         let c = self.object(key).await?;
+        self.key_unlocked(&c)?;
         let Some(p) = c.rec.policy.as_ref() else {
             return Err(Error::new(
                 Rv::KeyFunctionNotPermitted,
@@ -495,6 +510,72 @@ impl Context {
         .await
     }
 
+    /// Replace the approval policy of an SKA key (`policy_json`, Securosys JSON). Keys created
+    /// without a policy never get one; a key whose modify rule needs approvals refuses (until
+    /// approvals can be verified); `modifiable` governs attributes, not the policy. The blocked
+    /// state changes only by block and unblock: a `keyStatus` in the new policy must state the
+    /// key's current one (absent keeps it), and a blocked key's new policy needs a
+    /// `ruleUnblock`. The change is audited and shows in the key's attestation.
+    pub async fn modify_policy(&self, key: ObjectId, policy_json: &[u8]) -> Result<()> {
+        self.require_user()?;
+        let c = self.object(key).await?;
+        self.key_unlocked(&c)?;
+        let Some(current) = c.rec.policy.as_ref() else {
+            return Err(Error::new(
+                Rv::KeyFunctionNotPermitted,
+                format!("key {key} was created without a policy and can never get one"),
+            ));
+        };
+        if current.requires_approval(RuleKind::Modify) {
+            return Err(Error::new(
+                Rv::Vendor(vendor::APPROVAL_REQUIRED),
+                format!("key {key} needs approvals to change its policy; approval-gated operations are not available yet"),
+            ));
+        }
+        let raw: serde_json::Value = serde_json::from_slice(policy_json)
+            .map_err(|e| Error::new(Rv::AttributeValueInvalid, format!("policy JSON: {e}")))?;
+        let stated = raw
+            .get("keyStatus")
+            .filter(|v| !v.is_null())
+            .map(|s| s.get("blocked").and_then(serde_json::Value::as_bool));
+        let mut next = crate::policy::Policy::from_json(policy_json).or_else(|e| {
+            // A blocked key's status is applied below; validate the rules on their own.
+            let mut v = raw.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("keyStatus");
+            }
+            serde_json::to_vec(&v)
+                .map_err(|_| e.clone())
+                .and_then(|b| crate::policy::Policy::from_json(&b))
+        })?;
+        let blocked = current.key_status.blocked;
+        match stated {
+            Some(Some(b)) if b != blocked => {
+                return Err(Error::new(
+                    Rv::TemplateInconsistent,
+                    format!(
+                        "keyStatus.blocked is {b} but key {key} is {}; block and unblock change it",
+                        if blocked { "blocked" } else { "not blocked" }
+                    ),
+                ))
+            }
+            Some(None) => {
+                return Err(Error::new(
+                    Rv::AttributeValueInvalid,
+                    "policy keyStatus needs a boolean blocked",
+                ))
+            }
+            _ => {}
+        }
+        next.key_status.blocked = blocked;
+        next.validate()?;
+        let mut rec = c.rec.clone();
+        rec.policy = Some(next);
+        let detail = serde_json::json!({"policy": rec.policy.as_ref().map(|p| p.to_json())});
+        self.update_record(&c, rec, "key.modify_policy", detail)
+            .await
+    }
+
     /// The attestation of a key: the XML document, its signature by the partition's
     /// attestation key, and the certificate chain up to (not including) the cluster root.
     pub async fn attest(&self, key: ObjectId) -> Result<Attestation> {
@@ -502,6 +583,7 @@ impl Context {
         if !c.rec.class.is_key() {
             return Err(Error::new(Rv::KeyHandleInvalid, "only keys are attested"));
         }
+        self.key_unlocked(&c)?;
         let xml = attest::attestation_xml(&c.rec, c.usage(), now_ns() / 1_000_000_000);
         let signature = attest::sign_document(&self.part.attest_key, xml.as_bytes())?;
         let un = self.engine.unsealed()?;

@@ -53,6 +53,14 @@ pub(crate) struct PartitionRecord {
     pub generation: u64,
 }
 
+/// A creation's condition that no token object of `classes` (bit `1 << CKO_*`) is labelled
+/// `label` (`CKA_TRESOR_UNIQUE_LABEL`).
+#[derive(Debug, Clone)]
+pub(crate) struct LabelClaim {
+    pub label: String,
+    pub classes: u64,
+}
+
 /// What a chained commit appended: the new head's sequence number and hash, and whether a
 /// checkpoint was signed at it.
 type ChainOutcome = (i64, Vec<u8>, bool);
@@ -620,6 +628,22 @@ impl Partition {
         entries: Vec<EntryContent>,
         digest_change: Option<Vec<(ObjectId, i64, i64)>>,
     ) -> Result<()> {
+        self.commit_claimed(engine, mutations, entries, digest_change, &[])
+            .await
+    }
+
+    /// As [`commit`](Self::commit), refused with `TRESOR_ALREADY_EXISTS` (nothing written) if
+    /// a token object named by `claims` exists. The check runs under the writer lock on the
+    /// state the commit's compare-and-swap expects: if another writer (node) added such an
+    /// object meanwhile, the swap fails, the state is refreshed and the check sees it.
+    pub async fn commit_claimed(
+        &self,
+        engine: &Engine,
+        mutations: Vec<Mutation>,
+        entries: Vec<EntryContent>,
+        digest_change: Option<Vec<(ObjectId, i64, i64)>>,
+        claims: &[LabelClaim],
+    ) -> Result<()> {
         // A conflict with another writer on the same store (another node appending to this
         // partition's audit chain, say) leaves nothing written and the cached state refreshed:
         // the same commit is rebuilt on the new state. A change that really collides (the
@@ -627,11 +651,12 @@ impl Partition {
         let mut attempt = 0;
         loop {
             let r = self
-                .commit_with(
+                .commit_inner(
                     engine,
                     mutations.clone(),
                     entries.clone(),
                     digest_change.clone(),
+                    claims,
                     |_| Ok(false),
                 )
                 .await;
@@ -671,6 +696,58 @@ impl Partition {
         digest_change: Option<Vec<(ObjectId, i64, i64)>>,
         change_record: impl FnOnce(&mut PartitionRecord) -> Result<bool>,
     ) -> Result<()> {
+        self.commit_inner(
+            engine,
+            mutations,
+            entries,
+            digest_change,
+            &[],
+            change_record,
+        )
+        .await
+    }
+
+    /// Fail if a token object named by a claim exists (under the writer lock).
+    async fn check_claims(&self, engine: &Engine, claims: &[LabelClaim]) -> Result<()> {
+        for claim in claims {
+            let rows = engine
+                .store
+                .find_objects(
+                    self.id,
+                    &tresor_store::ObjectFilter {
+                        label: Some(claim.label.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+            let versions = self.versions.read();
+            // Rows outside the sealed object set are not objects (and if another writer added
+            // them, this commit's compare-and-swap fails and the check runs again).
+            let taken = rows.iter().any(|r| {
+                (0..64).contains(&r.class)
+                    && claim.classes & (1u64 << r.class) != 0
+                    && versions.get(&r.object_id) == Some(&r.version)
+            });
+            if taken {
+                return Err(Error::new(
+                    Rv::Vendor(vendor::ALREADY_EXISTS),
+                    format!("an object labelled {:?} exists", claim.label),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_inner(
+        &self,
+        engine: &Engine,
+        mutations: Vec<Mutation>,
+        entries: Vec<EntryContent>,
+        digest_change: Option<Vec<(ObjectId, i64, i64)>>,
+        claims: &[LabelClaim],
+        change_record: impl FnOnce(&mut PartitionRecord) -> Result<bool>,
+    ) -> Result<()> {
         if self.deleted.load(Ordering::Acquire) {
             return Err(Error::new(
                 Rv::Vendor(vendor::USER_NOT_FOUND),
@@ -679,6 +756,7 @@ impl Partition {
         }
         let un = engine.unsealed()?;
         let mut w = self.writer.lock().await;
+        self.check_claims(engine, claims).await?;
         let taken = self.take_pending();
         let mut batch = WriteBatch::new();
         batch.mutations = mutations;

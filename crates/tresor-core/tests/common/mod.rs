@@ -18,6 +18,8 @@ pub fn test_config() -> EngineConfig {
         argon2_m_kib: 1024,
         argon2_t: 1,
         max_pin_failures: 3,
+        max_key_password_failures: 3,
+        key_password_lockout: std::time::Duration::from_secs(2),
         ..EngineConfig::default()
     }
 }

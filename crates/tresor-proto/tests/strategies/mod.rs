@@ -4,9 +4,9 @@
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use tresor_proto::{
-    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, Mechanism,
-    MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response, SealedObject,
-    Secret, Template, UserType,
+    Attestation, AttrRead, AttrValue, Attribute, EcdhParams, GcmParams, HashAlg, KeyPassword,
+    Mechanism, MechanismInfo, OaepParams, PartitionSummary, PssParams, Request, Response,
+    SealedObject, Secret, Template, UserType,
 };
 
 pub fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -115,7 +115,7 @@ pub fn template() -> impl Strategy<Value = Template> {
     .prop_map(Template)
 }
 
-/// Any request but `Sealing` (which wraps one of these).
+/// Any request that does not wrap another one.
 pub fn plain_request() -> BoxedStrategy<Request> {
     let h = any::<i64>;
     Union::new(vec![
@@ -277,11 +277,17 @@ pub fn plain_request() -> BoxedStrategy<Request> {
             .prop_map(|(so_pin, label)| Request::InitToken { so_pin, label })
             .boxed(),
         Just(Request::TokenStatus {}).boxed(),
+        (h(), prop::option::of(secret()))
+            .prop_map(|(key, new_password)| Request::ChangeKeyPassword { key, new_password })
+            .boxed(),
+        (h(), bytes())
+            .prop_map(|(key, policy)| Request::ModifyPolicy { key, policy })
+            .boxed(),
     ])
     .boxed()
 }
 
-/// Any response but `Sealed` (which wraps one of these).
+/// Any response that does not wrap another one.
 pub fn plain_response() -> BoxedStrategy<Response> {
     let h = any::<i64>;
     let attr_read = prop_oneof![
@@ -427,6 +433,8 @@ pub fn plain_response() -> BoxedStrategy<Response> {
                 },
             )
             .boxed(),
+        Just(Response::KeyPasswordChanged {}).boxed(),
+        Just(Response::PolicyModified {}).boxed(),
         (any::<u64>(), string())
             .prop_map(|(rv, message)| Response::Error { rv, message })
             .boxed(),
@@ -442,27 +450,51 @@ pub fn sealed_object() -> impl Strategy<Value = SealedObject> {
     })
 }
 
-/// Any request, `Sealing` wrapping any other one included.
+/// Any request, the wrappers (`Sealing`, `WithKeyPasswords`) around any other one included.
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
         8 => plain_request(),
         1 => plain_request().prop_map(|r| Request::Sealing { request: Box::new(r) }),
+        1 => (
+            prop::collection::vec(
+                (any::<i64>(), secret()).prop_map(|(key, password)| KeyPassword { key, password }),
+                0..3,
+            ),
+            plain_request(),
+        )
+            .prop_map(|(passwords, inner)| Request::WithKeyPasswords {
+                passwords,
+                request: Box::new(inner),
+            }),
         1 => prop::collection::vec(sealed_object(), 0..4)
             .prop_map(|objects| Request::RestoreSessionObjects { objects }),
     ]
     .boxed()
 }
 
-/// Any response, `Sealed` wrapping any other one included.
+/// A response a wrapper may carry: any but an error (a failed request is answered with
+/// `Error` itself).
+fn wrappable_response() -> BoxedStrategy<Response> {
+    plain_response()
+        .prop_filter("errors are never wrapped", |r| {
+            !matches!(r, Response::Error { .. })
+        })
+        .boxed()
+}
+
+/// Any response, the wrappers (`Sealed`, `WithKeyPasswords`) around any other one included.
 pub fn response() -> BoxedStrategy<Response> {
     prop_oneof![
         8 => plain_response(),
-        1 => (prop::collection::vec(sealed_object(), 0..4), plain_response()).prop_map(
+        1 => (prop::collection::vec(sealed_object(), 0..4), wrappable_response()).prop_map(
             |(objects, answer)| Response::Sealed {
                 objects,
                 answer: Box::new(answer),
             }
         ),
+        1 => wrappable_response().prop_map(|inner| Response::WithKeyPasswords {
+            response: Box::new(inner),
+        }),
         1 => any::<u32>().prop_map(|restored| Response::SessionObjectsRestored { restored }),
     ]
     .boxed()
