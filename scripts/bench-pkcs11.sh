@@ -83,6 +83,16 @@ server_cpu() {
   awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.3f", t / h }'
 }
 
+# The `tresor bench engine` case that measures the same operation as a p11bench case.
+engine_case() {
+  case "$1" in
+    rsa2048-sign) echo rsa2048-pkcs1 ;;
+    ecdsa-p256-sign) echo ecdsa-p256 ;;
+    ed25519-sign) echo ed25519 ;;
+    *) echo "$1" ;;
+  esac
+}
+
 run_bench() { # NAME MODULE PIN STYLE CASE PIDS-FILE [extra args]
   local name="$1" mod="$2" pin="$3" style="$4" case="$5" pids="$6" c0 c1; shift 6
   echo "== $name, $case, --call-style $style, threads $THREADS, $SECONDS_PER_CASE s per case"
@@ -103,9 +113,6 @@ export SOFTHSM2_CONF="$T/softhsm/softhsm2.conf"
 softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 12345678 >/dev/null
 IFS=, read -r -a styles <<<"$STYLES"
 IFS=, read -r -a cases <<<"$CASES"
-for s in "${styles[@]}"; do
-  for c in "${cases[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" --token-label bench; done
-done
 
 # Tresor: a stack of its own.
 if [ "$STACK" = separate ]; then
@@ -127,8 +134,18 @@ else
   grep -E '^  ppin -[pa] ' "$T/tresor/dev.out" | sed 's#^  ppin #target/release/ppin #' >"$T/tresor/ppin.sh"
   bash -e "$T/tresor/ppin.sh" >/dev/null
 fi
-for s in "${styles[@]}"; do
-  for c in "${cases[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids"; done
+# Case by case: SoftHSM, Tresor and the raw baseline of that case one after the other, so that a
+# change of the machine's speed during the run (other guests of the host) shifts all three alike
+# rather than one side of a ratio.
+for c in "${cases[@]}"; do
+  for s in "${styles[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" --token-label bench; done
+  for s in "${styles[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids"; done
+  # Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
+  echo "== tresor bench engine, $c (in-process engine and raw crypto libraries)"
+  target/release/tresor bench engine --cases "$(engine_case "$c")" \
+    --threads "$THREADS" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine-$c" \
+    2>/dev/null | tee "$T/engine.out" | grep -v '^TRESOR_BENCH_JSON'
+  sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
 done
 if [ "$STACK" = separate ]; then
   scripts/interop/tresor-stack.sh stop "$T/tresor"
@@ -136,13 +153,6 @@ else
   kill "$(cat "$T/tresor/pids")" 2>/dev/null || true
   wait 2>/dev/null || true
 fi
-
-# Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
-echo "== tresor bench engine (in-process engine and raw crypto libraries)"
-target/release/tresor bench engine --cases rsa2048-pkcs1,ecdsa-p256,ed25519,aes256gcm-1k \
-  --threads "$THREADS" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine" \
-  2>/dev/null | tee "$T/engine.out" | grep -v '^TRESOR_BENCH_JSON'
-sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
 
 if [ "$STACK" = separate ]; then STACK_DESC="tresor hsm and tresor gateway processes"; else STACK_DESC="tresor dev, one process"; fi
 export STACK_DESC
@@ -191,13 +201,16 @@ for style, case, thr in keys:
     e = engine.get((eng_case.get(case, case), thr))
     eng = "-" if e is None else "{:,.0f}".format(e["engine"]["ops_per_s"])
     rawc = "-" if e is None or e.get("raw_ops_per_s") is None else "{:,.0f} ({})".format(e["raw_ops_per_s"], e.get("raw_lib"))
+    traw = "-"
+    if e is not None and e.get("raw_ops_per_s") and t and t.get("ops_per_s") is not None:
+        traw = "{:.2f}".format(t["ops_per_s"] / e["raw_ops_per_s"])
     cpu, ops, _ = srv.get((style, case), (0.0, 0, 0.0))
     srv_us = "{:.0f}".format(cpu / ops * 1e6) if ops else "-"
-    rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+    rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
         case, thr, style,
         cell(s, "ops_per_s", "{:,.0f}"), cell(s, "p50_us", "{:.0f}"), cell(s, "p99_us", "{:.0f}"),
         cell(t, "ops_per_s", "{:,.0f}"), cell(t, "p50_us", "{:.0f}"), cell(t, "p99_us", "{:.0f}"),
-        ratio, srv_us, eng, rawc))
+        ratio, srv_us, eng, rawc, traw))
 load = os.getloadavg()
 head = [
     "PKCS#11 benchmark ({} s per case, {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
@@ -209,8 +222,8 @@ head = [
     " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?"),
         os.environ.get("STACK_DESC", "?")),
     "",
-    "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) |",
-    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) | Tresor/raw |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 text = "\n".join(head + rows) + "\n"
 open(out, "w").write(text)

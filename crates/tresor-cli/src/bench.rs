@@ -224,6 +224,57 @@ pub(crate) fn measure<'f, F>(threads: usize, seconds: f64, factory: &F) -> Resul
 where
     F: Fn(usize) -> Result<Worker<'f>> + Sync,
 {
+    let mut t = Tally::default();
+    t.add(measure_window(threads, seconds, factory)?);
+    Ok(t.finish())
+}
+
+/// What several timed windows of one measurement add up to (see [`measure_window`]).
+#[derive(Default)]
+pub(crate) struct Tally {
+    ops: u64,
+    window: Duration,
+    lat_ns: Vec<u64>,
+}
+
+impl Tally {
+    /// Adds one window's operations, duration and latencies.
+    pub(crate) fn add(&mut self, w: Tally) {
+        self.ops += w.ops;
+        self.window += w.window;
+        self.lat_ns.extend(w.lat_ns);
+    }
+
+    /// Operations counted so far.
+    pub(crate) fn ops(&self) -> u64 {
+        self.ops
+    }
+
+    /// Throughput over the sum of the windows, and latency percentiles over all of them.
+    pub(crate) fn finish(mut self) -> Measured {
+        let secs = self.window.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.ops as f64 / secs
+        } else {
+            0.0
+        };
+        self.lat_ns.sort_unstable();
+        let all = &self.lat_ns;
+        Measured {
+            ops: self.ops,
+            ops_per_s: rate,
+            p50_us: percentile_us(all, 0.50),
+            p99_us: percentile_us(all, 0.99),
+            max_us: percentile_us(all, 1.0),
+        }
+    }
+}
+
+/// One timed window of [`measure`]: `threads` threads, warm-up, then `seconds` together.
+pub(crate) fn measure_window<'f, F>(threads: usize, seconds: f64, factory: &F) -> Result<Tally>
+where
+    F: Fn(usize) -> Result<Worker<'f>> + Sync,
+{
     let barrier = Barrier::new(threads);
     let common_start = std::sync::OnceLock::new();
     let run_for = Duration::from_secs_f64(seconds);
@@ -290,15 +341,10 @@ where
         window = window.max(r.timed);
         all.extend(r.lat_ns);
     }
-    let secs = window.as_secs_f64();
-    let rate = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
-    all.sort_unstable();
-    Ok(Measured {
+    Ok(Tally {
         ops,
-        ops_per_s: rate,
-        p50_us: percentile_us(&all, 0.50),
-        p99_us: percentile_us(&all, 0.99),
-        max_us: percentile_us(&all, 1.0),
+        window,
+        lat_ns: all,
     })
 }
 

@@ -23,7 +23,7 @@ use tresor_core::template::Template;
 use tresor_core::{Context, Engine, UserType};
 use tresor_proto::{Request, Response, Secret};
 
-use crate::bench::{measure, round2, with_backpressure, Measured, Worker};
+use crate::bench::{measure_window, round2, with_backpressure, Measured, Tally, Worker};
 
 /// Options of `tresor bench network`.
 #[derive(Args, Debug)]
@@ -45,6 +45,9 @@ pub struct NetworkArgs {
     )]
     pub cases: Vec<String>,
 }
+
+/// Alternating windows per side and measurement (see the loop in [`run`]).
+const ROUNDS: u32 = 3;
 
 const PARTITION: &str = "netbench";
 const USER_PIN: &str = "netbench-user-pin-1";
@@ -439,13 +442,26 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                     user: tresor_proto::UserType::User,
                     pin: Secret::from_slice(USER_PIN.as_bytes()),
                 })?;
-                let cpu0 = ServerCpu::read();
-                let net = measure(n, seconds, &|_| Ok(net_worker(case, &client, &keys)))?;
-                let cpu = ServerCpu::read().since(&cpu0, net.ops);
-                let local = measure(n, seconds, &|i| {
-                    let ctx = ctxs.get(i).context("context")?.clone();
-                    Ok(local_worker(case, ctx, &keys, h2.clone()))
-                })?;
+                // The two sides alternate in ROUNDS windows each, so that a change of the
+                // machine's speed during the run (other guests of the host, frequency) falls on
+                // both sides of the ratio alike.
+                let window = seconds / f64::from(ROUNDS);
+                let (mut net, mut local) = (Tally::default(), Tally::default());
+                let mut cpu = (0.0, 0.0);
+                for _ in 0..ROUNDS {
+                    let cpu0 = ServerCpu::read();
+                    let w = measure_window(n, window, &|_| Ok(net_worker(case, &client, &keys)))?;
+                    let (srv, cli) = ServerCpu::read().since(&cpu0, 1);
+                    cpu = (cpu.0 + srv, cpu.1 + cli);
+                    net.add(w);
+                    local.add(measure_window(n, window, &|i| {
+                        let ctx = ctxs.get(i).context("context")?.clone();
+                        Ok(local_worker(case, ctx, &keys, h2.clone()))
+                    })?);
+                }
+                let per_op = net.ops().max(1) as f64;
+                let cpu = (cpu.0 / per_op, cpu.1 / per_op);
+                let (net, local) = (net.finish(), local.finish());
                 let ratio = if local.ops_per_s > 0.0 {
                     net.ops_per_s / local.ops_per_s
                 } else {

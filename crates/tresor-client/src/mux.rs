@@ -34,6 +34,14 @@ use crate::Error;
 /// The reader polls (see [`Link::poll`]) only while at most this many requests are out.
 const SPIN_MAX_IN_FLIGHT: usize = 2;
 
+/// The reader polls only while the smoothed wait for answers is at most this many times the
+/// spin time. A wait measured while the reader slept includes the wake-ups that polling avoids
+/// (on a VM with idle vCPUs halting, two hand-offs of 20–30 µs each), so comparing it with the
+/// spin time alone would stop polling for good once a few slow answers came in: the link would
+/// stay in a slow mode (about half the throughput of a single caller for ECDSA P-256) that its
+/// own sleeping sustains. Answers that truly take longer (RSA-2048 signatures) stay above it.
+const SPIN_GATE_FACTOR: u64 = 3;
+
 /// Read size per system call.
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -521,7 +529,7 @@ impl Link {
         // shared machine) and the wake-up is shared by several answers anyway.
         if spin_us == 0
             || self.in_flight.load(Ordering::Relaxed) > SPIN_MAX_IN_FLIGHT
-            || self.wait_us.load(Ordering::Relaxed) > spin_us
+            || self.wait_us.load(Ordering::Relaxed) > spin_us.saturating_mul(SPIN_GATE_FACTOR)
         {
             return Ok(None);
         }

@@ -404,15 +404,70 @@ async fn open_attach(
 /// (back-pressure on the client).
 const MAX_IN_FLIGHT: usize = 64;
 
+/// This connection's share of [`Inner::busy`]: it counts once there while it has requests
+/// read and not yet answered.
+struct Busy<'a> {
+    unanswered: AtomicUsize,
+    node: &'a AtomicUsize,
+}
+
+impl<'a> Busy<'a> {
+    fn new(node: &'a AtomicUsize) -> Self {
+        Self {
+            unanswered: AtomicUsize::new(0),
+            node,
+        }
+    }
+
+    /// A request was read (it will get exactly one answer).
+    fn read(&self) {
+        if self.unanswered.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.node.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `n` answers were written (a framing error's answer has no request read before it,
+    /// hence the saturation).
+    fn answered(&self, n: usize) {
+        let before = self
+            .unanswered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if before > 0 && before <= n {
+            self.node.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.unanswered.load(Ordering::Acquire) > 0 {
+            self.node.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Serves requests until the client leaves. Requests are read one after the other; a request
 /// known to be short runs on this connection's task, anything else in a task of its own (so
 /// one connection can use every core, see [`crate::cost`]). Answers are written as they
 /// complete, several per write when they complete together.
+///
+/// Answers of short requests wait for the reader to run out of buffered requests, so that one
+/// write carries many of them, unless the node has fewer busy connections than worker threads:
+/// then each answer leaves at once (the reader yields to the writer), and the client can send
+/// its next request while this connection computes the ones behind. With a single busy client
+/// of eight threads this raised ECDSA P-256 from about 23,000 to 29,000–31,000 signatures/s on
+/// the 2-vCPU development VM; with every worker busy, batching wins (64 clients: 39,000–40,000
+/// against 36,000–38,000 when answering each at once).
 async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     inner: &Arc<Inner>,
     stream: S,
     shared: &Arc<Shared>,
 ) {
+    let busy = Busy::new(&inner.busy);
+    let busy = &busy;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, Response)>(MAX_IN_FLIGHT);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -422,6 +477,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         let mut buf = zeroize::Zeroizing::new(Vec::new());
         while let Some((id, r)) = rx.recv().await {
             buf.clear();
+            let mut n = 1;
             let mut last = append_frame(&mut buf, id, r);
             if running.load(Ordering::Relaxed) > 0 {
                 // Requests are running in their own tasks: give them one turn to finish, so
@@ -429,11 +485,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
                 tokio::task::yield_now().await;
             }
             while let (true, Ok((id, r))) = (last, rx.try_recv()) {
+                n += 1;
                 last = append_frame(&mut buf, id, r);
             }
             if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                 return;
             }
+            busy.answered(n);
             if !last {
                 // A CloseSession answer or a fatal framing error: nothing follows it.
                 break;
@@ -441,7 +499,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
         let _ = wr.shutdown().await;
     };
-    let reader = read_requests(inner, &mut rd, shared, tx, permits, spawned);
+    let reader = read_requests(inner, &mut rd, shared, tx, permits, spawned, busy);
     tokio::join!(reader, writer);
 }
 
@@ -472,12 +530,16 @@ async fn read_requests<R: AsyncRead + Unpin>(
     tx: tokio::sync::mpsc::Sender<(u64, Response)>,
     permits: Arc<tokio::sync::Semaphore>,
     spawned: Arc<AtomicUsize>,
+    busy: &Busy<'_>,
 ) {
     let max = inner.config.max_frame_len;
     loop {
         let frame = match tokio::time::timeout(inner.config.idle_timeout, read_frame(rd, max)).await
         {
-            Ok(Ok(Some(f))) => f,
+            Ok(Ok(Some(f))) => {
+                busy.read();
+                f
+            }
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 if e.kind() == std::io::ErrorKind::InvalidData {
@@ -516,6 +578,10 @@ async fn read_requests<R: AsyncRead + Unpin>(
             drop(permit);
             if tx.send((env.request_id, resp)).await.is_err() {
                 return;
+            }
+            if inner.busy.load(Ordering::Acquire) < inner.workers {
+                // Let the writer send this answer now (see `serve`).
+                tokio::task::yield_now().await;
             }
             continue;
         }

@@ -29,7 +29,7 @@ pub mod local;
 pub mod metrics;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,10 @@ pub(crate) struct Inner {
     tls: RwLock<Option<(Instant, Arc<rustls::ServerConfig>)>>,
     permits: Arc<Semaphore>,
     private_tokens: AtomicU64,
+    /// Connections with requests read and not yet answered (see `conn::Busy`).
+    pub busy: AtomicUsize,
+    /// Worker threads of the runtime the node was started on.
+    pub workers: usize,
 }
 
 /// The ephemeral TLS leaf is renewed after this long (it is valid for 30 days).
@@ -204,6 +208,8 @@ impl Node {
             contexts: Arc::new(contexts::Contexts::default()),
             tls: RwLock::new(None),
             private_tokens: AtomicU64::new(1),
+            busy: AtomicUsize::new(0),
+            workers: tokio::runtime::Handle::current().metrics().num_workers(),
         });
         // Make the TLS identity now if we can, so the first client does not pay for it.
         let _ = inner.tls_config();
