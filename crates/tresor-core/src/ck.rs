@@ -129,9 +129,9 @@ pub const CKA_TRESOR_PKCS8: u64 = CKA_TRESOR_BASE + 5;
 pub const CKA_TRESOR_UUID: u64 = CKA_TRESOR_BASE + 6;
 /// Creation only: the new private or secret key's password (bytes; stored as an Argon2id hash,
 /// never readable). Later changes go through the engine's key-password change.
-pub const CKA_TRESOR_KEY_PASSWORD: u64 = CKA_TRESOR_BASE + 0x10;
+pub const CKA_TRESOR_KEY_PASSWORD: u64 = CKA_TRESOR_BASE + 0x20;
 /// Creation only (CK_ULONG): refuse the new token object if an existing token object of one of
 /// these classes carries its label; bit `1 << CKO_*` per class. Checked in the same commit as
 /// the object is written (with the partition's compare-and-swap), so two writers cannot both
 /// succeed. Not stored.
-pub const CKA_TRESOR_UNIQUE_LABEL: u64 = CKA_TRESOR_BASE + 0x11;
+pub const CKA_TRESOR_UNIQUE_LABEL: u64 = CKA_TRESOR_BASE + 0x21;

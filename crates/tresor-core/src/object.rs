@@ -843,6 +843,11 @@ fn boolean(v: bool) -> AttrRead {
 /// key components) are answered by the engine, which holds the material; here they read as
 /// sensitive or invalid.
 pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead {
+    if ty == CKA_ALWAYS_AUTHENTICATE && rec.class.has_secret() {
+        // A key with a key password needs it for every use: PKCS#11 applications present it
+        // with C_Login(CKU_CONTEXT_SPECIFIC) after the operation's …Init.
+        return boolean(rec.password.is_some());
+    }
     if let Some(b) = rec.flags.get(ty) {
         let applies = match ty {
             CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE => true,

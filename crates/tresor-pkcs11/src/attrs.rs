@@ -60,14 +60,35 @@ pub fn kind(ty: u64) -> Option<Kind> {
         | CKA_KEY_GEN_MECHANISM
         | CKA_PARAMETER_SET
         | CKA_TRESOR_USAGE_COUNT
-        | CKA_TRESOR_CREATE_TIME => Kind::Ulong,
-        CKA_LABEL | CKA_UNIQUE_ID | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ISSUER
-        | CKA_SERIAL_NUMBER | CKA_CHECK_VALUE | CKA_SUBJECT | CKA_ID | CKA_START_DATE
-        | CKA_END_DATE | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT | CKA_PRIME_1
-        | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_PUBLIC_KEY_INFO
-        | CKA_EC_PARAMS | CKA_EC_POINT | CKA_TRESOR_POLICY | CKA_TRESOR_PKCS8 | CKA_TRESOR_UUID => {
-            Kind::Bytes
-        }
+        | CKA_TRESOR_CREATE_TIME
+        | CKA_TRESOR_UNIQUE_LABEL => Kind::Ulong,
+        CKA_LABEL
+        | CKA_UNIQUE_ID
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_CHECK_VALUE
+        | CKA_SUBJECT
+        | CKA_ID
+        | CKA_START_DATE
+        | CKA_END_DATE
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT
+        | CKA_TRESOR_POLICY
+        | CKA_TRESOR_PKCS8
+        | CKA_TRESOR_UUID
+        | CKA_TRESOR_KEY_PASSWORD => Kind::Bytes,
         _ => return None,
     })
 }
@@ -206,5 +227,31 @@ mod tests {
         let bad = template(&[(0x7fff_0000, z(vec![]))]);
         assert_eq!(bad.map_err(|e| e.rv), Err(CKR_ATTRIBUTE_TYPE_INVALID));
         assert_eq!(ulong(CKA_CLASS, &4u32.to_ne_bytes()).ok(), Some(4));
+    }
+
+    /// Every Tresor vendor attribute has a number of its own (the engine's key password and
+    /// unique label once shared theirs with two attestation attributes of this library).
+    #[test]
+    fn vendor_attributes_are_distinct() {
+        let all = [
+            CKA_TRESOR_POLICY,
+            CKA_TRESOR_BLOCKED,
+            CKA_TRESOR_USAGE_COUNT,
+            CKA_TRESOR_CREATE_TIME,
+            CKA_TRESOR_PKCS8,
+            CKA_TRESOR_UUID,
+            CKA_TRESOR_ATTESTATION,
+            CKA_TRESOR_ATTESTATION_SIGNATURE,
+            CKA_TRESOR_ATTESTATION_CHAIN,
+            CKA_TRESOR_KEY_PASSWORD,
+            CKA_TRESOR_UNIQUE_LABEL,
+        ];
+        let mut v = all.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        assert_eq!(v.len(), all.len());
+        assert!(all.iter().all(|a| a & 0x8000_0000 != 0));
+        assert_eq!(kind(CKA_TRESOR_KEY_PASSWORD), Some(Kind::Bytes));
+        assert_eq!(kind(CKA_TRESOR_UNIQUE_LABEL), Some(Kind::Ulong));
     }
 }

@@ -303,3 +303,10 @@ pub const CKA_TRESOR_ATTESTATION: u64 = CKA_TRESOR_BASE + 0x10;
 pub const CKA_TRESOR_ATTESTATION_SIGNATURE: u64 = CKA_TRESOR_BASE + 0x11;
 /// The attestation certificate chain, PEM (read-only).
 pub const CKA_TRESOR_ATTESTATION_CHAIN: u64 = CKA_TRESOR_BASE + 0x12;
+/// Creation only: the new private or secret key's password (bytes; the engine keeps an
+/// Argon2id hash and reads it as sensitive). Such a key has `CKA_ALWAYS_AUTHENTICATE`: every
+/// signing or decryption needs `C_Login(CKU_CONTEXT_SPECIFIC)` with the password.
+pub const CKA_TRESOR_KEY_PASSWORD: u64 = CKA_TRESOR_BASE + 0x20;
+/// Creation only (CK_ULONG): refuse the new token object if a token object of one of these
+/// classes (bit `1 << CKO_*`) already carries its label. Not stored.
+pub const CKA_TRESOR_UNIQUE_LABEL: u64 = CKA_TRESOR_BASE + 0x21;

@@ -426,6 +426,64 @@ impl Module {
         Ok(())
     }
 
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the password of a key with `CKA_ALWAYS_AUTHENTICATE`
+    /// (a key password, see docs/objects.md) for the active signing or decryption operation
+    /// of the session. The node checks it at once (a wrong one is `CKR_PIN_INCORRECT` and
+    /// counts towards the key's lockout); the operation then sends it with its request, and it
+    /// is forgotten when the operation ends. For a key without a password there is nothing to
+    /// check or keep, and the call succeeds.
+    fn context_login(&self, s: &Session, pin: &[u8]) -> Result<()> {
+        if s.slot.login.read().is_none() {
+            fail!(
+                CKR_USER_NOT_LOGGED_IN,
+                "a context-specific login needs the user logged in"
+            );
+        }
+        let keys = s.context_keys();
+        if keys.is_empty() {
+            fail!(
+                CKR_OPERATION_NOT_INITIALIZED,
+                "no signing or decryption is active in this session"
+            );
+        }
+        let password = tresor_proto::Secret::from_slice(pin);
+        for key in keys {
+            let needs = match s.slot.call(&Request::GetAttributes {
+                object: key,
+                types: vec![CKA_ALWAYS_AUTHENTICATE],
+            })? {
+                Response::Attributes { values } => matches!(
+                    values.first(),
+                    Some(tresor_proto::AttrRead::Value(v)) if v.expose().first().is_some_and(|b| *b != 0)
+                ),
+                other => return Err(unexpected(&other)),
+            };
+            if !needs {
+                continue;
+            }
+            let check = Request::WithKeyPasswords {
+                passwords: vec![tresor_proto::KeyPassword {
+                    key,
+                    password: password.clone(),
+                }],
+                request: Box::new(Request::GetAttributes {
+                    object: key,
+                    types: vec![CKA_CLASS],
+                }),
+            };
+            match s.slot.call(&check) {
+                Ok(Response::WithKeyPasswords { .. }) => {}
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) if e.rv == crate::session::KEY_PASSWORD_INCORRECT => {
+                    return Err(Error::new(CKR_PIN_INCORRECT, e.message));
+                }
+                Err(e) => return Err(e),
+            }
+            s.set_context_password(key, &password);
+        }
+        Ok(())
+    }
+
     /// `C_CloseAllSessions`.
     pub fn close_all_sessions(&self, slot_id: u64) -> Result<()> {
         self.slot(slot_id)?;
@@ -449,10 +507,7 @@ impl Module {
         let user = match user {
             CKU_USER => UserType::User,
             CKU_SO => UserType::SecurityOfficer,
-            CKU_CONTEXT_SPECIFIC => fail!(
-                CKR_OPERATION_NOT_INITIALIZED,
-                "no operation needs a context-specific login"
-            ),
+            CKU_CONTEXT_SPECIFIC => return self.context_login(&s, pin),
             other => fail!(CKR_USER_TYPE_INVALID, "user type {other:#x}"),
         };
         let _g = self.login_lock.lock();

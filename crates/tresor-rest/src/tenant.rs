@@ -77,9 +77,9 @@ pub mod ck {
     pub const CKA_TRESOR_POLICY: u64 = 0x8000_0000 | 0x5452_0000 | 1;
     pub const CKA_TRESOR_PKCS8: u64 = 0x8000_0000 | 0x5452_0000 | 5;
     /// A new key's password (creation only; the engine keeps an Argon2id hash).
-    pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x10;
+    pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x20;
     /// Creation only: refuse if a token object of these classes (bit `1 << CKO_*`) has the label.
-    pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x11;
+    pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x21;
     /// `CKA_TRESOR_UNIQUE_LABEL` for a new key name: no key or certificate of that name.
     pub const UNIQUE_KEY_NAME: u64 = (1 << CKO_CERTIFICATE)
         | (1 << CKO_PUBLIC_KEY)

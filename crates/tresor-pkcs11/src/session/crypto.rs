@@ -32,7 +32,7 @@ impl Session {
             data,
             cap,
             |op, _| self.slot.known_len(op.key, op.ty),
-            |op, input| self.sign_request(op.key, op.ty, &op.mech, input),
+            |op, input| self.sign_request(op.key, op.ty, &op.mech, input, op.auth.as_ref()),
         )
     }
 
@@ -133,6 +133,7 @@ impl Session {
                     parts: o.parts,
                     streamed: false,
                     stash: None,
+                    auth: None,
                 });
                 let r = append(&mut tmp, part);
                 if let Some(t) = tmp {
@@ -196,7 +197,7 @@ impl Session {
                     // Everything was decrypted by dual-function updates: nothing is left.
                     return Ok(Zeroizing::new(Vec::new()));
                 }
-                self.decrypt_request(op.key, &op.mech, input)
+                self.decrypt_request(op.key, &op.mech, input, op.auth.as_ref())
             },
         )
     }

@@ -153,7 +153,8 @@ impl Session {
             Mechanism::AesCbcPad { iv } => Mechanism::AesCbc { iv: iv.clone() },
             m => m.clone(),
         };
-        let plain = match self.decrypt_request(key, &now, &input[..n]) {
+        let auth = st.decrypt.as_ref().and_then(|d| d.auth.clone());
+        let plain = match self.decrypt_request(key, &now, &input[..n], auth.as_ref()) {
             Ok(p) if p.len() == n => p,
             Ok(p) => {
                 end_both(&mut st);

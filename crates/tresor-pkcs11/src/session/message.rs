@@ -87,6 +87,7 @@ impl Session {
             counter: 0,
             sign_stash: None,
             begun: None,
+            auth: None,
         });
         Ok(())
     }
@@ -224,10 +225,11 @@ impl Session {
         };
         let mech = Self::message_mechanism(op.ty, p, aad, &iv)?;
         let key = op.key;
+        let auth = op.auth.clone();
         drop(st);
         let mut input = data.to_vec();
         input.extend_from_slice(&tag);
-        self.decrypt_request(key, &mech, &input)
+        self.decrypt_request(key, &mech, &input, auth.as_ref())
             .map(Out::Data)
             .map_err(aead_error)
     }
@@ -255,7 +257,7 @@ impl Session {
         if let (Some(n), None) = (self.slot.known_len(op.key, op.ty), cap) {
             return Ok(Out::Len(n));
         }
-        let sig = self.sign_request(op.key, op.ty, &mech, data)?;
+        let sig = self.sign_request(op.key, op.ty, &mech, data, op.auth.as_ref())?;
         Ok(match cap {
             Some(c) if c >= sig.len() => Out::Data(sig),
             _ => {
@@ -506,8 +508,9 @@ impl Session {
         let mut input = whole(&b, part)?;
         input.extend_from_slice(&tag);
         let key = op.key;
+        let auth = op.auth.clone();
         drop(st);
-        self.decrypt_request(key, &b.op.mech, &input)
+        self.decrypt_request(key, &b.op.mech, &input, auth.as_ref())
             .map(Out::Data)
             .map_err(aead_error)
     }
@@ -562,12 +565,13 @@ impl Session {
         // Too much data ends the message.
         let input = whole(&b, part)?;
         let mut slot = Some(b.op);
+        let auth = op.auth.clone();
         let r = deliver(
             &mut slot,
             Some(&input),
             cap,
             |o, _| self.slot.known_len(o.key, o.ty),
-            |o, i| self.sign_request(o.key, o.ty, &o.mech, i),
+            |o, i| self.sign_request(o.key, o.ty, &o.mech, i, auth.as_ref()),
         );
         op.begun = slot.map(|op| Begun {
             op,

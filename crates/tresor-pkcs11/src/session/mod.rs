@@ -66,6 +66,10 @@ struct Op {
     /// the chaining value for what `data` still holds.
     streamed: bool,
     stash: Option<Stash>,
+    /// The key's password from `C_Login(CKU_CONTEXT_SPECIFIC)` for this operation alone (a
+    /// key with `CKA_ALWAYS_AUTHENTICATE`); it goes with the operation's request and ends
+    /// with the operation.
+    auth: Option<Secret>,
 }
 
 impl Op {
@@ -78,6 +82,7 @@ impl Op {
             parts: false,
             streamed: false,
             stash: None,
+            auth: None,
         }
     }
 }
@@ -92,6 +97,9 @@ struct MsgOp {
     sign_stash: Option<Stash>,
     /// The message begun with `C_…MessageBegin` and not yet ended.
     begun: Option<Begun>,
+    /// The key's password from `C_Login(CKU_CONTEXT_SPECIFIC)`, for every message until
+    /// `C_MessageSignFinal` / `C_MessageDecryptFinal`.
+    auth: Option<Secret>,
 }
 
 /// A multi-part message under way: its mechanism (with the IV and associated data of an AEAD
@@ -172,6 +180,41 @@ fn key_error(e: Error) -> Error {
         Error::new(CKR_KEY_HANDLE_INVALID, e.message)
     } else {
         e
+    }
+}
+
+/// The node's "wrong key password" (`TRESOR_KEY_PASSWORD_INCORRECT`).
+pub(crate) const KEY_PASSWORD_INCORRECT: u64 = 0x8000_000E;
+
+/// Sends `req` for an operation on a key, with the key's password when the operation has one
+/// (`Request::WithKeyPasswords`). Without one, the node's "key password needed" is what
+/// PKCS#11 calls a missing context-specific login (`CKR_USER_NOT_LOGGED_IN`).
+fn key_call(slot: &Slot, key: i64, auth: Option<&Secret>, req: Request) -> Result<Response> {
+    let Some(password) = auth else {
+        return slot.call(&req).map_err(|e| {
+            if e.rv == KEY_PASSWORD_INCORRECT {
+                Error::new(
+                    CKR_USER_NOT_LOGGED_IN,
+                    format!(
+                        "{}: the key has CKA_ALWAYS_AUTHENTICATE; call C_Login(CKU_CONTEXT_SPECIFIC) after the …Init",
+                        e.message
+                    ),
+                )
+            } else {
+                key_error(e)
+            }
+        });
+    };
+    let wrapped = Request::WithKeyPasswords {
+        passwords: vec![tresor_proto::KeyPassword {
+            key,
+            password: password.clone(),
+        }],
+        request: Box::new(req),
+    };
+    match slot.call(&wrapped).map_err(key_error)? {
+        Response::WithKeyPasswords { response } => Ok(*response),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -289,16 +332,14 @@ impl Session {
         ty: u64,
         mech: &Mechanism,
         data: &[u8],
+        auth: Option<&Secret>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        match self
-            .slot
-            .call(&Request::Sign {
-                key,
-                mechanism: mech.clone(),
-                data: Secret::from_slice(data),
-            })
-            .map_err(key_error)?
-        {
+        let req = Request::Sign {
+            key,
+            mechanism: mech.clone(),
+            data: Secret::from_slice(data),
+        };
+        match key_call(&self.slot, key, auth, req)? {
             Response::Signature { signature } => {
                 self.slot.remember_len(key, ty, signature.len());
                 Ok(Zeroizing::new(signature))
@@ -354,18 +395,61 @@ impl Session {
         key: i64,
         mech: &Mechanism,
         data: &[u8],
+        auth: Option<&Secret>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        match self
-            .slot
-            .call(&Request::Decrypt {
-                key,
-                mechanism: mech.clone(),
-                data: data.to_vec(),
-            })
-            .map_err(key_error)?
-        {
+        let req = Request::Decrypt {
+            key,
+            mechanism: mech.clone(),
+            data: data.to_vec(),
+        };
+        match key_call(&self.slot, key, auth, req)? {
             Response::Decrypted { plaintext } => Ok(plaintext.into_inner()),
             other => Err(unexpected(&other)),
+        }
+    }
+
+    // ---- context-specific login ------------------------------------------------------------
+
+    /// The keys of the operations a `C_Login(CKU_CONTEXT_SPECIFIC)` applies to: the active
+    /// signing and decryption operations (single-part, multi-part, message-based).
+    pub fn context_keys(&self) -> Vec<i64> {
+        let st = self.state.lock();
+        let mut keys: Vec<i64> = [st.sign.as_ref(), st.decrypt.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|op| op.key)
+            .chain(
+                [st.msg_sign.as_ref(), st.msg_decrypt.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|op| op.key),
+            )
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// Gives `password` to the active signing and decryption operations on `key`, for as long
+    /// as each lasts.
+    pub fn set_context_password(&self, key: i64, password: &Secret) {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        for op in [st.sign.as_mut(), st.decrypt.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if op.key == key {
+                op.auth = Some(password.clone());
+            }
+        }
+        for op in [st.msg_sign.as_mut(), st.msg_decrypt.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if op.key == key {
+                op.auth = Some(password.clone());
+            }
         }
     }
 
