@@ -14,7 +14,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
@@ -23,10 +23,9 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use cryptoki_sys as sys;
 
-use common::{Stack, SO_PIN, USER_PIN};
+use common::{pin, rv, slot, Stack, SO_PIN, USER_PIN};
 
 macro_rules! call {
     ($raw:expr, $f:ident ( $($a:expr),* )) => {
@@ -37,25 +36,6 @@ macro_rules! call {
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
-
-fn slot(p: &Pkcs11, id: u64) -> Slot {
-    p.get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == id)
-        .unwrap_or_else(|| panic!("no slot {id}"))
-}
 
 fn user_session(p: &Pkcs11, id: u64) -> Session {
     let s = p.open_rw_session(slot(p, id)).unwrap();

@@ -16,10 +16,9 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use cryptoki_sys as sys;
 
-use common::{RawLib, Stack, USER_PIN};
+use common::{pin, slot, RawLib, Stack, USER_PIN};
 
 macro_rules! call {
     ($raw:expr, $f:ident ( $($a:expr),* )) => {
@@ -215,29 +214,9 @@ fn dual_function_updates() {
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
     let raw = RawLib::load(&lib);
-    let slot = p
-        .get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == 0)
-        .unwrap();
-    let s = p.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    let mut h = 0;
-    assert_eq!(
-        call!(
-            raw,
-            C_OpenSession(
-                0,
-                sys::CKF_SERIAL_SESSION | sys::CKF_RW_SESSION,
-                ptr::null_mut(),
-                None,
-                &mut h
-            )
-        ),
-        sys::CKR_OK
-    );
+    let s = p.open_rw_session(slot(&p, 0)).unwrap();
+    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let h = raw.open_session(0);
     let t = T {
         raw: &raw,
         s,

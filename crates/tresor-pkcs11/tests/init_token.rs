@@ -12,34 +12,13 @@ mod common;
 use std::ptr;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
-use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use cryptoki_sys as sys;
 
-use common::{RawLib, Stack, SO_PIN, USER_PIN};
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
-
-fn slot(p: &Pkcs11, id: u64) -> Slot {
-    p.get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == id)
-        .unwrap()
-}
+use common::{pin, rv, slot, RawLib, Stack, SO_PIN, USER_PIN};
 
 #[test]
 fn init_token_through_the_library() {

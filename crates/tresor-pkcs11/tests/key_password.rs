@@ -20,27 +20,15 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use cryptoki_sys as sys;
 
-use common::{RawLib, Stack, USER_PIN};
+use common::{pin, rv, slot, RawLib, Stack, USER_PIN};
 
 /// `CKA_TRESOR_KEY_PASSWORD` (docs/pkcs11.md).
 const CKA_TRESOR_KEY_PASSWORD: u64 = 0xD452_0020;
 /// The DER OID of P-256.
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const PASSWORD: &str = "correct horse 7";
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
 
 fn always_authenticate(s: &Session, k: ObjectHandle) -> bool {
     match s
@@ -155,27 +143,10 @@ fn key_passwords_through_context_specific_login() {
     let p = Pkcs11::new(common::library()).unwrap();
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
-    let slot = p
-        .get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == 0)
-        .unwrap();
     let raw = RawLib::load(&common::library());
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let s = p.open_rw_session(slot).unwrap();
-        let mut h = 0;
-        // SAFETY: a plain C_OpenSession with a writable handle.
-        let opened = unsafe {
-            (raw.f.C_OpenSession.unwrap())(
-                0,
-                sys::CKF_SERIAL_SESSION | sys::CKF_RW_SESSION,
-                ptr::null_mut(),
-                None,
-                &mut h,
-            )
-        };
-        assert_eq!(opened, sys::CKR_OK);
+        let s = p.open_rw_session(slot(&p, 0)).unwrap();
+        let h = raw.open_session(0);
         let r = Raw { raw, h };
         // Not logged in: no context-specific login either.
         assert_eq!(

@@ -366,6 +366,27 @@ impl Stack {
     }
 }
 
+/// The return value of a call that must fail.
+pub fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> cryptoki::error::RvError {
+    match r {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+pub fn pin(p: &str) -> cryptoki::types::AuthPin {
+    cryptoki::types::AuthPin::new(p.into())
+}
+
+/// The configured slot `id`.
+pub fn slot(p: &cryptoki::context::Pkcs11, id: u64) -> cryptoki::slot::Slot {
+    p.get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id() == id)
+        .unwrap_or_else(|| panic!("no slot {id}"))
+}
+
 /// The library's 3.2 function list, for the functions the `cryptoki` crate does not wrap and
 /// for the raw-pointer rules.
 pub struct RawLib {
@@ -399,5 +420,25 @@ impl RawLib {
             let f = *((*iface).pFunctionList as *const sys::CK_FUNCTION_LIST_3_2);
             RawLib { _lib: lib, f }
         }
+    }
+
+    /// A read/write session on `slot` (same application as the `cryptoki` context that
+    /// initialised the library).
+    #[allow(unsafe_code)]
+    pub fn open_session(&self, slot: u64) -> cryptoki_sys::CK_SESSION_HANDLE {
+        use cryptoki_sys as sys;
+        let mut h = 0;
+        // SAFETY: a plain C_OpenSession with a writable handle.
+        let rv = unsafe {
+            (self.f.C_OpenSession.unwrap())(
+                slot,
+                sys::CKF_SERIAL_SESSION | sys::CKF_RW_SESSION,
+                std::ptr::null_mut(),
+                None,
+                &mut h,
+            )
+        };
+        assert_eq!(rv, sys::CKR_OK);
+        h
     }
 }
