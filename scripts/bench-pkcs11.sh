@@ -93,11 +93,11 @@ engine_case() {
   esac
 }
 
-run_bench() { # NAME MODULE PIN STYLE CASE PIDS-FILE [extra args]
-  local name="$1" mod="$2" pin="$3" style="$4" case="$5" pids="$6" c0 c1; shift 6
-  echo "== $name, $case, --call-style $style, threads $THREADS, $SECONDS_PER_CASE s per case"
+run_bench() { # NAME MODULE PIN STYLE CASE PIDS-FILE THREADS [extra args]
+  local name="$1" mod="$2" pin="$3" style="$4" case="$5" pids="$6" threads="$7" c0 c1; shift 7
+  echo "== $name, $case, --call-style $style, threads $threads, $SECONDS_PER_CASE s"
   c0="$(server_cpu "$pids")"
-  "$bench" --module "$mod" --pin "$pin" --mech "$case" --threads "$THREADS" \
+  "$bench" --module "$mod" --pin "$pin" --mech "$case" --threads "$threads" \
     --seconds "$SECONDS_PER_CASE" --call-style "$style" "$@" >"$T/run.out"
   c1="$(server_cpu "$pids")"
   grep -v -e '^P11BENCH_JSON' -e '^module' -e '^library' -e '^token' -e '^ *$' "$T/run.out"
@@ -134,18 +134,24 @@ else
   grep -E '^  ppin -[pa] ' "$T/tresor/dev.out" | sed 's#^  ppin #target/release/ppin #' >"$T/tresor/ppin.sh"
   bash -e "$T/tresor/ppin.sh" >/dev/null
 fi
-# Case by case: SoftHSM, Tresor and the raw baseline of that case one after the other, so that a
-# change of the machine's speed during the run (other guests of the host) shifts all three alike
-# rather than one side of a ratio.
+# Case by case and thread count by thread count: SoftHSM (both call styles), Tresor (both) and
+# the raw baseline of that case and thread count one after the other, seconds apart, so that a
+# change of the machine's speed during the run (other guests of the host) shifts them alike
+# rather than one side of a ratio, and the two call styles of one module (which should agree)
+# are compared on the same footing.
+IFS=, read -r -a thread_list <<<"$THREADS"
 for c in "${cases[@]}"; do
-  for s in "${styles[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" --token-label bench; done
-  for s in "${styles[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids"; done
-  # Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
-  echo "== tresor bench engine, $c (in-process engine and raw crypto libraries)"
-  target/release/tresor bench engine --cases "$(engine_case "$c")" \
-    --threads "$THREADS" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine-$c" \
-    2>/dev/null | tee "$T/engine.out" | grep -v '^TRESOR_BENCH_JSON'
-  sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
+  for t in "${thread_list[@]}"; do
+    for s in "${styles[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" "$t" --token-label bench; done
+    for s in "${styles[@]}"; do run_bench tresor "$module" "$TRESOR_USER_PIN" "$s" "$c" "$T/tresor/pids" "$t"; done
+    # Raw crypto baseline: the engine in-process and the faster of OpenSSL / aws-lc-rs.
+    echo "== tresor bench engine, $c, threads $t (in-process engine and raw crypto libraries)"
+    rm -rf "$T/engine"
+    target/release/tresor bench engine --cases "$(engine_case "$c")" \
+      --threads "$t" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine" \
+      2>/dev/null | tee "$T/engine.out" | grep -v -e '^TRESOR_BENCH_JSON' -e '^aud.wait' -e '^the benchmark waits'
+    sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
+  done
 done
 if [ "$STACK" = separate ]; then
   scripts/interop/tresor-stack.sh stop "$T/tresor"
@@ -160,7 +166,7 @@ python3 - "$raw" "$OUT" "$SECONDS_PER_CASE" "$STYLES" <<'EOF'
 import json, sys, os
 raw, out, secs, styles = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
 p11 = {}       # (who, style, case, threads) -> result
-srv = {}       # (style, case) -> (server cpu s, ops, wall s) of the Tresor run
+srv = {}       # (style, case) -> (server cpu s, ops, wall s) over the Tresor runs
 engine = {}    # (case, threads) -> row
 libs = {}
 for line in open(raw):
@@ -172,9 +178,14 @@ for line in open(raw):
         libs[d["who"]] = d["run"].get("library", "?")
         for r in d["run"]["results"]:
             p11[(d["who"], d["style"], r["case"], r["threads"])] = r
-            if d["who"] == "tresor" and "ops" in r:
-                cpu, ops, wall = srv.get((d["style"], r["case"]), (d["server_cpu_s"], 0, 0.0))
-                srv[(d["style"], r["case"])] = (cpu, ops + r["ops"], wall + r.get("wall_s", 0.0))
+        if d["who"] == "tresor":
+            # One run: its server CPU once, its operations and time summed over its results.
+            done = [r for r in d["run"]["results"] if "ops" in r]
+            if done:
+                key = (d["style"], done[0]["case"])
+                cpu, ops, wall = srv.get(key, (0.0, 0, 0.0))
+                srv[key] = (cpu + d["server_cpu_s"], ops + sum(r["ops"] for r in done),
+                            wall + sum(r.get("wall_s", 0.0) for r in done))
 eng_case = {"rsa2048-sign": "rsa2048-pkcs1", "ecdsa-p256-sign": "ecdsa-p256",
             "ed25519-sign": "ed25519", "aes256gcm-1k": "aes256gcm-1k"}
 
