@@ -19,60 +19,70 @@ use tresor_proto::{Request, Response, Template};
 use crate::auth::ApiKeys;
 use crate::error::{ApiError, ApiResult};
 
-/// PKCS#11 numbers the face uses (standard values).
+/// PKCS#11 numbers the face uses: the standard ones from `cryptoki-sys` (PKCS#11 3.2 tables),
+/// as `u64`, and Tresor's vendor attributes (the engine's numbers, `tresor_core::ck`; a test
+/// checks that they agree).
 #[allow(missing_docs)]
 pub mod ck {
-    pub const CKO_DATA: u64 = 0;
-    pub const CKO_CERTIFICATE: u64 = 1;
-    pub const CKO_PUBLIC_KEY: u64 = 2;
-    pub const CKO_PRIVATE_KEY: u64 = 3;
-    pub const CKO_SECRET_KEY: u64 = 4;
-    pub const CKK_RSA: u64 = 0;
-    pub const CKK_EC: u64 = 3;
-    pub const CKK_GENERIC_SECRET: u64 = 0x10;
-    pub const CKK_AES: u64 = 0x1f;
-    pub const CKK_EC_EDWARDS: u64 = 0x40;
-    pub const CKC_X_509: u64 = 0;
-    pub const CKA_CLASS: u64 = 0x0;
-    pub const CKA_TOKEN: u64 = 0x1;
-    pub const CKA_PRIVATE: u64 = 0x2;
-    pub const CKA_LABEL: u64 = 0x3;
-    pub const CKA_VALUE: u64 = 0x11;
-    pub const CKA_APPLICATION: u64 = 0x10;
-    pub const CKA_CERTIFICATE_TYPE: u64 = 0x80;
-    pub const CKA_SUBJECT: u64 = 0x101;
-    pub const CKA_KEY_TYPE: u64 = 0x100;
-    pub const CKA_ID: u64 = 0x102;
-    pub const CKA_SENSITIVE: u64 = 0x103;
-    pub const CKA_ENCRYPT: u64 = 0x104;
-    pub const CKA_DECRYPT: u64 = 0x105;
-    pub const CKA_WRAP: u64 = 0x106;
-    pub const CKA_UNWRAP: u64 = 0x107;
-    pub const CKA_SIGN: u64 = 0x108;
-    pub const CKA_VERIFY: u64 = 0x10A;
-    pub const CKA_DERIVE: u64 = 0x10C;
-    pub const CKA_MODULUS_BITS: u64 = 0x121;
-    pub const CKA_PUBLIC_KEY_INFO: u64 = 0x129;
-    pub const CKA_VALUE_LEN: u64 = 0x161;
-    pub const CKA_EXTRACTABLE: u64 = 0x162;
-    pub const CKA_MODIFIABLE: u64 = 0x170;
-    pub const CKA_COPYABLE: u64 = 0x171;
-    pub const CKA_DESTROYABLE: u64 = 0x172;
-    pub const CKA_EC_PARAMS: u64 = 0x180;
-    pub const CKA_PARAMETER_SET: u64 = 0x61d;
-    pub const CKM_RSA_PKCS_KEY_PAIR_GEN: u64 = 0x0;
-    pub const CKM_GENERIC_SECRET_KEY_GEN: u64 = 0x350;
-    pub const CKM_EC_KEY_PAIR_GEN: u64 = 0x1040;
-    pub const CKM_EC_EDWARDS_KEY_PAIR_GEN: u64 = 0x1055;
-    pub const CKM_AES_KEY_GEN: u64 = 0x1080;
-    pub const CKM_CHACHA20_KEY_GEN: u64 = 0x1225;
-    pub const CKK_CHACHA20: u64 = 0x33;
-    pub const CKK_ML_KEM: u64 = 0x49;
-    pub const CKK_ML_DSA: u64 = 0x4a;
-    pub const CKK_SLH_DSA: u64 = 0x4b;
-    pub const CKM_ML_KEM_KEY_PAIR_GEN: u64 = 0xf;
-    pub const CKM_ML_DSA_KEY_PAIR_GEN: u64 = 0x1c;
-    pub const CKM_SLH_DSA_KEY_PAIR_GEN: u64 = 0x2d;
+    macro_rules! ck_consts {
+        ($($name:ident),* $(,)?) => {
+            $(pub const $name: u64 = cryptoki_sys::$name as u64;)*
+        };
+    }
+
+    ck_consts!(
+        CKO_DATA,
+        CKO_CERTIFICATE,
+        CKO_PUBLIC_KEY,
+        CKO_PRIVATE_KEY,
+        CKO_SECRET_KEY,
+        CKK_RSA,
+        CKK_EC,
+        CKK_GENERIC_SECRET,
+        CKK_AES,
+        CKK_EC_EDWARDS,
+        CKC_X_509,
+        CKA_CLASS,
+        CKA_TOKEN,
+        CKA_PRIVATE,
+        CKA_LABEL,
+        CKA_VALUE,
+        CKA_APPLICATION,
+        CKA_CERTIFICATE_TYPE,
+        CKA_SUBJECT,
+        CKA_KEY_TYPE,
+        CKA_ID,
+        CKA_SENSITIVE,
+        CKA_ENCRYPT,
+        CKA_DECRYPT,
+        CKA_WRAP,
+        CKA_UNWRAP,
+        CKA_SIGN,
+        CKA_VERIFY,
+        CKA_DERIVE,
+        CKA_MODULUS_BITS,
+        CKA_PUBLIC_KEY_INFO,
+        CKA_VALUE_LEN,
+        CKA_EXTRACTABLE,
+        CKA_MODIFIABLE,
+        CKA_COPYABLE,
+        CKA_DESTROYABLE,
+        CKA_EC_PARAMS,
+        CKA_PARAMETER_SET,
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        CKM_GENERIC_SECRET_KEY_GEN,
+        CKM_EC_KEY_PAIR_GEN,
+        CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        CKM_AES_KEY_GEN,
+        CKM_CHACHA20_KEY_GEN,
+        CKK_CHACHA20,
+        CKK_ML_KEM,
+        CKK_ML_DSA,
+        CKK_SLH_DSA,
+        CKM_ML_KEM_KEY_PAIR_GEN,
+        CKM_ML_DSA_KEY_PAIR_GEN,
+        CKM_SLH_DSA_KEY_PAIR_GEN,
+    );
     /// Tresor vendor attributes (`CKA_VENDOR_DEFINED | 0x5452_0000`).
     pub const CKA_TRESOR_POLICY: u64 = 0x8000_0000 | 0x5452_0000 | 1;
     pub const CKA_TRESOR_PKCS8: u64 = 0x8000_0000 | 0x5452_0000 | 5;
