@@ -4,7 +4,9 @@
 # command line (the mechanism tests cross-check against it), and the PKCS#11 consumer tools the
 # interoperability tests drive (scripts/interop/pkcs11.sh): pkcs11-tool (opensc), the libp11
 # OpenSSL engine, SoftHSMv2 (the reference token the script is validated against), GnuTLS's
-# p11tool/certtool, p11-kit, a JDK (keytool, javac; SunPKCS11) and wrk (REST benchmark).
+# p11tool/certtool, p11-kit, a JDK (keytool, javac; SunPKCS11), wrk (REST benchmark) and the
+# PostgreSQL client; starts the local PostgreSQL server if it is down (the cluster-store tests
+# talk to it at 127.0.0.1:5432, or at TRESOR_TEST_PG_URL).
 # Idempotent; does nothing when everything is present.
 set -euo pipefail
 
@@ -37,6 +39,8 @@ have python3 || need+=(python3)
 have curl || need+=(curl)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 have nm || need+=(binutils) # crates/tresor-pkcs11/tests/api.rs checks the exported symbols
+# The PostgreSQL store's tests create and drop their schemas and databases with psql.
+{ have psql && have pg_isready; } || need+=(postgresql-client)
 
 if [ "${#need[@]}" -gt 0 ]; then
   # Each package once, in order.
@@ -47,6 +51,30 @@ if [ "${#need[@]}" -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
     "${need[@]}" >/dev/null
+fi
+
+# PostgreSQL: the store's tests (crates/tresor-store/tests) run against the local server at
+# 127.0.0.1:5432 (or TRESOR_TEST_PG_URL) and fail when it is down, so start it if needed.
+if [ -z "${TRESOR_TEST_PG_URL:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  if ! have pg_ctlcluster || [ ! -d /etc/postgresql ]; then
+    echo "setup: PostgreSQL is not running at 127.0.0.1:5432 and no cluster is installed" \
+      "(/etc/postgresql); install postgresql or set TRESOR_TEST_PG_URL" >&2
+    exit 1
+  fi
+  pg_sudo=""
+  if [ "$(id -u)" -ne 0 ]; then pg_sudo="sudo"; fi
+  pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  echo "setup: starting PostgreSQL $pg_version (cluster main)"
+  $pg_sudo pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "setup: PostgreSQL did not accept connections at 127.0.0.1:5432 within 30 s;" \
+      "try: pg_ctlcluster --skip-systemctl-redirect $pg_version main start" >&2
+    exit 1
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -16,9 +16,63 @@ use crate::shares_io::{read_shares, write_private};
 /// Where the store is.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Path of the SQLite store.
+    /// The store: a SQLite file (the embedded default), or the URL of a PostgreSQL database
+    /// (`postgres://user:password@host:port/db`, the store a cluster of nodes, gateways and
+    /// REST services shares).
     #[arg(long, env = "TRESOR_STORE", default_value = "tresor.db")]
-    pub store: PathBuf,
+    pub store: StoreLocation,
+}
+
+/// A store's location as given on the command line or in a configuration file.
+#[derive(Clone)]
+pub enum StoreLocation {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (may hold a password: shown only through [`StoreLocation::display`]).
+    Postgres(secrecy::SecretString),
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(if tresor_store::is_postgres_url(s) {
+            Self::Postgres(secrecy::SecretString::from(s.to_owned()))
+        } else {
+            Self::Sqlite(PathBuf::from(s))
+        })
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl StoreLocation {
+    /// For messages: the path, or the URL with any password replaced by `***`.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(p) => p.display().to_string(),
+            Self::Postgres(url) => {
+                tresor_store::redact_url(secrecy::ExposeSecret::expose_secret(url))
+            }
+        }
+    }
+
+    /// Relative SQLite paths are taken from `base` (a configuration file's directory).
+    pub fn relative_to(self, base: &Path) -> Self {
+        match self {
+            Self::Sqlite(p) => Self::Sqlite(base.join(p)),
+            pg @ Self::Postgres(_) => pg,
+        }
+    }
+
+    /// Whether a SQLite file is missing (a PostgreSQL database is assumed present: opening it
+    /// tells).
+    fn missing(&self) -> bool {
+        matches!(self, Self::Sqlite(p) if !p.exists())
+    }
 }
 
 /// Unseal inputs.
@@ -190,26 +244,86 @@ pub enum AttestCommand {
     },
 }
 
-pub(crate) async fn open_store(path: &Path) -> Result<Arc<dyn Store>> {
-    let s = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("cannot open the store {}", path.display()))?;
-    Ok(Arc::new(s))
+pub(crate) async fn open_store(at: &StoreLocation) -> Result<Arc<dyn Store>> {
+    let s: Arc<dyn Store> = match at {
+        StoreLocation::Sqlite(path) => Arc::new(
+            SqliteStore::open(path)
+                .await
+                .with_context(|| format!("cannot open the store {}", path.display()))?,
+        ),
+        StoreLocation::Postgres(url) => Arc::new(
+            tresor_store::PgStore::connect(secrecy::ExposeSecret::expose_secret(url))
+                .await
+                .with_context(|| format!("cannot open the store {}", at.display()))?,
+        ),
+    };
+    Ok(s)
+}
+
+/// Engine settings an operator tunes on a long-running node.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Milliseconds between commits of queued key-use audit entries. Longer batches cost the
+    /// store less (fewer transactions, which matters on a remote PostgreSQL); a node that
+    /// crashes loses at most this much of the key-use record, never an acknowledged change of
+    /// an object.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub audit_flush_ms: u64,
+    /// Key use fails closed (CKR_DEVICE_ERROR) while more audit entries than this wait to be
+    /// written, e.g. while the store is unreachable.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending_audit: u64,
+    /// Parsed keys kept in memory per partition.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub key_cache: u64,
+    /// Consecutive wrong PINs after which a partition's user (or SO) is locked.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub max_pin_failures: i64,
+}
+
+impl EngineArgs {
+    /// The engine configuration these settings give.
+    pub fn config(&self) -> EngineConfig {
+        EngineConfig {
+            audit_flush_interval: std::time::Duration::from_millis(self.audit_flush_ms),
+            max_pending_audit: usize::try_from(self.max_pending_audit).unwrap_or(usize::MAX),
+            cache_capacity: usize::try_from(self.key_cache).unwrap_or(usize::MAX),
+            max_pin_failures: self.max_pin_failures,
+            ..EngineConfig::default()
+        }
+    }
 }
 
 pub(crate) async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>> {
-    if !store.store.exists() {
+    open_engine_with(store, EngineConfig::default()).await
+}
+
+/// [`open_engine`] with settings of the caller's.
+pub(crate) async fn open_engine_with(
+    store: &StoreArgs,
+    config: EngineConfig,
+) -> Result<Arc<Engine>> {
+    if store.store.missing() {
         bail!(
             "no store at {} (run `tresor init` first, or pass --store)",
             store.store.display()
         );
     }
     let s = open_store(&store.store).await?;
-    Ok(Engine::open(s, EngineConfig::default()).await?)
+    Ok(Engine::open(s, config).await?)
 }
 
 pub(crate) async fn open_unsealed(store: &StoreArgs, shares: &ShareArgs) -> Result<Arc<Engine>> {
-    let engine = open_engine(store).await?;
+    open_unsealed_with(store, shares, EngineConfig::default()).await
+}
+
+/// [`open_unsealed`] with settings of the caller's.
+pub(crate) async fn open_unsealed_with(
+    store: &StoreArgs,
+    shares: &ShareArgs,
+    config: EngineConfig,
+) -> Result<Arc<Engine>> {
+    let engine = open_engine_with(store, config).await?;
     let config = match engine.status() {
         SealStatus::Uninitialized => bail!(
             "the store {} is not initialised; run `tresor init`",
@@ -234,13 +348,19 @@ fn write_root(engine: &Engine, path: &Path) -> Result<()> {
 }
 
 pub async fn init(a: InitArgs) -> Result<ExitCode> {
-    if a.store.store.exists() {
+    if matches!(&a.store.store, StoreLocation::Sqlite(p) if p.exists()) {
         bail!(
             "{} already exists; `tresor init` only initialises a new store",
             a.store.store.display()
         );
     }
     let engine = Engine::open(open_store(&a.store.store).await?, EngineConfig::default()).await?;
+    if engine.status() != SealStatus::Uninitialized {
+        bail!(
+            "{} is already initialised; `tresor init` only initialises a new store",
+            a.store.store.display()
+        );
+    }
     let shares = engine.init(a.threshold, a.shares).await?;
     write_root(&engine, &a.root_cert)?;
     println!(
@@ -309,7 +429,11 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
     let share_path = a.dir.join("dev.share");
     let root_path = a.dir.join("root.pem");
     let creds_path = a.dir.join("credentials.json");
-    let engine = Engine::open(open_store(&db).await?, EngineConfig::default()).await?;
+    let engine = Engine::open(
+        open_store(&StoreLocation::Sqlite(db.clone())).await?,
+        EngineConfig::default(),
+    )
+    .await?;
     if engine.status() == SealStatus::Uninitialized {
         let bar = spinner("initialising the dev store");
         let shares = engine.init(1, 1).await?;
@@ -504,7 +628,7 @@ pub async fn audit(c: AuditCommand) -> Result<ExitCode> {
             .with_context(|| format!("cannot read {}", root_cert.display()))?,
     )
     .context("the root certificate is not PEM")?;
-    if !store.store.exists() {
+    if store.store.missing() {
         bail!("no store at {}", store.store.display());
     }
     let s = open_store(&store.store).await?;

@@ -45,8 +45,9 @@ pub struct RestConfig {
     pub primus_config: PathBuf,
     /// The secrets file with each partition's permanent secret and the service passwords.
     pub secrets_config: PathBuf,
-    /// The store database holding the request table.
-    pub store: PathBuf,
+    /// The store holding the request table: a SQLite file (relative to this file), or a
+    /// PostgreSQL URL (the password is better given in `PGPASSWORD` than written here).
+    pub store: String,
     /// The tenants.
     pub tenants: Vec<TenantConfig>,
     /// Hours a finished request stays in the request table (from its creation); 0 keeps
@@ -162,7 +163,12 @@ pub async fn rest(a: RestArgs) -> Result<ExitCode> {
     let secrets = tresor_client::config::secrets::SecretsFile::load(&secrets_path)
         .with_context(|| format!("cannot load {}", secrets_path.display()))?
         .secrets;
-    let store = crate::cmd::open_store(&base.join(&cfg.store)).await?;
+    let at = cfg
+        .store
+        .parse::<crate::cmd::StoreLocation>()
+        .unwrap_or_else(|never| match never {})
+        .relative_to(&base);
+    let store = crate::cmd::open_store(&at).await?;
     let mut tenants = Vec::new();
     for t in &cfg.tenants {
         let slot = primus

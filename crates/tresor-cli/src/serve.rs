@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::cmd::{open_unsealed, ShareArgs, StoreArgs};
+use crate::cmd::{open_unsealed, open_unsealed_with, EngineArgs, ShareArgs, StoreArgs};
 use crate::shares_io::write_private;
 
 /// `tresor hsm`.
@@ -19,6 +19,8 @@ pub struct HsmArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Node name (probes, logs, metrics, audit).
     #[arg(long, default_value = "node0")]
     pub name: String,
@@ -44,7 +46,7 @@ pub struct HsmArgs {
 
 /// Run an HSM node until Ctrl-C / SIGTERM.
 pub async fn hsm(a: HsmArgs) -> Result<ExitCode> {
-    let engine = open_unsealed(&a.store, &a.shares).await?;
+    let engine = open_unsealed_with(&a.store, &a.shares, a.engine.config()).await?;
     let _bg = engine.spawn_background();
     let node = tresor_server::Node::start(
         engine.clone(),

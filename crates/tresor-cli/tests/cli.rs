@@ -332,3 +332,99 @@ fn dev_reuses_its_store_and_credentials() {
     };
     assert_eq!(pin_line(&first), pin_line(&text(&o)));
 }
+
+/// A PostgreSQL URL as `--store`: an unreachable server gives an error that names it with the
+/// password hidden; on the real server (`TRESOR_TEST_PG_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`, in a database of its own) `init` works once, a
+/// second `init` is refused, and `unseal` and `audit verify` work on it.
+#[test]
+fn postgres_store_urls() {
+    let o = tresor(
+        &[
+            "unseal",
+            "--store",
+            "postgres://tresor:s3cret-pw@127.0.0.1:1/nowhere",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("postgres://tresor:***@127.0.0.1:1/nowhere"),
+        "{t}"
+    );
+    assert!(!t.contains("s3cret-pw"), "{t}");
+
+    let admin = std::env::var("TRESOR_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("tresor_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .output()
+            .expect("psql (scripts/setup.sh installs the PostgreSQL client)")
+    };
+    let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let created = psql(&format!("CREATE DATABASE {name}"));
+    assert!(
+        created.status.success(),
+        "PostgreSQL at {admin} is needed (pg_ctlcluster --skip-systemctl-redirect \
+         $(ls /etc/postgresql) main start): {}",
+        text(&created)
+    );
+    struct Cleanup<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Cleanup<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let _drop = Cleanup(|| {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    });
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+    let shares = dir.path().join("shares");
+    let root = dir.path().join("root.pem");
+    let args = [
+        "init",
+        "--store",
+        &url,
+        "--shares",
+        "1",
+        "--threshold",
+        "1",
+        "--share-dir",
+        shares.to_str().unwrap(),
+        "--root-cert",
+        root.to_str().unwrap(),
+    ];
+    let o = tresor(&args, None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tresor(&args, None);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("already initialised"), "{}", text(&o));
+    let share = shares.join("share-1.txt");
+    let o = tresor(
+        &[
+            "unseal",
+            "--store",
+            &url,
+            "--share-file",
+            share.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tresor(
+        &[
+            "audit",
+            "verify",
+            "--store",
+            &url,
+            "--root-cert",
+            root.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -4,7 +4,9 @@
 //! * the seed flow: credentials file → `ppin -p` → `ppin -a` → `ppin -t` → an operation;
 //! * refusals (wrong service password, blocked address, expired / reused setup password, wrong
 //!   PKCS#11 password, locked-out service user), each precise, the processes serving others;
-//! * two nodes behind a gateway, one killed under load, the client carrying on;
+//! * two nodes behind a gateway, one killed under load, the client carrying on (on a shared
+//!   SQLite file, and as a cluster on the PostgreSQL server at `TRESOR_TEST_PG_URL`, default
+//!   `postgres://postgres@127.0.0.1:5432/test`, in a database of its own);
 //! * everything the gateway forwards is captured: no payload, PIN or key appears in it;
 //! * malformed input to the node and the gateway harms neither.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -87,7 +89,10 @@ fn wait_port(addr: SocketAddr, what: &str, child: &mut Child) {
 /// A cluster store with one partition and one service, ready for nodes and gateways.
 struct Cluster {
     dir: tempfile::TempDir,
-    db: PathBuf,
+    /// `TRESOR_STORE` of every command: a SQLite file or a PostgreSQL URL.
+    store: String,
+    /// The PostgreSQL database behind `store`, dropped with the cluster.
+    _pg: Option<PgDatabase>,
     share: PathBuf,
     root: PathBuf,
     gw_cert: PathBuf,
@@ -95,17 +100,78 @@ struct Cluster {
     service_password: String,
 }
 
+/// A database of its own on the test PostgreSQL server, dropped on drop.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn psql(admin_url: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .args([admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .output()
+            .expect("psql (scripts/setup.sh installs the PostgreSQL client)")
+    }
+
+    /// A new empty database; its URL.
+    fn create() -> (PgDatabase, String) {
+        let admin_url = std::env::var("TRESOR_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut rnd = [0u8; 8];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut rnd)
+            .unwrap();
+        let name = format!(
+            "tresor_net_{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let o = Self::psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        assert!(
+            o.status.success(),
+            "cannot create a database on {admin_url} (is PostgreSQL running? \
+             pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start): {}",
+            text(&o)
+        );
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        (PgDatabase { admin_url, name }, url)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Self::psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
 impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("tresor.db");
+        let store = dir.path().join("tresor.db").to_str().unwrap().to_owned();
+        Self::with_store(dir, store, None)
+    }
+
+    /// A cluster whose store is a fresh PostgreSQL database.
+    fn on_postgres() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (pg, url) = PgDatabase::create();
+        Self::with_store(dir, url, Some(pg))
+    }
+
+    fn with_store(dir: tempfile::TempDir, store: String, pg: Option<PgDatabase>) -> Cluster {
         let root = dir.path().join("root.pem");
         let shares = dir.path().join("shares");
         let c = Cluster {
             share: shares.join("share-1.txt"),
             gw_cert: dir.path().join("gw.pem"),
             gw_key: dir.path().join("gw.key"),
-            db,
+            store,
+            _pg: pg,
             root,
             dir,
             service_password: String::new(),
@@ -165,7 +231,7 @@ impl Cluster {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(TRESOR);
         c.args(args)
-            .env("TRESOR_STORE", &self.db)
+            .env("TRESOR_STORE", &self.store)
             .env("RUST_LOG", "warn");
         // Every command that needs to unseal takes the share file.
         if matches!(args.first(), Some(&"admin") | Some(&"cert") | Some(&"hsm"))
@@ -192,20 +258,22 @@ impl Cluster {
     }
 
     fn node_with_http(&self, name: &str) -> (Proc, SocketAddr, SocketAddr) {
+        self.node_with_args(name, &[])
+    }
+
+    /// A node started with `extra` options after the usual ones.
+    fn node_with_args(&self, name: &str, extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let (addr_s, http_s) = (addr.to_string(), http.to_string());
+        let mut args = vec![
+            "hsm", "--name", name, "--listen", &addr_s, "--http", &http_s,
+        ];
+        args.extend_from_slice(extra);
         let mut child = self
-            .cmd(&[
-                "hsm",
-                "--name",
-                name,
-                "--listen",
-                &addr.to_string(),
-                "--http",
-                &http.to_string(),
-            ])
+            .cmd(&args)
             .env("TRESOR_LOG", "tresor_core=debug,tresor_server=info,warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -588,10 +656,52 @@ fn seed_flow_and_refusals() {
     drop(_node);
 }
 
+/// The engine settings of `tresor hsm` reach its engine: with `--max-pin-failures 2` the second
+/// wrong PIN locks the user (CKR_PIN_LOCKED), and the right one is refused after it; a bad value
+/// is refused before the node starts.
+#[test]
+fn node_engine_settings_take_effect() {
+    let cl = Cluster::new();
+    let (_node, addr, _) = cl.node_with_args(
+        "node1",
+        &["--max-pin-failures", "2", "--audit-flush-ms", "50"],
+    );
+    let (_gw, gw) = cl.gateway(&[("node1", addr)]);
+    let setup = cl.setup_password(&[]);
+    let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
+    ppin_ok(
+        &cfg,
+        &secrets,
+        &["-p", "-e", "acme-svc", &cl.service_password],
+    );
+    ppin_ok(&cfg, &secrets, &["-a", "-e", "P1", &setup, USER_PIN]);
+    let app = client(&cfg, &secrets);
+    // The default is 10: here the second wrong PIN already locks.
+    let e = login(&app, "not-the-pin").unwrap_err();
+    assert!(e.to_string().contains("0x000000A0"), "{e}");
+    let e = login(&app, "not-the-pin").unwrap_err();
+    assert!(e.to_string().contains("0x000000A4"), "locking: {e}");
+    let e = login(&app, USER_PIN).unwrap_err();
+    assert!(e.to_string().contains("0x000000A4"), "locked: {e}");
+
+    let o = cl.run(&["hsm", "--audit-flush-ms", "0"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--audit-flush-ms"), "{}", text(&o));
+}
+
 /// Two nodes behind one gateway; one is killed while four threads sign.
 #[test]
 fn node_failover_under_load() {
-    let cl = Cluster::new();
+    failover_under_load(&Cluster::new());
+}
+
+/// The same with the nodes as a cluster on one PostgreSQL database.
+#[test]
+fn node_failover_under_load_on_postgres() {
+    failover_under_load(&Cluster::on_postgres());
+}
+
+fn failover_under_load(cl: &Cluster) {
     let (n1, a1, h1) = cl.node_with_http("node1");
     let (n2, a2, h2) = cl.node_with_http("node2");
     let (_gw, gw) = cl.gateway(&[("node1", a1), ("node2", a2)]);

@@ -10,16 +10,44 @@
 //! deletes of objects are compare-and-swap on the object's version, and audit entries are keyed
 //! by `(partition, seq)`, so two writers can never fork a chain or lose an update.
 //!
-//! The trait uses only portable SQL concepts so that the PostgreSQL implementation of the
-//! cluster issue can implement it unchanged.
+//! Two implementations: [`SqliteStore`], one embedded database file (the default), and
+//! [`PgStore`], a PostgreSQL database that the nodes of a cluster share. They are held to the
+//! same behaviour by one set of tests (`tests/behaviour.rs`); [`open_store`] picks one from a
+//! spec string.
 
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod sql;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{redact_url, PgStore, PgStoreOptions};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
+
+/// Open the store named by `spec`: a `postgres://` or `postgresql://` URL connects a
+/// [`PgStore`] (default [`PgStoreOptions`]), anything else is the path of an SQLite database
+/// file, opened (and created if missing) with [`SqliteStore::open`]. Either way the schema is
+/// brought up to date.
+pub async fn open_store(spec: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if is_postgres_url(spec) {
+        Ok(std::sync::Arc::new(PgStore::connect(spec).await?))
+    } else {
+        Ok(std::sync::Arc::new(
+            SqliteStore::open(std::path::Path::new(spec)).await?,
+        ))
+    }
+}
+
+/// True if `spec` is a PostgreSQL URL (the scheme is case-insensitive, as in any URL).
+pub fn is_postgres_url(spec: &str) -> bool {
+    ["postgres://", "postgresql://"].iter().any(|scheme| {
+        spec.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    })
+}
 
 /// Partition id 0 is the cluster itself: its audit chain records partition creation and deletion.
 pub const CLUSTER_PARTITION: i64 = 0;
@@ -424,3 +452,29 @@ impl ChainHead {
 /// [`Store::commit_chained`]). Errors are reported as the commit's error.
 pub type ChainBuilder =
     Box<dyn FnOnce(ChainHead) -> Result<Vec<Mutation>, String> + Send + 'static>;
+
+#[cfg(test)]
+mod tests {
+    use super::is_postgres_url;
+
+    #[test]
+    fn specs_are_told_apart_by_their_scheme() {
+        for url in [
+            "postgres://u@h/d",
+            "postgresql://u:p@h:5432/d?sslmode=disable",
+            "POSTGRES://h/d",
+        ] {
+            assert!(is_postgres_url(url), "{url}");
+        }
+        for path in [
+            "tresor.db",
+            "/var/lib/tresor/tresor.db",
+            "postgres.db",
+            "./postgres://x",
+            "postgres:/x",
+            "",
+        ] {
+            assert!(!is_postgres_url(path), "{path}");
+        }
+    }
+}

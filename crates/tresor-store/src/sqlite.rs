@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::sql::FINISHED_REQUEST_STATES;
 use crate::{
     AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, RequestRow,
     ServiceRow, Store, StoreError, StoreResult, WriteBatch,
@@ -35,42 +36,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The columns of `objects`, in the order [`object_from_row`] reads them.
-macro_rules! object_columns {
-    () => {
-        "partition_id, object_id, version, class, key_type, label, ckaid, uuid, usage_count, sealed"
-    };
-}
-
-/// The columns of `partitions`, in the order [`partition_from_row`] reads them.
-macro_rules! partition_columns {
-    () => {
-        "id, name, created, version, sealed, so_failures, user_failures"
-    };
-}
-
-/// The columns of `audit`, in the order [`audit_from_row`] reads them.
-macro_rules! audit_columns {
-    () => {
-        "partition_id, seq, time_ns, actor, action, object_id, detail, prev_hash, hash"
-    };
-}
-
-/// The columns of `services`, in the order [`service_from_row`] reads them.
-macro_rules! service_columns {
-    () => {
-        "name, service_user, record_json, failures, locked_until, version"
-    };
-}
-
-/// The columns of `requests`, in the order [`request_from_row`] reads them.
-macro_rules! request_columns {
-    () => {
-        "id, tenant, kind, status, key_name, request_json, approvals_json, result, error, \
-         created, updated, executed, expires, version"
-    };
-}
 
 /// Tuning of a [`SqliteStore`] opened with [`SqliteStore::open_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1133,10 +1098,6 @@ fn cas_miss(what: impl Display, stored: Option<i64>, expected: i64) -> StoreErro
 
 /// Map an error of a write: uniqueness violations become `Conflict`, a missing referenced row
 /// (an object of an unknown partition) `NotFound`, anything else `Database`.
-/// The states a REST request does not leave.
-const FINISHED_REQUEST_STATES: [&str; 5] =
-    ["EXECUTED", "FAILED", "EXPIRED", "REJECTED", "CANCELLED"];
-
 fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         match d.kind() {

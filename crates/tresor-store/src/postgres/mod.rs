@@ -1,0 +1,1093 @@
+//! The PostgreSQL implementation of [`Store`]: the store of a cluster, where several HSM nodes,
+//! REST nodes and gateways share one database.
+//!
+//! # Why the SQLite code could not be copied as is
+//!
+//! SQLite serialises writers, so a read followed by a write inside one of its transactions sees
+//! no one in between. PostgreSQL (at READ COMMITTED, its default) runs writers side by side, so
+//! every guarantee of the [`Store`] trait is rebuilt from what PostgreSQL itself makes atomic:
+//!
+//! - **Compare-and-swap** (partitions, objects, services, REST requests) is one conditional
+//!   statement, `UPDATE … WHERE key AND version = $expected` (or `DELETE`), whose row count
+//!   decides. When two nodes race on one row, the second waits for the first's row lock and then
+//!   re-evaluates its `WHERE` on the row the first committed: the version no longer matches, it
+//!   touches nothing, and only then is the row read again to tell `Conflict` from `NotFound`.
+//!   Two writers therefore never both win a version, and a loser never overwrites a winner.
+//! - **No lost updates of counters**: `AddUsage` is `usage_count = usage_count + n`, and the
+//!   compare-and-swap of an object keeps `GREATEST(stored, given)`; both are computed on the
+//!   latest committed row, after the row lock.
+//! - **Uniqueness** (partition id and name, object id, audit `(partition, seq)`, checkpoint,
+//!   cluster key, service name and user, request id) is a primary key or a named unique
+//!   constraint. A second writer inserting the same key waits for the first and then fails
+//!   with a unique violation, which becomes `Conflict`: an audit chain cannot fork.
+//! - **Deleting a partition** first locks its row (`SELECT … FOR UPDATE`): an object insert,
+//!   whose foreign-key check needs a share lock on that row, either finished before (and its
+//!   object is deleted with the others) or fails afterwards with `NotFound`.
+//! - **Chained commits** ([`Store::commit_chained`]) take a transaction-scoped advisory lock
+//!   named after the schema and the partition before anything else, then read the chain's head.
+//!   Chained writers of one partition thus run one after the other and each continues the head
+//!   the previous one committed; writers of other partitions are not held up.
+//! - **Deadlocks and serialization failures** (SQLSTATE 40P01, 40001) abort the whole
+//!   transaction on the server, which leaves nothing applied; the attempt is run again, up to
+//!   [`MAX_ATTEMPTS`] times with a short random pause, and then reported as `Conflict`. A batch
+//!   is a list of mutations, not a closure, so running it again is exactly what a serialised
+//!   store would have done. For a chained commit the chain builder is called at most once: a
+//!   later attempt reuses its mutations if the head it finds is the one they were built on and
+//!   gives `Conflict` otherwise.
+//!
+//! Every write transaction starts with `BEGIN ISOLATION LEVEL READ COMMITTED`, whatever the
+//! server's `default_transaction_isolation`: the advisory lock above only helps if the head is
+//! read with a snapshot taken after the lock was granted, which REPEATABLE READ would not give.
+//!
+//! # Schema and connections
+//!
+//! The schema lives in `migrations-pg/` (the same version numbers as SQLite's `migrations/`) and
+//! is embedded with [`sqlx::migrate!`]; it is applied when a store connects, under sqlx's
+//! database-wide advisory lock, so nodes starting together do not run it twice. With
+//! [`PgStoreOptions::schema`] everything, the migration bookkeeping included, lives in that
+//! schema: each connection starts with `search_path` set to it, so several clusters (or tests)
+//! can share one database.
+//!
+//! The URL's password never appears in an error or in `Debug` output: errors name the server
+//! with the password replaced by `***`.
+//!
+//! Needs PostgreSQL 11 or later (`hashtextextended`). The workspace builds sqlx without TLS, so
+//! `sslmode=require` fails with a clear error: reach the database over a trusted network or a
+//! Unix socket until a TLS feature is added.
+
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection};
+
+use crate::sql::FINISHED_REQUEST_STATES;
+use crate::{
+    AuditRow, ChainBuilder, ChainHead, CheckpointRow, Mutation, ObjectFilter, ObjectRow,
+    PartitionRow, RequestRow, ServiceRow, Store, StoreError, StoreResult, WriteBatch,
+};
+
+mod rows;
+mod url;
+pub use url::redact_url;
+mod write;
+
+use rows::{
+    audit_from_row, checkpoint_from_row, get, object_from_row, partition_from_row,
+    request_from_row, service_from_row, AUDIT_HEAD_SQL,
+};
+use url::{redact, url_secrets};
+use write::{apply, cas_miss};
+
+/// The schema migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations-pg");
+
+/// How often a transaction the server aborted as a deadlock victim (or for a serialization
+/// failure) is run before the caller gets `Conflict`.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// How a write transaction starts (see the module doc for why the level is explicit).
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// SQLSTATEs after which the server has rolled the transaction back and running it again is
+/// safe: serialization_failure and deadlock_detected.
+const RETRYABLE_STATES: [&str; 2] = ["40001", "40P01"];
+
+/// Tuning of a [`PgStore`] connected with [`PgStore::connect_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgStoreOptions {
+    /// Size of the connection pool (at least 1). Each node of a cluster has its own pool, so the
+    /// server's `max_connections` must cover the sum.
+    pub max_connections: u32,
+    /// Keep every table in this schema (created if missing) instead of the server's default
+    /// `search_path`. Lower-case ASCII letters, digits and `_`, not starting with a digit, at
+    /// most 63 bytes (what PostgreSQL keeps of a name).
+    pub schema: Option<String>,
+    /// How long connecting may take, the server being down included (connecting is retried
+    /// while the server refuses connections). Also how long a call waits for a free connection
+    /// of the pool before it fails.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            schema: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// [`Store`] backed by a PostgreSQL database shared by the nodes of a cluster.
+///
+/// Cloning is cheap and shares the pool. As with [`SqliteStore`](crate::SqliteStore),
+/// [`Mutation::UpdateObject`] never lowers the stored `usage_count`.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The URL with its password replaced, for messages.
+    shown: String,
+    schema: Option<String>,
+}
+
+impl std::fmt::Debug for PgStore {
+    // The pool's options hold the password: only the redacted URL is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.shown)
+            .field("schema", &self.schema)
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt at a transaction failed.
+#[derive(Debug)]
+enum Failure {
+    /// The answer: report it.
+    Final(StoreError),
+    /// The server aborted the transaction (deadlock victim, serialization failure); nothing was
+    /// applied and the attempt may run again.
+    Retry(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Final(e)
+    }
+}
+
+type Attempt<T> = Result<T, Failure>;
+
+impl PgStore {
+    /// Connect to the database at `url` (`postgres://user:password@host:port/database`, the
+    /// options of [`PgConnectOptions`]) with the default [`PgStoreOptions`], and bring its
+    /// schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, PgStoreOptions::default()).await
+    }
+
+    /// Connect to the database at `url` with `opts`, create the schema if one is named and
+    /// missing, and bring the tables up to date.
+    pub async fn connect_with(url: &str, opts: PgStoreOptions) -> StoreResult<Self> {
+        let secrets = url_secrets(url);
+        let shown = redact_url(url);
+        let fail = |what: &str, e: &dyn Display| {
+            StoreError::Database(redact(
+                &format!("{what} PostgreSQL at {shown}: {e}"),
+                &secrets,
+            ))
+        };
+        let mut connect = PgConnectOptions::from_str(url).map_err(|e| fail("bad URL for", &e))?;
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("tresor");
+        }
+        if let Some(schema) = &opts.schema {
+            check_schema_name(schema)?;
+            connect = connect.options([("search_path", quoted(schema))]);
+        }
+
+        // One connection first: it tells "server down" from "bad settings" (the pool would only
+        // report a timeout) and creates the schema the pool's connections will search.
+        let mut conn = first_connection(&connect, opts.connect_timeout)
+            .await
+            .map_err(|e| fail("connecting to", &e))?;
+        if let Some(schema) = &opts.schema {
+            create_schema(&mut conn, schema)
+                .await
+                .map_err(|e| fail(&format!("creating schema {schema:?} on"), &e))?;
+        }
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing the first connection");
+        }
+
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.connect_timeout)
+            .connect_lazy_with(connect);
+        // Through the pool, not the connection above: `Migrator::run` on a bare connection
+        // makes this future non-`Send`, and callers spawn it.
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| fail("migrating the schema of", &e))?;
+        Ok(Self {
+            pool,
+            shown,
+            schema: opts.schema,
+        })
+    }
+
+    /// The schema the tables live in, if one was named.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Close every connection, waiting for running queries to finish. Calls made afterwards on
+    /// this store or its clones fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Run `attempt` until it succeeds, fails for good, or was aborted [`MAX_ATTEMPTS`] times.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> StoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        let mut n = 1;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(failure) => again(what, n, failure).await?,
+            }
+            n += 1;
+        }
+    }
+
+    /// Start a write transaction.
+    async fn begin(&self) -> Attempt<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool
+            .begin_with(BEGIN)
+            .await
+            .map_err(|e| db_failure("starting a write transaction", e))
+    }
+
+    /// One attempt at [`Store::commit`].
+    async fn commit_once(&self, batch: &WriteBatch) -> Attempt<()> {
+        let mut tx = self.begin().await?;
+        for (i, m) in batch.mutations.iter().enumerate() {
+            if let Err(err) = apply(&mut tx, m).await {
+                tracing::debug!(mutation = i, error = ?err, "store commit rolled back");
+                rollback(tx).await;
+                return Err(err);
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_failure("committing a write transaction", e))
+    }
+
+    /// One attempt at [`Store::commit_chained`]. `chain` is taken on the first attempt that gets
+    /// that far; `built` keeps what it returned, and on which head, for later attempts.
+    async fn chained_once(
+        &self,
+        batch: &WriteBatch,
+        partition_id: i64,
+        chain: &mut Option<ChainBuilder>,
+        built: &mut Option<(ChainHead, Vec<Mutation>)>,
+    ) -> Attempt<()> {
+        let mut tx = self.begin().await?;
+        let result: Attempt<()> = async {
+            // First, so that no row lock of the batch is held while waiting for the chain.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(\
+                 'tresor audit chain ' || current_schema() || ' ' || $1::text, 0))",
+            )
+            .bind(partition_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_failure("locking the audit chain", e))?;
+            for m in &batch.mutations {
+                apply(&mut tx, m).await?;
+            }
+            let head = sqlx::query(AUDIT_HEAD_SQL)
+                .bind(partition_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| db_failure("reading the audit head in a chained commit", e))?;
+            let head = head.as_ref().map(audit_from_row).transpose()?;
+            let cp: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(seq) FROM checkpoints WHERE partition_id = $1")
+                    .bind(partition_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        db_failure("reading the last checkpoint in a chained commit", e)
+                    })?;
+            let at = ChainHead {
+                seq: head.as_ref().map_or(0, |h| h.seq),
+                hash: head.map(|h| h.hash),
+                last_checkpoint: cp.unwrap_or(0),
+            };
+            let extra = match (built.as_ref(), chain.take()) {
+                (Some((was, extra)), _) if *was == at => extra.clone(),
+                (Some((was, _)), _) => {
+                    return Err(StoreError::Conflict(format!(
+                        "the audit chain of partition {partition_id} moved from seq {} to {} \
+                         while a chained commit was run again",
+                        was.seq, at.seq
+                    ))
+                    .into());
+                }
+                (None, Some(chain)) => {
+                    let extra = chain(at.clone()).map_err(StoreError::Conflict)?;
+                    *built = Some((at, extra.clone()));
+                    extra
+                }
+                (None, None) => {
+                    return Err(StoreError::Database(
+                        "chained commit: the chain builder was already used".into(),
+                    )
+                    .into());
+                }
+            };
+            for m in &extra {
+                apply(&mut tx, m).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::debug!(error = ?err, "chained store commit rolled back");
+            rollback(tx).await;
+            return Err(err);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_failure("committing a write transaction", e))
+    }
+
+    /// One attempt at [`Store::insert_requests`].
+    async fn insert_requests_once(&self, rows: &[RequestRow]) -> Attempt<()> {
+        let mut tx = self.begin().await?;
+        // 256 rows × 14 parameters per statement, far under PostgreSQL's 65,535.
+        for chunk in rows.chunks(256) {
+            let mut qb: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(concat!(
+                "INSERT INTO requests (",
+                request_columns!(),
+                ") "
+            ));
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(&row.id)
+                    .push_bind(&row.tenant)
+                    .push_bind(&row.kind)
+                    .push_bind(&row.status)
+                    .push_bind(&row.key_name)
+                    .push_bind(&row.request_json)
+                    .push_bind(&row.approvals_json)
+                    .push_bind(&row.result)
+                    .push_bind(&row.error)
+                    .push_bind(row.created)
+                    .push_bind(row.updated)
+                    .push_bind(row.executed)
+                    .push_bind(row.expires)
+                    .push_bind(row.version);
+            });
+            if let Err(e) = qb.build().execute(&mut *tx).await {
+                rollback(tx).await;
+                return Err(write_failure(format_args!("{} requests", chunk.len()), e));
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_failure("committing requests", e))
+    }
+
+    /// One attempt at [`Store::update_request`].
+    async fn update_request_once(&self, row: &RequestRow) -> Attempt<()> {
+        let done = sqlx::query(
+            "UPDATE requests SET status = $1, key_name = $2, request_json = $3, \
+             approvals_json = $4, result = $5, error = $6, updated = $7, executed = $8, \
+             expires = $9, version = $10 \
+             WHERE id = $11 AND tenant = $12 AND version = $13",
+        )
+        .bind(&row.status)
+        .bind(&row.key_name)
+        .bind(&row.request_json)
+        .bind(&row.approvals_json)
+        .bind(&row.result)
+        .bind(&row.error)
+        .bind(row.updated)
+        .bind(row.executed)
+        .bind(row.expires)
+        .bind(row.version)
+        .bind(&row.id)
+        .bind(&row.tenant)
+        .bind(row.version - 1)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| write_failure(format_args!("request {:?}", row.id), e))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM requests WHERE id = $1 AND tenant = $2")
+                .bind(&row.id)
+                .bind(&row.tenant)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_failure(format_args!("request {:?}", row.id), e))?;
+        Err(cas_miss(
+            format_args!("request {:?}", row.id),
+            stored,
+            row.version - 1,
+        )
+        .into())
+    }
+
+    /// One attempt at [`Store::delete_finished_requests`].
+    async fn delete_finished_once(
+        &self,
+        tenant: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> Attempt<u64> {
+        // One status at a time, so each lookup is a range of the (tenant, status, created)
+        // index. SKIP LOCKED lets two nodes clean up at once without waiting for each other.
+        let mut gone = 0u64;
+        for status in FINISHED_REQUEST_STATES {
+            let left = u64::from(limit).saturating_sub(gone);
+            if left == 0 {
+                break;
+            }
+            let done = sqlx::query(
+                "DELETE FROM requests WHERE id IN (SELECT id FROM requests \
+                 WHERE tenant = $1 AND status = $2 AND created < $3 LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(tenant)
+            .bind(status)
+            .bind(created_before)
+            .bind(i64::try_from(left).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                write_failure(format_args!("deleting finished requests of {tenant:?}"), e)
+            })?;
+            gone += done.rows_affected();
+        }
+        Ok(gone)
+    }
+}
+
+/// After attempt `n` at `what` failed: `Ok` (having paused) if it may run again, else the error
+/// to report. Aborted attempts become `Conflict` once [`MAX_ATTEMPTS`] is reached: the caller
+/// (the engine) treats that like a lost race and re-reads.
+async fn again(what: &str, n: u32, failure: Failure) -> StoreResult<()> {
+    match failure {
+        Failure::Final(e) => Err(e),
+        Failure::Retry(msg) if n >= MAX_ATTEMPTS => Err(StoreError::Conflict(format!(
+            "{what}: aborted by the server {n} times, last: {msg}"
+        ))),
+        Failure::Retry(msg) => {
+            tracing::debug!(attempt = n, error = %msg, "{what}: running it again");
+            pause(n).await;
+            Ok(())
+        }
+    }
+}
+
+/// Open one connection, retrying while the server refuses connections or is starting up,
+/// until `timeout` has passed. The last error is kept so that a timeout says what went wrong.
+async fn first_connection(
+    connect: &PgConnectOptions,
+    timeout: Duration,
+) -> Result<PgConnection, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = match tokio::time::timeout(left, PgConnection::connect_with(connect)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) if server_not_ready(&e) => e.to_string(),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => format!("no answer within {} ms", timeout.as_millis()),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "gave up after {} ms; last error: {last}",
+                timeout.as_millis()
+            ));
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// True for the errors of a server that is down or still starting.
+fn server_not_ready(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        // cannot_connect_now (starting up), too_many_connections.
+        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS`, tolerating a node that created it at the same moment (the
+/// statement is not race-free: both may pass the check and one then hits the catalog's
+/// unique index).
+async fn create_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quoted(schema));
+    match sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("23505" | "42P06")) => {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuse schema names that would need more than double quotes to be safe in SQL and in the
+/// connection's startup options.
+fn check_schema_name(schema: &str) -> StoreResult<()> {
+    let mut chars = schema.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && schema.len() <= 63 {
+        Ok(())
+    } else {
+        Err(StoreError::Database(format!(
+            "schema name {schema:?}: use 1 to 63 lower-case ASCII letters, digits and '_', \
+             not starting with a digit"
+        )))
+    }
+}
+
+/// A checked schema name as an SQL identifier.
+fn quoted(schema: &str) -> String {
+    format!("\"{schema}\"")
+}
+
+/// Sleep before attempt `n + 1`: a few milliseconds, doubling, with jitter so that two deadlock
+/// victims do not collide again in lockstep.
+async fn pause(n: u32) {
+    use std::hash::{BuildHasher, Hasher};
+    let base_ms = 2u64 << n.min(5); // 4 ms … 64 ms
+    let jitter = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % base_ms.max(1);
+    tokio::time::sleep(Duration::from_millis(base_ms / 2 + jitter)).await;
+}
+
+async fn rollback(tx: sqlx::Transaction<'static, sqlx::Postgres>) {
+    if let Err(e) = tx.rollback().await {
+        // The connection is discarded by the pool; nothing was committed.
+        tracing::warn!(error = %e, "rolling back a failed store commit");
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn cluster_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM cluster WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error(format_args!("reading cluster setting {key:?}"), e))
+    }
+
+    async fn partitions(&self) -> StoreResult<Vec<PartitionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing partitions", e))?;
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading partition {id}"), e))?;
+        row.as_ref().map(partition_from_row).transpose()
+    }
+
+    async fn partition_by_name(&self, name: &str) -> StoreResult<Option<PartitionRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            partition_columns!(),
+            " FROM partitions WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading partition {name:?}"), e))?;
+        row.as_ref().map(partition_from_row).transpose()
+    }
+
+    async fn object(&self, partition_id: i64, object_id: i64) -> StoreResult<Option<ObjectRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            object_columns!(),
+            " FROM objects WHERE partition_id = $1 AND object_id = $2"
+        ))
+        .bind(partition_id)
+        .bind(object_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading object {object_id} of partition {partition_id}"),
+                e,
+            )
+        })?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn find_objects(
+        &self,
+        partition_id: i64,
+        filter: &ObjectFilter,
+    ) -> StoreResult<Vec<ObjectRow>> {
+        let sql = find_objects_sql(filter);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(partition_id);
+        if let Some(class) = filter.class {
+            q = q.bind(class);
+        }
+        if let Some(key_type) = filter.key_type {
+            q = q.bind(key_type);
+        }
+        if let Some(label) = &filter.label {
+            q = q.bind(label.clone());
+        }
+        if let Some(ckaid) = &filter.ckaid {
+            q = q.bind(ckaid.clone());
+        }
+        if let Some(uuid) = &filter.uuid {
+            q = q.bind(uuid.clone());
+        }
+        if let Some(after) = filter.after {
+            q = q.bind(after);
+        }
+        if let Some(limit) = filter.limit {
+            q = q.bind(i64::from(limit));
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(|e| {
+            db_error(
+                format_args!("searching objects of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn object_versions(&self, partition_id: i64) -> StoreResult<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT object_id, version FROM objects WHERE partition_id = $1 ORDER BY object_id",
+        )
+        .bind(partition_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("listing object versions of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter()
+            .map(|r| Ok((get(r, "object_id")?, get(r, "version")?)))
+            .collect()
+    }
+
+    async fn count_objects(&self, partition_id: i64) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE partition_id = $1")
+            .bind(partition_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                db_error(
+                    format_args!("counting objects of partition {partition_id}"),
+                    e,
+                )
+            })
+    }
+
+    async fn audit_head(&self, partition_id: i64) -> StoreResult<Option<AuditRow>> {
+        let row = sqlx::query(AUDIT_HEAD_SQL)
+            .bind(partition_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                db_error(
+                    format_args!("reading the audit head of partition {partition_id}"),
+                    e,
+                )
+            })?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    async fn audit_range(
+        &self,
+        partition_id: i64,
+        from_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit WHERE partition_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(partition_id)
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading the audit chain of partition {partition_id} from {from_seq}"),
+                e,
+            )
+        })?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_partitions(&self) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT DISTINCT partition_id FROM audit ORDER BY partition_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing audit chains", e))
+    }
+
+    async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            checkpoint_columns!(),
+            " FROM checkpoints WHERE partition_id = $1 ORDER BY seq"
+        ))
+        .bind(partition_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("listing checkpoints of partition {partition_id}"),
+                e,
+            )
+        })?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn last_checkpoint(&self, partition_id: i64) -> StoreResult<Option<CheckpointRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            checkpoint_columns!(),
+            " FROM checkpoints WHERE partition_id = $1 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(partition_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            db_error(
+                format_args!("reading the last checkpoint of partition {partition_id}"),
+                e,
+            )
+        })?;
+        row.as_ref().map(checkpoint_from_row).transpose()
+    }
+
+    async fn services(&self) -> StoreResult<Vec<ServiceRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing services", e))?;
+        rows.iter().map(service_from_row).collect()
+    }
+
+    async fn service_by_user(&self, service_user: &str) -> StoreResult<Option<ServiceRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            service_columns!(),
+            " FROM services WHERE service_user = $1"
+        ))
+        .bind(service_user)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading service {service_user:?}"), e))?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    async fn set_service_failures(
+        &self,
+        service_user: &str,
+        failures: i64,
+        locked_until: i64,
+    ) -> StoreResult<()> {
+        // One statement on one row: atomic by itself, and it cannot take part in a deadlock.
+        let done = sqlx::query(
+            "UPDATE services SET failures = $1, locked_until = $2 WHERE service_user = $3",
+        )
+        .bind(failures)
+        .bind(locked_until)
+        .bind(service_user)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            write_error(
+                format_args!("lockout counters of service {service_user:?}"),
+                e,
+            )
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("service {service_user:?}")));
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.retrying("store commit", || self.commit_once(&batch))
+            .await
+    }
+
+    async fn insert_requests(&self, rows: &[RequestRow]) -> StoreResult<()> {
+        if let Some(r) = rows.iter().find(|r| r.version != 1) {
+            return Err(StoreError::Conflict(format!(
+                "request {:?}: a new request has version 1, not {}",
+                r.id, r.version
+            )));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.retrying("inserting requests", || self.insert_requests_once(rows))
+            .await
+    }
+
+    async fn update_request(&self, row: &RequestRow) -> StoreResult<()> {
+        self.retrying("updating a request", || self.update_request_once(row))
+            .await
+    }
+
+    async fn request(&self, tenant: &str, id: &str) -> StoreResult<Option<RequestRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM requests WHERE id = $1 AND tenant = $2"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_error(format_args!("reading request {id:?}"), e))?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    async fn delete_finished_requests(
+        &self,
+        tenant: &str,
+        created_before: i64,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        self.retrying("deleting finished requests", || {
+            self.delete_finished_once(tenant, created_before, limit)
+        })
+        .await
+    }
+
+    async fn requests(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM requests WHERE tenant = $1 AND ($2::TEXT IS NULL OR status = $2) \
+             ORDER BY created DESC, id LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(status)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("listing requests", e))?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    async fn commit_chained(
+        &self,
+        batch: WriteBatch,
+        partition_id: i64,
+        chain: ChainBuilder,
+    ) -> StoreResult<()> {
+        let mut chain = Some(chain);
+        let mut built = None;
+        let mut n = 1;
+        loop {
+            match self
+                .chained_once(&batch, partition_id, &mut chain, &mut built)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(failure) => again("chained store commit", n, failure).await?,
+            }
+            n += 1;
+        }
+    }
+}
+
+/// The SQL of [`Store::find_objects`] for `filter`: only constant fragments go into the text,
+/// every value is a numbered parameter (partition id first, then the `Some` fields in the order
+/// class, key type, label, CKA_ID, UUID, after, limit).
+fn find_objects_sql(filter: &ObjectFilter) -> String {
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        object_columns!(),
+        " FROM objects WHERE partition_id = $1"
+    ));
+    let mut n = 1;
+    let mut next = |sql: &mut String, fragment: &str| {
+        n += 1;
+        sql.push_str(fragment);
+        sql.push_str(&n.to_string());
+    };
+    if filter.class.is_some() {
+        next(&mut sql, " AND class = $");
+    }
+    if filter.key_type.is_some() {
+        next(&mut sql, " AND key_type = $");
+    }
+    if filter.label.is_some() {
+        next(&mut sql, " AND label = $");
+    }
+    if filter.ckaid.is_some() {
+        next(&mut sql, " AND ckaid = $");
+    }
+    if filter.uuid.is_some() {
+        next(&mut sql, " AND uuid = $");
+    }
+    if filter.after.is_some() {
+        next(&mut sql, " AND object_id > $");
+    }
+    sql.push_str(" ORDER BY object_id");
+    if filter.limit.is_some() {
+        next(&mut sql, " LIMIT $");
+    }
+    sql
+}
+
+/// True if the server aborted the transaction in a way that makes running it again safe.
+fn retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if d.code().is_some_and(|c| RETRYABLE_STATES.contains(&c.as_ref())))
+}
+
+/// Map an error of a write: uniqueness violations become `Conflict`, a missing referenced row
+/// (an object of an unknown partition) `NotFound`, an aborted transaction a retry, anything else
+/// `Database`.
+fn write_failure(what: impl Display, e: sqlx::Error) -> Failure {
+    if retryable(&e) {
+        return Failure::Retry(format!("{what}: {e}"));
+    }
+    Failure::Final(write_error(what, e))
+}
+
+/// [`write_failure`] outside a transaction that could be retried.
+fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        match d.kind() {
+            ErrorKind::UniqueViolation => {
+                return StoreError::Conflict(format!("{what} already exists ({})", d.message()));
+            }
+            ErrorKind::ForeignKeyViolation => {
+                return StoreError::NotFound(format!(
+                    "{what}: the partition does not exist ({})",
+                    d.message()
+                ));
+            }
+            _ => {}
+        }
+    }
+    db_error(what, e)
+}
+
+/// A database failure while doing `what` inside a transaction.
+fn db_failure(what: impl Display, e: sqlx::Error) -> Failure {
+    if retryable(&e) {
+        return Failure::Retry(format!("{what}: {e}"));
+    }
+    Failure::Final(db_error(what, e))
+}
+
+/// A database failure while doing `what`.
+fn db_error(what: impl Display, e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Binaries open the store inside spawned tasks: the futures must be `Send` (they are
+    /// only built here, never run).
+    #[test]
+    fn connecting_can_be_spawned() {
+        fn send<T: Send>(_: T) {}
+        send(PgStore::connect("postgres://u@h/d"));
+        send(PgStore::connect_with(
+            "postgres://u@h/d",
+            PgStoreOptions::default(),
+        ));
+        send(crate::open_store("postgres://u@h/d"));
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        for ok in ["tresor", "_t", "tresor_t_0a1b", &"a".repeat(63)] {
+            assert!(check_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "Tresor", "a-b", "a\"b", "a b", &"a".repeat(64)] {
+            assert!(check_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn search_sql_numbers_its_parameters_in_bind_order() {
+        let all = ObjectFilter {
+            class: Some(1),
+            key_type: Some(2),
+            label: Some("l".into()),
+            ckaid: Some(vec![1]),
+            uuid: Some("u".into()),
+            limit: Some(3),
+            after: Some(4),
+        };
+        let sql = find_objects_sql(&all);
+        assert!(
+            sql.ends_with(
+                "WHERE partition_id = $1 AND class = $2 AND key_type = $3 AND label = $4 \
+                 AND ckaid = $5 AND uuid = $6 AND object_id > $7 ORDER BY object_id LIMIT $8"
+            ),
+            "{sql}"
+        );
+        let some = ObjectFilter {
+            label: Some("l".into()),
+            limit: Some(3),
+            ..Default::default()
+        };
+        assert!(
+            find_objects_sql(&some)
+                .ends_with("partition_id = $1 AND label = $2 ORDER BY object_id LIMIT $3"),
+            "{}",
+            find_objects_sql(&some)
+        );
+    }
+}
