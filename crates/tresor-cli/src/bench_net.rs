@@ -272,7 +272,7 @@ const NODE_THREAD: &str = "tresor-srv-node";
 const GATEWAY_THREAD: &str = "tresor-srv-gw";
 
 /// One result row: case, clients, network, in-process, ratio, CPU µs per op.
-type Row = (Case, usize, Measured, Measured, f64, (f64, f64));
+type Row = (Case, usize, Measured, Measured, f64, (f64, f64, f64));
 
 /// CPU time of the process, split into the server side (the node's and gateway's runtime
 /// threads and the store's worker thread, from `/proc/self/task/*/schedstat`, nanoseconds) and
@@ -281,6 +281,8 @@ type Row = (Case, usize, Measured, Measured, f64, (f64, f64));
 #[derive(Debug, Default, Clone, Copy)]
 struct ServerCpu {
     server_ns: u64,
+    /// The gateway's share of `server_ns`.
+    gateway_ns: u64,
     total_ns: u64,
 }
 
@@ -306,23 +308,29 @@ impl ServerCpu {
             let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
             let comm = comm.trim();
             if comm.starts_with(SERVER_THREAD) || comm.starts_with("sqlx-sqlite") {
-                c.server_ns += std::fs::read_to_string(p.join("schedstat"))
+                let ns: u64 = std::fs::read_to_string(p.join("schedstat"))
                     .ok()
                     .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
                     .unwrap_or(0);
+                c.server_ns += ns;
+                if comm.starts_with(GATEWAY_THREAD) {
+                    c.gateway_ns += ns;
+                }
             }
         }
         c
     }
 
-    /// (node and gateway, clients) CPU µs per operation since `before`.
-    fn since(&self, before: &ServerCpu, ops: u64) -> (f64, f64) {
+    /// (node and gateway, clients, gateway alone) CPU µs per operation since `before`.
+    fn since(&self, before: &ServerCpu, ops: u64) -> (f64, f64, f64) {
         let ops = ops.max(1) as f64;
         let server = self.server_ns.saturating_sub(before.server_ns);
+        let gateway = self.gateway_ns.saturating_sub(before.gateway_ns);
         let total = self.total_ns.saturating_sub(before.total_ns);
         (
             server as f64 / 1000.0 / ops,
             total.saturating_sub(server) as f64 / 1000.0 / ops,
+            gateway as f64 / 1000.0 / ops,
         )
     }
 }
@@ -447,12 +455,12 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                 // both sides of the ratio alike.
                 let window = seconds / f64::from(ROUNDS);
                 let (mut net, mut local) = (Tally::default(), Tally::default());
-                let mut cpu = (0.0, 0.0);
+                let mut cpu = (0.0, 0.0, 0.0);
                 for _ in 0..ROUNDS {
                     let cpu0 = ServerCpu::read();
                     let w = measure_window(n, window, &|_| Ok(net_worker(case, &client, &keys)))?;
-                    let (srv, cli) = ServerCpu::read().since(&cpu0, 1);
-                    cpu = (cpu.0 + srv, cpu.1 + cli);
+                    let (srv, cli, gw) = ServerCpu::read().since(&cpu0, 1);
+                    cpu = (cpu.0 + srv, cpu.1 + cli, cpu.2 + gw);
                     net.add(w);
                     local.add(measure_window(n, window, &|i| {
                         let ctx = ctxs.get(i).context("context")?.clone();
@@ -460,7 +468,7 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                     })?);
                 }
                 let per_op = net.ops().max(1) as f64;
-                let cpu = (cpu.0 / per_op, cpu.1 / per_op);
+                let cpu = (cpu.0 / per_op, cpu.1 / per_op, cpu.2 / per_op);
                 let (net, local) = (net.finish(), local.finish());
                 let ratio = if local.ops_per_s > 0.0 {
                     net.ops_per_s / local.ops_per_s
@@ -468,9 +476,9 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                     0.0
                 };
                 println!(
-                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | CPU/op node+gateway {:.0} µs, clients {:.0} µs",
+                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
                     case.name(), n, net.ops_per_s, net.p50_us, net.p99_us,
-                    local.ops_per_s, local.p50_us, local.p99_us, ratio, cpu.0, cpu.1
+                    local.ops_per_s, local.p50_us, local.p99_us, ratio, cpu.0, cpu.2, cpu.1
                 );
                 rows.push((case, n, net, local, ratio, cpu));
             }
@@ -506,7 +514,7 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "results": rows.iter().map(|(c, n, net, local, ratio, cpu): &Row| serde_json::json!({
             "case": c.name(), "clients": n, "network": net.json(), "in_process": local.json(), "ratio": round2(*ratio),
-            "cpu_us_per_op": {"node_and_gateway": round2(cpu.0), "clients": round2(cpu.1)},
+            "cpu_us_per_op": {"node_and_gateway": round2(cpu.0), "gateway": round2(cpu.2), "clients": round2(cpu.1)},
         })).collect::<Vec<_>>(),
         "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
         "handoff_us": {"round_trip": round2(handoff_rtt), "cpu_per_round_trip": round2(handoff_cpu)},

@@ -23,7 +23,8 @@ use tresor_client::{Error, VendorCode};
 use tresor_proto::gateway::{codes, GatewayMsg, MAX_GATEWAY_FRAME};
 use tresor_proto::tls::{self, Identity};
 use tresor_proto::{
-    read_message, write_message, Envelope, Request, Response, UserType, DEFAULT_MAX_FRAME_LEN,
+    read_message, write_message, Envelope, Mechanism, Request, Response, UserType,
+    DEFAULT_MAX_FRAME_LEN,
 };
 
 struct Pki {
@@ -69,6 +70,8 @@ struct Behavior {
     drop_on: Option<u8>,
     /// Close the first connection after this many requests.
     close_after: Option<usize>,
+    /// Answer `Sign` with a signature after this long (one request at a time per connection).
+    sign_delay: Option<Duration>,
 }
 
 #[derive(Clone, Default)]
@@ -222,6 +225,13 @@ fn serve(
                     Response::ClientRegistered {
                         fingerprint: tls::fingerprint(&public_key),
                     }
+                }
+            }
+            Request::Sign { .. } if b.sign_delay.is_some() => {
+                drop(contexts.take());
+                std::thread::sleep(b.sign_delay.unwrap_or_default());
+                Response::Signature {
+                    signature: vec![0x5a; 64],
                 }
             }
             _ => Response::error(0x54, "not supported"),
@@ -482,6 +492,59 @@ fn pooled_connection_is_reused() {
     let mut dedup = ids.clone();
     dedup.dedup();
     assert_eq!(ids, dedup);
+}
+
+/// Slow requests (RSA private-key operations) from concurrent threads get links of their own,
+/// up to two; short ones share a link.
+#[test]
+fn slow_requests_get_links_of_their_own() {
+    let pki = pki();
+    let fake = spawn(
+        &pki,
+        Behavior {
+            sign_delay: Some(Duration::from_millis(150)),
+            ..Behavior::default()
+        },
+    );
+    let run = |mechanism: Mechanism, threads: usize| {
+        let client = Arc::new(
+            SlotClient::new(
+                &settings(vec![endpoint(&pki, "hsm0", fake.port, 0)]),
+                &key(),
+            )
+            .unwrap(),
+        );
+        client.call(&Request::Ping {}).unwrap();
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (client, mechanism) = (client.clone(), mechanism.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..3 {
+                        let r = client.call(&Request::Sign {
+                            key: 5,
+                            mechanism: mechanism.clone(),
+                            data: tresor_proto::Secret::from_slice(&[1; 32]),
+                        });
+                        assert!(matches!(r, Ok(Response::Signature { .. })), "{r:?}");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        client.connections_opened()
+    };
+    let rsa = Mechanism::RsaPkcsHash {
+        hash: tresor_proto::HashAlg::Sha256,
+    };
+    assert_eq!(run(rsa.clone(), 2), 2, "two RSA signers, two links");
+    assert_eq!(run(rsa, 6), 2, "no more than two links for slow requests");
+    assert_eq!(
+        run(Mechanism::Ecdsa {}, 3),
+        1,
+        "short requests share a link up to its pipeline depth"
+    );
 }
 
 #[test]
