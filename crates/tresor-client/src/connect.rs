@@ -52,7 +52,7 @@ const PIPELINE_DEPTH: usize = 4;
 /// threads signing with RSA-2048 on one shared link, the second request's round trip took about
 /// a whole signature longer, so two threads got one core's worth of signatures; on links of
 /// their own they get both. Measured with p11bench against `tresor dev` on the 2-vCPU VM,
-/// alternating runs: 2 threads 3,300 → 4,300–5,100 signatures/s, 4 threads +10–14 %, 8 and 32
+/// alternating runs: 2 threads 3,300 → 4,300–5,100 signatures/s, 4 threads +6–14 %, 8 and 32
 /// threads −2 to +4 %; four such links instead of two lost 3–5 % at 8 clients in
 /// `tresor bench network`, where 8 requests on 4 links batch less than on 2.
 const SLOW_LINKS: usize = 2;
