@@ -23,7 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use crate::sql::FINISHED_REQUEST_STATES;
 use crate::{
@@ -576,28 +576,7 @@ impl Store for SqliteStore {
         filter: &ObjectFilter,
     ) -> StoreResult<Vec<ObjectRow>> {
         let sql = find_objects_sql(filter);
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(partition_id);
-        if let Some(class) = filter.class {
-            q = q.bind(class);
-        }
-        if let Some(key_type) = filter.key_type {
-            q = q.bind(key_type);
-        }
-        if let Some(label) = &filter.label {
-            q = q.bind(label.clone());
-        }
-        if let Some(ckaid) = &filter.ckaid {
-            q = q.bind(ckaid.clone());
-        }
-        if let Some(uuid) = &filter.uuid {
-            q = q.bind(uuid.clone());
-        }
-        if let Some(after) = filter.after {
-            q = q.bind(after);
-        }
-        if let Some(limit) = filter.limit {
-            q = q.bind(i64::from(limit));
-        }
+        let q = bind_object_filter!(sqlx::query(AssertSqlSafe(sql)).bind(partition_id), filter);
         let rows = q.fetch_all(&self.pool).await.map_err(|e| {
             db_error(
                 format_args!("searching objects of partition {partition_id}"),
@@ -698,17 +677,7 @@ impl Store for SqliteStore {
                 e,
             )
         })?;
-        row.map(|r| {
-            Ok(CheckpointRow {
-                partition_id: get(&r, "partition_id")?,
-                seq: get(&r, "seq")?,
-                hash: get(&r, "hash")?,
-                time_ns: get(&r, "time_ns")?,
-                signer_cert: get(&r, "signer_cert")?,
-                signature: get(&r, "signature")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(checkpoint_from_row).transpose()
     }
 
     async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>> {
@@ -725,18 +694,7 @@ impl Store for SqliteStore {
                 e,
             )
         })?;
-        rows.iter()
-            .map(|r| {
-                Ok(CheckpointRow {
-                    partition_id: get(r, "partition_id")?,
-                    seq: get(r, "seq")?,
-                    hash: get(r, "hash")?,
-                    time_ns: get(r, "time_ns")?,
-                    signer_cert: get(r, "signer_cert")?,
-                    signature: get(r, "signature")?,
-                })
-            })
-            .collect()
+        rows.iter().map(checkpoint_from_row).collect()
     }
 
     async fn services(&self) -> StoreResult<Vec<ServiceRow>> {
@@ -1116,76 +1074,12 @@ fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
     db_error(what, e)
 }
 
-fn request_from_row(row: &SqliteRow) -> StoreResult<RequestRow> {
-    Ok(RequestRow {
-        id: get(row, "id")?,
-        tenant: get(row, "tenant")?,
-        kind: get(row, "kind")?,
-        status: get(row, "status")?,
-        key_name: get(row, "key_name")?,
-        request_json: get(row, "request_json")?,
-        approvals_json: get(row, "approvals_json")?,
-        result: get(row, "result")?,
-        error: get(row, "error")?,
-        created: get(row, "created")?,
-        updated: get(row, "updated")?,
-        executed: get(row, "executed")?,
-        expires: get(row, "expires")?,
-        version: get(row, "version")?,
-    })
-}
-
 /// A database failure while doing `what`.
 fn db_error(what: impl Display, e: sqlx::Error) -> StoreError {
     StoreError::Database(format!("{what}: {e}"))
 }
 
-/// One column of a row, with an error naming the column.
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column)
-        .map_err(|e| StoreError::Database(format!("decoding column {column}: {e}")))
-}
-
-fn partition_from_row(r: &SqliteRow) -> StoreResult<PartitionRow> {
-    Ok(PartitionRow {
-        id: get(r, "id")?,
-        name: get(r, "name")?,
-        created: get(r, "created")?,
-        version: get(r, "version")?,
-        sealed: get(r, "sealed")?,
-        so_failures: get(r, "so_failures")?,
-        user_failures: get(r, "user_failures")?,
-    })
-}
-
-fn object_from_row(r: &SqliteRow) -> StoreResult<ObjectRow> {
-    Ok(ObjectRow {
-        partition_id: get(r, "partition_id")?,
-        object_id: get(r, "object_id")?,
-        version: get(r, "version")?,
-        class: get(r, "class")?,
-        key_type: get(r, "key_type")?,
-        label: get(r, "label")?,
-        ckaid: get(r, "ckaid")?,
-        uuid: get(r, "uuid")?,
-        usage_count: get(r, "usage_count")?,
-        sealed: get(r, "sealed")?,
-    })
-}
-
-fn service_from_row(r: &SqliteRow) -> StoreResult<ServiceRow> {
-    Ok(ServiceRow {
-        name: get(r, "name")?,
-        service_user: get(r, "service_user")?,
-        record_json: get(r, "record_json")?,
-        failures: get(r, "failures")?,
-        locked_until: get(r, "locked_until")?,
-        version: get(r, "version")?,
-    })
-}
+row_readers!(SqliteRow, sqlx::Sqlite);
 
 /// The last audit entry of a partition (`?` = partition id).
 const AUDIT_HEAD_SQL: &str = concat!(
@@ -1194,25 +1088,12 @@ const AUDIT_HEAD_SQL: &str = concat!(
     " FROM audit WHERE partition_id = ? ORDER BY seq DESC LIMIT 1"
 );
 
-fn audit_from_row(r: &SqliteRow) -> StoreResult<AuditRow> {
-    Ok(AuditRow {
-        partition_id: get(r, "partition_id")?,
-        seq: get(r, "seq")?,
-        time_ns: get(r, "time_ns")?,
-        actor: get(r, "actor")?,
-        action: get(r, "action")?,
-        object_id: get(r, "object_id")?,
-        detail: get(r, "detail")?,
-        prev_hash: get(r, "prev_hash")?,
-        hash: get(r, "hash")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use sqlx::Row;
 
     /// The plan SQLite picks for a search: it must use the matching index, never walk the
     /// whole partition in primary-key order (see the comment on the indexes in the migration).

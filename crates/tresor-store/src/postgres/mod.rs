@@ -650,28 +650,7 @@ impl Store for PgStore {
         filter: &ObjectFilter,
     ) -> StoreResult<Vec<ObjectRow>> {
         let sql = find_objects_sql(filter);
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(partition_id);
-        if let Some(class) = filter.class {
-            q = q.bind(class);
-        }
-        if let Some(key_type) = filter.key_type {
-            q = q.bind(key_type);
-        }
-        if let Some(label) = &filter.label {
-            q = q.bind(label.clone());
-        }
-        if let Some(ckaid) = &filter.ckaid {
-            q = q.bind(ckaid.clone());
-        }
-        if let Some(uuid) = &filter.uuid {
-            q = q.bind(uuid.clone());
-        }
-        if let Some(after) = filter.after {
-            q = q.bind(after);
-        }
-        if let Some(limit) = filter.limit {
-            q = q.bind(i64::from(limit));
-        }
+        let q = bind_object_filter!(sqlx::query(AssertSqlSafe(sql)).bind(partition_id), filter);
         let rows = q.fetch_all(&self.pool).await.map_err(|e| {
             db_error(
                 format_args!("searching objects of partition {partition_id}"),
