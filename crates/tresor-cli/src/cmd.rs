@@ -273,6 +273,12 @@ pub struct EngineArgs {
     /// written, e.g. while the store is unreachable.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pending_audit: u64,
+    /// Milliseconds between comparisons of this node's loaded partitions with the store. It
+    /// bounds how long a change made through another node (a destroyed or changed key, a
+    /// revoked client, a re-initialised token, a deleted partition) can go unseen here; each
+    /// comparison is one small query.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub sync_ms: u64,
     /// Parsed keys kept in memory per partition.
     #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub key_cache: u64,
@@ -287,6 +293,7 @@ impl EngineArgs {
         EngineConfig {
             audit_flush_interval: std::time::Duration::from_millis(self.audit_flush_ms),
             max_pending_audit: usize::try_from(self.max_pending_audit).unwrap_or(usize::MAX),
+            sync_interval: std::time::Duration::from_millis(self.sync_ms),
             cache_capacity: usize::try_from(self.key_cache).unwrap_or(usize::MAX),
             max_pin_failures: self.max_pin_failures,
             ..EngineConfig::default()

@@ -689,6 +689,88 @@ fn node_engine_settings_take_effect() {
     assert!(text(&o).contains("--audit-flush-ms"), "{}", text(&o));
 }
 
+/// A client key revoked by the operator (`tresor admin credentials revoke`, another process on
+/// the same store) stops working on a node that already serves it: its open connection's next
+/// request fails within the node's `--sync-ms`, and it cannot connect again. Another client of
+/// the partition keeps working.
+#[test]
+fn revocation_reaches_open_connections() {
+    let cl = Cluster::new();
+    let (_node, addr, _) = cl.node_with_args("node1", &["--sync-ms", "100"]);
+    let (_gw, gw) = cl.gateway(&[("node1", addr)]);
+    let mut apps = Vec::new();
+    let mut fingerprint = String::new();
+    for name in ["doomed", "other"] {
+        let (cfg, secrets) = cl.client_cfg(name, gw, "acme-svc");
+        ppin_ok(
+            &cfg,
+            &secrets,
+            &["-p", "-e", "acme-svc", &cl.service_password],
+        );
+        let setup = cl.setup_password(&[]);
+        ppin_ok(&cfg, &secrets, &["-a", "-e", "P1", &setup, USER_PIN]);
+        if name == "doomed" {
+            // Its fingerprint, while it is the only registered key. (`cmd` adds the share file
+            // to every `admin` command but listings; this one needs it.)
+            let o = cl
+                .cmd(&["admin", "credentials", "list", "--partition", "P1"])
+                .arg("--share-file")
+                .arg(&cl.share)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "credentials list: {}", text(&o));
+            let list = text(&o);
+            fingerprint = list
+                .split_whitespace()
+                .find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))
+                .unwrap_or_else(|| panic!("no fingerprint in {list}"))
+                .to_owned();
+        }
+        let app = client(&cfg, &secrets);
+        login(&app, USER_PIN).unwrap();
+        apps.push((app, cfg, secrets));
+    }
+    let doomed_pair = p256_pair(&apps[0].0, true);
+    sign_verify(&apps[0].0, doomed_pair, b"before the revocation");
+    let other_pair = p256_pair(&apps[1].0, false);
+
+    let out = cl.ok(&[
+        "admin",
+        "credentials",
+        "revoke",
+        "--partition",
+        "P1",
+        "--fingerprint",
+        &fingerprint,
+    ]);
+    assert!(out.contains("Revoked 1"), "{out}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let refusal = loop {
+        let r = apps[0].0.call(&Request::Sign {
+            key: doomed_pair.1,
+            mechanism: Mechanism::EcdsaHash {
+                hash: HashAlg::Sha256,
+            },
+            data: Secret::from_slice(b"after the revocation"),
+        });
+        match r {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "the revoked client still signs after 5 s"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(refusal.to_string().contains("0x80000107"), "{refusal}");
+    // A new connection is refused too.
+    let e = login(&client(&apps[0].1, &apps[0].2), USER_PIN).unwrap_err();
+    assert!(e.to_string().contains("0x80000107"), "{e}");
+    // The other client was not touched.
+    sign_verify(&apps[1].0, other_pair, b"the other client still works");
+}
+
 /// Two nodes behind one gateway; one is killed while four threads sign.
 #[test]
 fn node_failover_under_load() {

@@ -313,6 +313,13 @@ async fn revoke() {
         keys.push(spki);
     }
     assert_eq!(e.list_clients("p1").await.unwrap().len(), 3);
+    // Contexts of the first two clients, as the node holds them for open connections.
+    let mut open = Vec::new();
+    for c in &creds[..2] {
+        let ctx = e.open_client_context("p1", &c.fingerprint).await.unwrap();
+        ctx.login(UserType::User, USER_PIN).await.unwrap();
+        open.push(ctx);
+    }
     assert_eq!(
         e.revoke_client("p1", Some(&creds[0].fingerprint))
             .await
@@ -329,6 +336,12 @@ async fn revoke() {
     assert_eq!(err.rv(), Rv::Vendor(vendor::CLIENT_NOT_REGISTERED));
     assert!(err.detail().contains(&creds[0].fingerprint), "{err}");
     e.authenticate_client("p1", &keys[1]).await.unwrap();
+    // The revoked client's context refuses its next call at once; the other's goes on.
+    let all = tresor_core::template::Template::new();
+    let err = open[0].find_objects(&all, 10).await.unwrap_err();
+    assert_eq!(err.rv(), Rv::Vendor(vendor::CLIENT_NOT_REGISTERED));
+    assert!(err.detail().contains("no longer registered"), "{err}");
+    open[1].find_objects(&all, 10).await.unwrap();
     assert_eq!(e.revoke_client("p1", None).await.unwrap(), 2);
     assert_eq!(
         rv(e.authenticate_client("p1", &keys[2]).await),

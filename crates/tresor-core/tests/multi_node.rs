@@ -1,7 +1,9 @@
 //! Two engines (two HSM nodes) on one store, serving the same partition at once: logins, key
 //! use with audit flushes, and objects created on one node used on the other. Once on a shared
 //! SQLite file, once as a cluster on the PostgreSQL server at `TRESOR_TEST_PG_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own.
+//! `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own. And what one node
+//! changes (objects, client keys, the token, the partition itself) reaching the other node's
+//! caches: at its next comparison with the store, and on its own within `sync_interval`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -11,8 +13,9 @@ use std::sync::Arc;
 use common::*;
 use tresor_core::ck::*;
 use tresor_core::crypto::{HashAlg, Mechanism};
+use tresor_core::error::vendor;
 use tresor_core::template::Template;
-use tresor_core::{Engine, UserType};
+use tresor_core::{Engine, EngineConfig, Rv, SetupPolicy, UserType};
 use tresor_store::{PgStore, PgStoreOptions, SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,5 +174,216 @@ async fn two_nodes(a: Arc<Engine>, store_b: Arc<dyn Store>, shares: &[tresor_cor
     }
     for t in tasks {
         t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_another_node_reach_the_cache() {
+    let f = fixture().await;
+    let path = f.dir.path().join("t.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    changes_elsewhere(a, b, &f.shares).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_another_node_reach_the_cache_on_postgres() {
+    let schema = PgSchema::new();
+    let init = Engine::open(schema.store().await, test_config())
+        .await
+        .unwrap();
+    let shares = init.init(2, 3).await.unwrap();
+    init.create_partition("p1", SO_PIN, Some(USER_PIN))
+        .await
+        .unwrap();
+    changes_elsewhere(schema.store().await, schema.store().await, &shares).await;
+}
+
+fn ec_key_templates() -> (Template, Template) {
+    (
+        Template::new()
+            .with_bool(CKA_TOKEN, true)
+            .unwrap()
+            .with_bytes(CKA_EC_PARAMS, &p256_params())
+            .unwrap(),
+        Template::new()
+            .with_bool(CKA_TOKEN, true)
+            .unwrap()
+            .with_bool(CKA_SIGN, true)
+            .unwrap(),
+    )
+}
+
+fn rv<T: std::fmt::Debug>(r: tresor_core::Result<T>) -> Rv {
+    r.expect_err("expected an error").rv()
+}
+
+/// Node A caches keys, a client registration and a login; node B destroys one key, withdraws
+/// CKA_SIGN from another, revokes the client, then re-initialises the token and deletes the
+/// partition. A sees each change at its next comparison with the store, not before (its cache
+/// is what made it fast), and on its own when its background task runs.
+async fn changes_elsewhere(
+    store_a: Arc<dyn Store>,
+    store_b: Arc<dyn Store>,
+    shares: &[tresor_core::seal::Share],
+) {
+    let a = Engine::open(store_a, test_config()).await.unwrap();
+    a.unseal(&shares[..2]).await.unwrap();
+    let b = Engine::open(store_b, test_config()).await.unwrap();
+    b.unseal(&shares[..2]).await.unwrap();
+
+    let a_ctx = a.open_context("p1").await.unwrap();
+    a_ctx.login(UserType::User, USER_PIN).await.unwrap();
+    let (pub_t, priv_t) = ec_key_templates();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let (_, k) = a_ctx
+            .generate_key_pair(CKM_EC_KEY_PAIR_GEN, &pub_t, &priv_t)
+            .await
+            .unwrap();
+        keys.push(k);
+    }
+    let (gone, blunted, kept) = (keys[0], keys[1], keys[2]);
+    let sha = Mechanism::EcdsaHash(HashAlg::Sha256);
+    for k in &keys {
+        a_ctx.sign(*k, &sha, b"cached on A").await.unwrap();
+    }
+    let pw = a
+        .issue_setup_password("p1", SetupPolicy::default())
+        .await
+        .unwrap();
+    let spki = tresor_core::attest::new_p256_key()
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let client = a
+        .register_client(
+            "p1",
+            secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+            USER_PIN,
+            &spki,
+            "app",
+        )
+        .await
+        .unwrap();
+    a.authenticate_client("p1", &spki).await.unwrap();
+    a.flush_audit().await.unwrap();
+    // A context of that client (how the node serves a connection).
+    let client_ctx = a
+        .open_client_context("p1", &client.fingerprint)
+        .await
+        .unwrap();
+    client_ctx.login(UserType::User, USER_PIN).await.unwrap();
+
+    // Node B changes them.
+    let b_ctx = b.open_context("p1").await.unwrap();
+    b_ctx.login(UserType::User, USER_PIN).await.unwrap();
+    b_ctx.destroy_object(gone).await.unwrap();
+    b_ctx
+        .set_attributes(
+            blunted,
+            &Template::new().with_bool(CKA_SIGN, false).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b.revoke_client("p1", Some(&client.fingerprint))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // A has not compared yet: its cache still serves the old state (the window that
+    // `sync_interval` bounds).
+    a_ctx.sign(gone, &sha, b"stale").await.unwrap();
+    a.authenticate_client("p1", &spki).await.unwrap();
+    // That use of a key destroyed meanwhile is still recorded (its usage counter is gone).
+    a.flush_audit().await.unwrap();
+
+    assert_eq!(a.sync_partitions().await.unwrap(), 1);
+    assert_eq!(
+        rv(a_ctx.sign(gone, &sha, b"destroyed").await),
+        Rv::ObjectHandleInvalid
+    );
+    assert_eq!(
+        rv(a_ctx.sign(blunted, &sha, b"no CKA_SIGN").await),
+        Rv::KeyFunctionNotPermitted
+    );
+    a_ctx.sign(kept, &sha, b"unchanged").await.unwrap();
+    assert_eq!(
+        rv(a.authenticate_client("p1", &spki).await),
+        Rv::Vendor(vendor::CLIENT_NOT_REGISTERED)
+    );
+    // The revoked client's open context refuses everything; a new one cannot be opened.
+    assert_eq!(
+        rv(client_ctx.sign(kept, &sha, b"revoked").await),
+        Rv::Vendor(vendor::CLIENT_NOT_REGISTERED)
+    );
+    assert_eq!(
+        rv(a.open_client_context("p1", &client.fingerprint).await),
+        Rv::Vendor(vendor::CLIENT_NOT_REGISTERED)
+    );
+    // Nothing more changed: nothing to refresh.
+    assert_eq!(a.sync_partitions().await.unwrap(), 0);
+
+    // Now on its own: A's background task with a short interval.
+    let a_fast = {
+        let store = a.store().clone();
+        let e = Engine::open(
+            store,
+            EngineConfig {
+                sync_interval: std::time::Duration::from_millis(50),
+                ..test_config()
+            },
+        )
+        .await
+        .unwrap();
+        e.unseal(&shares[..2]).await.unwrap();
+        e
+    };
+    let _bg = a_fast.spawn_background();
+    let fast_ctx = a_fast.open_context("p1").await.unwrap();
+    fast_ctx.login(UserType::User, USER_PIN).await.unwrap();
+    fast_ctx.sign(kept, &sha, b"before").await.unwrap();
+
+    b_ctx.logout().unwrap();
+    let so = b.open_context("p1").await.unwrap();
+    so.init_token(SO_PIN, &tresor_core::engine::token::token_label("p1"))
+        .await
+        .unwrap();
+    wait_until("the re-initialised token logs A's context out", || {
+        fast_ctx.logged_in().is_none()
+    })
+    .await;
+    assert_eq!(
+        rv(fast_ctx.sign(kept, &sha, b"after").await),
+        Rv::UserNotLoggedIn
+    );
+
+    b.delete_partition("p1").await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match fast_ctx.login(UserType::User, USER_PIN).await {
+            Err(e) if e.rv() == Rv::Vendor(vendor::USER_NOT_FOUND) => break,
+            // Until A compares, its loaded partition still knows the token's user (whose
+            // PIN B's C_InitToken cleared).
+            r => assert!(
+                std::time::Instant::now() < deadline,
+                "the deleted partition is still served on A: {r:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        rv(a_fast.open_context("p1").await),
+        Rv::Vendor(vendor::USER_NOT_FOUND)
+    );
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

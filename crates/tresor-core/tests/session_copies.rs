@@ -18,9 +18,48 @@ use tresor_store::{SqliteStore, Store};
 
 const ECDSA: Mechanism = Mechanism::EcdsaHash(HashAlg::Sha256);
 
+/// Two client keys (SubjectPublicKeyInfo DER), made once per test process.
+fn client_key(which: usize) -> &'static [u8] {
+    static KEYS: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+    &KEYS.get_or_init(|| {
+        std::array::from_fn(|_| {
+            tresor_core::attest::new_p256_key()
+                .unwrap()
+                .public_key_to_der()
+                .unwrap()
+        })
+    })[which]
+}
+
+fn fingerprint(which: usize) -> String {
+    hex::encode(openssl::sha::sha256(client_key(which)))
+}
+
+/// Register both client keys for `partition`: an application context belongs to a registered
+/// client key.
+async fn register_clients(engine: &Arc<Engine>, partition: &str) {
+    for which in 0..2 {
+        let pw = engine
+            .issue_setup_password(partition, tresor_core::SetupPolicy::default())
+            .await
+            .unwrap();
+        engine
+            .register_client(
+                partition,
+                secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+                USER_PIN,
+                client_key(which),
+                "app",
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The first client key's application with `token`.
 fn app(token: u8) -> Application {
     Application {
-        fingerprint: "ab".repeat(32),
+        fingerprint: fingerprint(0),
         token: vec![token; 16],
     }
 }
@@ -69,6 +108,7 @@ fn seal_all(ctx: &Context, ids: &[i64]) -> Vec<SealedObject> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_restore_on_another_engine_under_the_same_handles() {
     let f = fixture().await;
+    register_clients(&f.engine, "p1").await;
     let a = user_ctx(&f.engine, app(1)).await;
     let (public, private) = session_pair(&a).await;
     let aes = session_aes(&a).await;
@@ -127,10 +167,12 @@ async fn copies_restore_on_another_engine_under_the_same_handles() {
 #[tokio::test]
 async fn copies_open_only_for_their_application_partition_and_version() {
     let f = fixture().await;
+    register_clients(&f.engine, "p1").await;
     f.engine
         .create_partition("p2", SO_PIN, Some(USER_PIN))
         .await
         .unwrap();
+    register_clients(&f.engine, "p2").await;
     let a = user_ctx(&f.engine, app(1)).await;
     let aes = session_aes(&a).await;
     let copy = a.seal_session_object(aes).unwrap();
@@ -151,7 +193,7 @@ async fn copies_open_only_for_their_application_partition_and_version() {
         Rv::Vendor(tresor_core::error::vendor::INTEGRITY)
     );
     let other_key = Application {
-        fingerprint: "cd".repeat(32),
+        fingerprint: fingerprint(1),
         token: vec![1; 16],
     };
     assert_eq!(
@@ -241,6 +283,7 @@ async fn copies_open_only_for_their_application_partition_and_version() {
 #[tokio::test]
 async fn no_restore_into_a_live_context_nor_of_destroyed_or_changed_objects() {
     let f = fixture().await;
+    register_clients(&f.engine, "p1").await;
     let a = user_ctx(&f.engine, app(1)).await;
     let x = session_aes(&a).await;
     let y = session_aes(&a).await;
@@ -294,6 +337,7 @@ async fn no_restore_into_a_live_context_nor_of_destroyed_or_changed_objects() {
 #[tokio::test]
 async fn init_token_voids_every_copy() {
     let f = fixture().await;
+    register_clients(&f.engine, "p1").await;
     let a = user_ctx(&f.engine, app(1)).await;
     let k = session_aes(&a).await;
     let copy = a.seal_session_object(k).unwrap();

@@ -371,10 +371,12 @@ async fn open_attach(
         fingerprint: cred.fingerprint.clone(),
         token: t.to_vec(),
     });
+    // Either way the context belongs to this client key: revoked, it refuses every call.
+    let fingerprint = cred.fingerprint.clone();
     let open = move || async move {
         match app {
             Some(app) => engine.open_application_context(&part_name, app).await,
-            None => engine.open_context(&part_name).await,
+            None => engine.open_client_context(&part_name, &fingerprint).await,
         }
     };
     // A private context (OpenSession) gets a token nobody else can name.

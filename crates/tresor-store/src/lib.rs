@@ -333,6 +333,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn cluster_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// All partitions, ordered by name.
     async fn partitions(&self) -> StoreResult<Vec<PartitionRow>>;
+    /// `(id, version)` of every partition: what a node compares with the partitions it has
+    /// loaded, to see which another node (or process) changed or deleted.
+    async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>>;
     /// One partition by id.
     async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>>;
     /// One partition by name.

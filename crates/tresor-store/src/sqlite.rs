@@ -525,6 +525,13 @@ impl Store for SqliteStore {
         rows.iter().map(partition_from_row).collect()
     }
 
+    async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>> {
+        sqlx::query_as::<_, (i64, i64)>("SELECT id, version FROM partitions")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading partition versions", e))
+    }
+
     async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>> {
         let row = sqlx::query(concat!(
             "SELECT ",

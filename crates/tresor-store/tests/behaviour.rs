@@ -40,6 +40,7 @@ on_both_backends!(
     cluster_settings,
     partitions_insert_read_and_conflicts,
     update_partition_is_compare_and_swap,
+    partition_versions_follow_updates_and_deletions,
     pin_failures,
     delete_partition_removes_objects_keeps_audit,
     objects_insert_and_conflict,
@@ -199,6 +200,59 @@ async fn update_partition_is_compare_and_swap(b: Backend) {
         .await,
         "partition 9",
     );
+}
+
+/// What a node polls to see which of its loaded partitions another node changed or deleted.
+async fn partition_versions_follow_updates_and_deletions(b: Backend) {
+    let store = b.open().await;
+    assert!(store.partition_versions().await.unwrap().is_empty());
+    commit(
+        &store,
+        [
+            Mutation::InsertPartition(partition(1, "alpha")),
+            Mutation::InsertPartition(partition(2, "beta")),
+        ],
+    )
+    .await
+    .unwrap();
+    let sorted = |mut v: Vec<(i64, i64)>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        sorted(store.partition_versions().await.unwrap()),
+        [(1, 1), (2, 1)]
+    );
+    let mut row = partition(2, "beta");
+    row.version = 2;
+    commit(
+        &store,
+        [Mutation::UpdatePartition {
+            row,
+            expected_version: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    // PIN failure counts are not part of the sealed state: they leave the version alone.
+    commit(
+        &store,
+        [Mutation::SetPinFailures {
+            partition_id: 1,
+            so_failures: 1,
+            user_failures: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sorted(store.partition_versions().await.unwrap()),
+        [(1, 1), (2, 2)]
+    );
+    commit(&store, [Mutation::DeletePartition { partition_id: 1 }])
+        .await
+        .unwrap();
+    assert_eq!(store.partition_versions().await.unwrap(), [(2, 2)]);
 }
 
 async fn pin_failures(b: Backend) {

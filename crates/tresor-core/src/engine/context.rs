@@ -51,6 +51,11 @@ pub struct Context {
     pub(crate) app: Option<super::sealed::Application>,
     /// True once a session object was created or restored here (a restore needs a new context).
     pub(crate) had_session_objects: AtomicBool,
+    /// The registered client key (fingerprint) this context was opened for, if any: once that
+    /// key is revoked (here or through another node), every call fails.
+    pub(crate) client: Option<String>,
+    /// The partition's `clients_epoch` when the client key was last found registered.
+    pub(crate) clients_epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for Context {
@@ -66,7 +71,32 @@ impl std::fmt::Debug for Context {
 impl Engine {
     /// Open a context on a partition (not logged in).
     pub async fn open_context(self: &Arc<Self>, partition: &str) -> Result<Context> {
+        self.open_context_for(partition, None).await
+    }
+
+    /// A context for the registered client key `fingerprint` (the network path): it fails with
+    /// `CLIENT_NOT_REGISTERED` from the first call after that key is revoked, wherever the
+    /// revocation was made (another node's is seen within `sync_interval`).
+    pub async fn open_client_context(
+        self: &Arc<Self>,
+        partition: &str,
+        fingerprint: &str,
+    ) -> Result<Context> {
+        self.open_context_for(partition, Some(fingerprint)).await
+    }
+
+    pub(crate) async fn open_context_for(
+        self: &Arc<Self>,
+        partition: &str,
+        client: Option<&str>,
+    ) -> Result<Context> {
         let part = self.partition(partition).await?;
+        let clients_epoch = AtomicU64::new(part.clients_epoch.load(Ordering::Acquire));
+        if let Some(fp) = client {
+            if !part.clients.read().contains(fp) {
+                return Err(client_revoked(partition, fp));
+            }
+        }
         let buffer = part.new_buffer();
         let generation = AtomicU64::new(part.generation.load(Ordering::Acquire));
         Ok(Context {
@@ -79,8 +109,17 @@ impl Engine {
             generation,
             app: None,
             had_session_objects: AtomicBool::new(false),
+            client: client.map(str::to_owned),
+            clients_epoch,
         })
     }
+}
+
+fn client_revoked(partition: &str, fingerprint: &str) -> Error {
+    Error::new(
+        Rv::Vendor(vendor::CLIENT_NOT_REGISTERED),
+        format!("the client key {fingerprint} is no longer registered for partition '{partition}'"),
+    )
 }
 
 impl Context {
@@ -114,6 +153,15 @@ impl Context {
                 Rv::Vendor(vendor::USER_NOT_FOUND),
                 format!("partition '{}' was deleted", self.part.name),
             ));
+        }
+        if let Some(fp) = &self.client {
+            let epoch = self.part.clients_epoch.load(Ordering::Acquire);
+            if epoch != self.clients_epoch.load(Ordering::Acquire) {
+                if !self.part.clients.read().contains(fp) {
+                    return Err(client_revoked(&self.part.name, fp));
+                }
+                self.clients_epoch.store(epoch, Ordering::Release);
+            }
         }
         let generation = self.part.generation.load(Ordering::Acquire);
         if generation != self.generation.load(Ordering::Acquire) {

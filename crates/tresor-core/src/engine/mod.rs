@@ -55,6 +55,11 @@ pub struct EngineConfig {
     pub audit_flush_interval: Duration,
     /// Key use fails closed while more entries than this wait to be written (default 100 000).
     pub max_pending_audit: usize,
+    /// How often the loaded partitions are compared with the store, so that what another node
+    /// (or process) changed reaches this one's caches: a destroyed or changed object, a
+    /// revoked client key, a re-initialised token, a deleted partition (default 1 s). It bounds
+    /// how long this node can serve a state that another node has already replaced.
+    pub sync_interval: Duration,
     /// Parsed keys kept per partition (default 200 000).
     pub cache_capacity: usize,
     /// Argon2id memory cost in KiB (default 19 456), iterations (2), lanes (1).
@@ -79,6 +84,7 @@ impl Default for EngineConfig {
             max_pin_failures: 10,
             audit_flush_interval: Duration::from_millis(5),
             max_pending_audit: 100_000,
+            sync_interval: Duration::from_secs(1),
             cache_capacity: 200_000,
             argon2_m_kib: 19_456,
             argon2_t: 2,
@@ -493,9 +499,31 @@ impl Engine {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Start the background task that flushes the audit queue every `audit_flush_interval`.
-    /// It stops when the last `Arc<Engine>` other than its own is dropped.
+    /// Start the background tasks: one commits the audit queue every `audit_flush_interval`,
+    /// the other compares the loaded partitions with the store every `sync_interval` (see
+    /// [`Engine::sync_partitions`]). They stop when the last `Arc<Engine>` other than theirs is
+    /// dropped; the handle is the flusher's.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let every = self.config.sync_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is immediate: nothing is loaded yet.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { break };
+                if engine.status() == SealStatus::Unsealed {
+                    if let Err(e) = engine.sync_partitions().await {
+                        tracing::warn!(error = %e, "could not compare the loaded partitions with the store");
+                    }
+                }
+                if Arc::strong_count(&engine) == 1 {
+                    break;
+                }
+            }
+        });
         let weak = Arc::downgrade(self);
         let every = self.config.audit_flush_interval;
         tokio::spawn(async move {

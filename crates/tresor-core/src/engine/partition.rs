@@ -325,6 +325,11 @@ pub(crate) struct Partition {
     /// The token generation of the sealed record (see [`PartitionRecord::generation`]); a
     /// context of an older generation drops its login and session objects at its next call.
     pub generation: AtomicU64,
+    /// Fingerprints of the registered client keys (a copy of the record's, readable without
+    /// the writer lock) and a counter that moves whenever that set is replaced: a context
+    /// opened for a client checks that its key is still registered when the counter moved.
+    pub clients: RwLock<std::collections::HashSet<String>>,
+    pub clients_epoch: AtomicU64,
 }
 
 impl Partition {
@@ -370,6 +375,7 @@ impl Partition {
             .map_err(|_| Error::integrity("attestation certificate is corrupt"))?;
         let pairs = st.versions;
         let generation = st.writer.record.generation;
+        let clients = client_set(&st.writer.record);
         let own = Arc::new(UseBuffer::default());
         Ok(Partition {
             id: row.id,
@@ -387,7 +393,19 @@ impl Partition {
             deleted: AtomicBool::new(false),
             force_checkpoint: AtomicBool::new(false),
             generation: AtomicU64::new(generation),
+            clients: RwLock::new(clients),
+            clients_epoch: AtomicU64::new(0),
         })
+    }
+
+    /// Take the registered client keys from `record` after it replaced the loaded one.
+    fn clients_from(&self, record: &PartitionRecord) {
+        let set = client_set(record);
+        let mut clients = self.clients.write();
+        if *clients != set {
+            *clients = set;
+            self.clients_epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// A new buffer for a caller context.
@@ -925,6 +943,7 @@ impl Partition {
         if changed || digest_change.is_some() {
             w.row_version = new_row_version;
             w.digest = new_digest;
+            self.clients_from(&record);
             w.record = record;
         }
         if let Some(changes) = digest_change {
@@ -953,17 +972,48 @@ impl Partition {
             .partition(self.id)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| {
-                Error::new(
-                    Rv::Vendor(vendor::USER_NOT_FOUND),
-                    format!("partition '{}' was deleted", self.name),
-                )
-            })?;
+            .ok_or_else(|| self.deleted_elsewhere(engine))?;
         let mut w = self.writer.lock().await;
         if row.version != w.row_version {
             self.refresh(engine, &mut w).await?;
         }
         Ok(())
+    }
+
+    /// The partition's row is gone (deleted through another node or process): unload it, so that
+    /// its name no longer finds it here, and fail its contexts from their next call. Key uses
+    /// still queued for it cannot be written any more (their number is logged). Returns the
+    /// error to report.
+    pub(crate) fn deleted_elsewhere(&self, engine: &Engine) -> Error {
+        {
+            let mut map = engine.partitions.write();
+            if map
+                .get(&self.id)
+                .is_some_and(|q| std::ptr::eq(Arc::as_ptr(q), self))
+            {
+                map.remove(&self.id);
+            }
+        }
+        if !self.deleted.swap(true, Ordering::AcqRel) {
+            let lost = self.take_pending().len();
+            tracing::warn!(partition = %self.name, queued_key_uses_lost = lost, "partition deleted elsewhere: unloaded");
+        }
+        Error::new(
+            Rv::Vendor(vendor::USER_NOT_FOUND),
+            format!("partition '{}' was deleted", self.name),
+        )
+    }
+
+    /// Refresh if `stored_version`, the row version just read from the store, is newer than the
+    /// loaded state (another writer changed the partition); true if it did.
+    pub(crate) async fn sync_to(&self, engine: &Engine, stored_version: i64) -> Result<bool> {
+        let mut w = self.writer.lock().await;
+        // Versions only grow; this node's own commit since the read leaves nothing to do.
+        if stored_version <= w.row_version {
+            return Ok(false);
+        }
+        self.refresh(engine, &mut w).await?;
+        Ok(true)
     }
 
     /// Re-read the partition's sealed record, object versions and audit head from the store
@@ -974,21 +1024,36 @@ impl Partition {
             .partition(self.id)
             .await
             .map_err(store_err)?
-            .ok_or_else(|| {
-                Error::new(
-                    Rv::Vendor(vendor::USER_NOT_FOUND),
-                    format!("partition '{}' was deleted", self.name),
-                )
-            })?;
+            .ok_or_else(|| self.deleted_elsewhere(engine))?;
         let st = read_state(engine, &row, &self.key, &self.digest_key).await?;
+        let reinitialised = st.writer.record.generation != w.record.generation;
+        self.clients_from(&st.writer.record);
         *w = st.writer;
-        *self.versions.write() = st.versions.into_iter().collect();
-        self.cache.write().clear();
+        let versions: HashMap<ObjectId, i64> = st.versions.into_iter().collect();
+        {
+            // Objects whose version did not move stay loaded (their sealed content is bound to
+            // that version); the rest are read again at their next use.
+            let mut cache = self.cache.write();
+            if reinitialised {
+                cache.clear();
+            } else {
+                cache.retain(|oid, c| versions.get(oid) == Some(&c.version));
+            }
+        }
+        *self.versions.write() = versions;
         // C_InitToken through another node: this node's contexts notice at their next call.
         self.generation
             .fetch_max(w.record.generation, Ordering::AcqRel);
         Ok(())
     }
+}
+
+fn client_set(record: &PartitionRecord) -> std::collections::HashSet<String> {
+    record
+        .clients
+        .iter()
+        .map(|c| c.fingerprint.clone())
+        .collect()
 }
 
 /// What a partition row and the store say about a partition, checked: the sealed record (its
@@ -1215,6 +1280,50 @@ impl Engine {
             p.deleted.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Compare every loaded partition with the store (one query) and bring those that another
+    /// node or process changed up to date: their record (PINs, registered client keys, token
+    /// generation), object versions and audit head are read again, and cached objects whose
+    /// version moved are dropped. A partition deleted elsewhere is unloaded and its contexts
+    /// fail with `USER_NOT_FOUND` from their next call; key uses still queued for it are lost
+    /// with it (counted in the log). Run every `sync_interval` by [`Engine::spawn_background`].
+    /// Returns how many partitions were refreshed or unloaded.
+    pub async fn sync_partitions(&self) -> Result<usize> {
+        let loaded: Vec<Arc<Partition>> = self.partitions.read().values().cloned().collect();
+        if loaded.is_empty() {
+            return Ok(0);
+        }
+        // Listed before the query: a partition loaded after it may not be in the answer.
+        let stored: HashMap<i64, i64> = self
+            .store
+            .partition_versions()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let mut changed = 0;
+        let mut first_err = None;
+        for p in loaded {
+            match stored.get(&p.id) {
+                Some(&version) => match p.sync_to(self, version).await {
+                    Ok(true) => {
+                        changed += 1;
+                        tracing::debug!(partition = %p.name, version, "partition changed elsewhere: state re-read");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(partition = %p.name, error = %e, "partition changed elsewhere but could not be re-read");
+                        first_err.get_or_insert(e);
+                    }
+                },
+                None => {
+                    p.deleted_elsewhere(self);
+                    changed += 1;
+                }
+            }
+        }
+        first_err.map_or(Ok(changed), Err)
     }
 
     /// Reset a partition's SO PIN (administration, e.g. after an SO lockout); clears the SO

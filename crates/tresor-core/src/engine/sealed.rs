@@ -133,7 +133,9 @@ impl Engine {
         partition: &str,
         app: Application,
     ) -> Result<Context> {
-        let mut ctx = self.open_context(partition).await?;
+        let mut ctx = self
+            .open_context_for(partition, Some(&app.fingerprint))
+            .await?;
         ctx.app = Some(app);
         Ok(ctx)
     }

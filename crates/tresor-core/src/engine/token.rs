@@ -56,7 +56,7 @@ impl Context {
     ///   is cleared (`CKF_USER_PIN_INITIALIZED` false until `C_InitPIN`) with its failure
     ///   count, and the token generation moves on, so that every other context of the
     ///   partition loses its login and session objects at its next call (on this node at once,
-    ///   on other nodes when they next read the partition).
+    ///   on other nodes within their `sync_interval`, or sooner when they read the partition).
     ///
     /// Returns how many (token) objects were destroyed.
     pub async fn init_token(&self, so_pin: &[u8], label: &[u8]) -> Result<usize> {
