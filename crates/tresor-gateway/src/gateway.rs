@@ -462,20 +462,66 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     drop(hello.password);
 
     let c = &shared.counters;
-    let end = relay(
+    let relayed = relay(
         tls,
         node_stream,
         shared.config.idle_timeout,
         &c.bytes_from_clients,
         &c.bytes_to_clients,
-    )
-    .await;
+    );
+    let end = tokio::select! {
+        end = relayed => end,
+        why = withdrawn(&shared, &hello.service_user, &hello.partition, ip) => {
+            // Dropping the relay closes both sides.
+            c.withdrawn.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(session_id, %source, client_id = ?hello.client_id,
+                service_user = ?hello.service_user, partition = ?hello.partition,
+                reason = why, "access withdrawn: connection closed");
+            RelayEnd::Withdrawn
+        }
+    };
     if end == RelayEnd::Idle {
         c.idle_timeouts.fetch_add(1, Ordering::Relaxed);
     }
     tracing::info!(session_id, %source, client_id = ?hello.client_id,
         service_user = ?hello.service_user, node = %node.addr.name,
         end = ?end, "connection closed");
+}
+
+/// Resolves, with the reason, once the directory no longer admits this connection: its
+/// service was deleted or disabled, or no longer allows the source address or the partition.
+/// Checked every `directory_cache_ttl` (plus up to half of it at random, so that connections
+/// opened together do not all ask at once), so an operator's change reaches open connections
+/// within about twice that. A rotated password or a lockout (which wrong passwords from
+/// anybody can cause) does not end an authenticated connection; an unavailable directory
+/// neither: the connection keeps its admission until the directory says otherwise.
+async fn withdrawn(shared: &Shared, user: &str, partition: &str, ip: IpAddr) -> &'static str {
+    let ttl = shared
+        .config
+        .directory_cache_ttl
+        .max(Duration::from_millis(10));
+    loop {
+        let spread = u32::try_from(random_u64() % 512).unwrap_or(0);
+        tokio::time::sleep(ttl + ttl / 2 * spread / 512).await;
+        match shared.dir.lookup(user).await {
+            Ok((None, _)) => return "service deleted",
+            Ok((Some(entry), _)) => {
+                let rec = &entry.record;
+                if rec.disabled {
+                    return "service disabled";
+                }
+                if !address_allowed(&rec.allowlist, ip) {
+                    return "source address no longer allowed";
+                }
+                if !rec.partitions.iter().any(|p| p == partition) {
+                    return "partition no longer allowed";
+                }
+            }
+            Err(e) => {
+                tracing::debug!(service_user = ?user, error = %e, "directory unavailable: admission kept");
+            }
+        }
+    }
 }
 
 /// Over the connection limits: TLS, `Refused { MAX_CONNECTIONS }`, close (bounded).

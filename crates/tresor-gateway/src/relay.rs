@@ -14,6 +14,8 @@ pub(crate) enum RelayEnd {
     Error,
     /// No byte either way for the idle timeout.
     Idle,
+    /// The directory no longer admits the connection (see `gateway::withdrawn`).
+    Withdrawn,
 }
 
 const BUF: usize = 16 * 1024;

@@ -50,6 +50,9 @@ pub struct GatewayStats {
     pub bytes_to_clients: u64,
     /// Relayed connections closed by the idle timeout.
     pub idle_timeouts: u64,
+    /// Relayed connections closed because their service was disabled or deleted, or no longer
+    /// allows their source address or partition.
+    pub withdrawn: u64,
     /// Healthy nodes at the last probe.
     pub healthy_nodes: u64,
 }
@@ -78,6 +81,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_from_clients: AtomicU64,
     pub(crate) bytes_to_clients: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
+    pub(crate) withdrawn: AtomicU64,
     refused: [AtomicU64; 11],
 }
 
@@ -115,6 +119,7 @@ impl Counters {
             bytes_from_clients: self.bytes_from_clients.load(Ordering::Relaxed),
             bytes_to_clients: self.bytes_to_clients.load(Ordering::Relaxed),
             idle_timeouts: self.idle_timeouts.load(Ordering::Relaxed),
+            withdrawn: self.withdrawn.load(Ordering::Relaxed),
             healthy_nodes,
         }
     }

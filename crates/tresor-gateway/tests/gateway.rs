@@ -351,6 +351,60 @@ async fn idle_connection_closed() {
     assert_eq!(env.gw.stats().open, 0);
 }
 
+/// Relayed connections end when the operator withdraws what admitted them (service disabled
+/// or deleted, source address or partition no longer allowed); a rotated password, a lockout
+/// and an unrelated change keep them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn withdrawn_access_closes_relayed_connections() {
+    let node = FakeNode::start("n1", READY).await;
+    let env = start_env(
+        vec![node.node_addr()],
+        vec![
+            service("dis", "pw", &[LOCAL], &["P1"]),
+            service("del", "pw", &[LOCAL], &["P1"]),
+            service("addr", "pw", &[LOCAL], &["P1"]),
+            service("part", "pw", &["127.0.0.1/32"], &["P1", "P2"]),
+            service("keep", "pw", &[LOCAL], &["P1"]),
+        ],
+        |c| c.directory_cache_ttl = Duration::from_millis(100),
+    )
+    .await;
+    let mut conns = Vec::new();
+    for user in ["dis", "del", "addr", "part", "keep"] {
+        let (reply, mut s) = env.login(user, "pw", "P1").await;
+        assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+        assert_eq!(echo(&mut s, b"hi").await, b"hi");
+        conns.push(s);
+    }
+    let change = |user: &str, f: &dyn Fn(&mut tresor_gateway::ServiceEntry)| {
+        let mut e = env.dir.get(user).unwrap();
+        f(&mut e);
+        env.dir.put(e);
+    };
+    change("dis", &|e| e.record.disabled = true);
+    env.dir.remove("del");
+    change("addr", &|e| {
+        e.record.allowlist = vec!["10.0.0.0/8".parse().unwrap()];
+    });
+    change("part", &|e| e.record.partitions = vec!["P2".into()]);
+    // Locked out by somebody's wrong passwords: the authenticated connection stays.
+    change("keep", &|e| {
+        e.failures = 5;
+        e.locked_until = i64::MAX;
+    });
+    let mut keep = conns.pop().unwrap();
+    for (i, mut s) in conns.into_iter().enumerate() {
+        assert!(
+            closes_within(&mut s, Duration::from_secs(3)).await,
+            "connection {i} still open"
+        );
+    }
+    assert_eq!(echo(&mut keep, b"still").await, b"still");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(echo(&mut keep, b"still here").await, b"still here");
+    assert_eq!(env.gw.stats().withdrawn, 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_source_connection_limit() {
     let node = FakeNode::start("n1", READY).await;

@@ -595,3 +595,111 @@ async fn open_store_opens_postgres_urls() {
     let store = tresor_store::open_store(&alt).await.unwrap();
     assert!(store.partition(1).await.unwrap().is_some());
 }
+
+/// `pg_url()` with `host` instead of its host and `params` added to its query string.
+fn url_with(host: Option<&str>, params: &str) -> String {
+    let opts = PgConnectOptions::from_str(&pg_url()).unwrap();
+    let (_, port, db) = server();
+    let user = opts.get_username();
+    let host = host.unwrap_or(opts.get_host());
+    format!("postgres://{user}@{host}:{port}/{db}?{params}")
+}
+
+/// The test server's certificate file, read from the server; the test fails if TLS is off
+/// there (Debian's clusters have it on, with the "snakeoil" certificate for `localhost`).
+async fn server_certificate() -> String {
+    let mut conn = sqlx::PgConnection::connect(&url_with(None, "sslmode=disable"))
+        .await
+        .unwrap();
+    let (ssl,): (String,) = sqlx::query_as("SHOW ssl")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ssl, "on",
+        "the test PostgreSQL server has ssl = off; these tests need it on (the Debian default)"
+    );
+    let (file,): (String,) = sqlx::query_as("SHOW ssl_cert_file")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    file
+}
+
+/// The libpq TLS settings of the URL take effect: TLS when asked (and by default, the server
+/// offering it), none when disabled; `verify-full` accepts the server's certificate only from
+/// the given root and for the name it carries; an unreadable root file is reported.
+#[tokio::test]
+async fn tls_settings_of_the_url_take_effect() {
+    let schema = PgSchema::new();
+    let cert = server_certificate().await;
+    let opts = || PgStoreOptions {
+        schema: Some(schema.name.clone()),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let security = |params: &'static str, host: Option<&'static str>| {
+        let url = url_with(host, params);
+        let opts = opts();
+        async move {
+            let store = PgStore::connect_with(&url, opts)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            store.transport_security().await.unwrap()
+        }
+    };
+    for params in ["sslmode=require", "sslmode=prefer", ""] {
+        let tls = security(params, None).await;
+        assert!(
+            tls.as_deref().is_some_and(|t| t.starts_with("TLSv1.")),
+            "{params:?}: {tls:?}"
+        );
+    }
+    assert_eq!(security("sslmode=disable", None).await, None);
+
+    let verified = url_with(
+        Some("localhost"),
+        &format!("sslmode=verify-full&sslrootcert={cert}"),
+    );
+    let store = PgStore::connect_with(&verified, opts()).await.unwrap();
+    assert!(store.transport_security().await.unwrap().is_some());
+
+    let refused = [
+        // The certificate names localhost, not this address.
+        (
+            url_with(
+                Some("127.0.0.1"),
+                &format!("sslmode=verify-full&sslrootcert={cert}"),
+            ),
+            "not valid for name",
+        ),
+        // A self-signed certificate is no public root's.
+        (
+            url_with(Some("localhost"), "sslmode=verify-full"),
+            "UnknownIssuer",
+        ),
+        (
+            url_with(Some("localhost"), "sslmode=verify-ca"),
+            "UnknownIssuer",
+        ),
+        // No such root file (the URL in the message names it).
+        (
+            url_with(
+                Some("localhost"),
+                "sslmode=verify-full&sslrootcert=/nonexistent/root.pem",
+            ),
+            "No such file",
+        ),
+    ];
+    for (url, why) in refused {
+        match PgStore::connect_with(&url, opts()).await {
+            Err(StoreError::Database(m)) => {
+                assert!(
+                    m.contains("connecting to PostgreSQL at") && m.contains(why),
+                    "{url}: {m}"
+                );
+            }
+            other => panic!("{url}: expected a refusal, got {other:?}"),
+        }
+    }
+}

@@ -51,9 +51,19 @@
 //! The URL's password never appears in an error or in `Debug` output: errors name the server
 //! with the password replaced by `***`.
 //!
-//! Needs PostgreSQL 11 or later (`hashtextextended`). The workspace builds sqlx without TLS, so
-//! `sslmode=require` fails with a clear error: reach the database over a trusted network or a
-//! Unix socket until a TLS feature is added.
+//! Needs PostgreSQL 11 or later (`hashtextextended`).
+//!
+//! # TLS
+//!
+//! sqlx is built with rustls (aws-lc-rs) and the Mozilla root certificates, and the URL's
+//! libpq parameters choose: `sslmode=disable | prefer` (the default: TLS if the server offers
+//! it, certificate not checked) `| require` (TLS or nothing, certificate not checked) `|
+//! verify-ca` (the chain must end at a trusted root) `| verify-full` (and the certificate must
+//! name the host), with `sslrootcert=PATH` for a private CA, `sslcert=`/`sslkey=` for a client
+//! certificate. A database reached over a network should use `verify-full`. The store logs, on
+//! connecting, what protects its connections (`TLSv1.3 TLS_AES_256_GCM_SHA384`, or a warning
+//! when a connection to another host is not encrypted); [`PgStore::transport_security`] asks the
+//! server again.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -202,6 +212,18 @@ impl PgStore {
                 .await
                 .map_err(|e| fail(&format!("creating schema {schema:?} on"), &e))?;
         }
+        match transport_security(&mut conn).await {
+            Ok(Some(tls)) => tracing::info!(store = %shown, tls = %tls, "connected to PostgreSQL"),
+            Ok(None) if is_local_host(connect.get_host()) => {
+                tracing::info!(store = %shown, "connected to PostgreSQL on this machine without TLS");
+            }
+            Ok(None) => tracing::warn!(
+                store = %shown,
+                "the connection to PostgreSQL is not encrypted: add sslmode=verify-full (and \
+                 sslrootcert=PATH for a private CA) to the URL"
+            ),
+            Err(e) => tracing::debug!(error = %e, "pg_stat_ssl could not be read"),
+        }
         if let Err(e) = conn.close().await {
             tracing::debug!(error = %e, "closing the first connection");
         }
@@ -221,6 +243,20 @@ impl PgStore {
             shown,
             schema: opts.schema,
         })
+    }
+
+    /// What protects this store's connections, as the server reports one of them
+    /// (`pg_stat_ssl`): the TLS version and cipher, e.g. `TLSv1.3 TLS_AES_256_GCM_SHA384`, or
+    /// `None` for an unencrypted connection.
+    pub async fn transport_security(&self) -> StoreResult<Option<String>> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("taking a connection", e))?;
+        transport_security(&mut conn)
+            .await
+            .map_err(|e| db_error("reading pg_stat_ssl", e))
     }
 
     /// The schema the tables live in, if one was named.
@@ -512,6 +548,35 @@ async fn first_connection(
 }
 
 /// True for the errors of a server that is down or still starting.
+/// The TLS version and cipher of `conn`, or `None` if it is not encrypted.
+async fn transport_security(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(bool, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match row {
+        Some((true, version, cipher)) => {
+            let version = version.unwrap_or_else(|| "TLS".into());
+            Some(match cipher {
+                Some(c) => format!("{version} {c}"),
+                None => version,
+            })
+        }
+        _ => None,
+    })
+}
+
+/// A Unix socket directory, `localhost` or a loopback address: no network in between.
+fn is_local_host(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn server_not_ready(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
