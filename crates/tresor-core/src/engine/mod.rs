@@ -511,12 +511,27 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The first tick is immediate: nothing is loaded yet.
             tick.tick().await;
+            // Warn when comparing starts failing and when it works again, not every tick.
+            let mut failing = false;
             loop {
                 tick.tick().await;
                 let Some(engine) = weak.upgrade() else { break };
                 if engine.status() == SealStatus::Unsealed {
-                    if let Err(e) = engine.sync_partitions().await {
-                        tracing::warn!(error = %e, "could not compare the loaded partitions with the store");
+                    match engine.sync_partitions().await {
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "could not compare the loaded partitions with the store; changes made through other nodes may go unseen until it works again");
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "comparing the loaded partitions still fails")
+                        }
+                        Ok(_) if failing => {
+                            failing = false;
+                            tracing::warn!(
+                                "comparing the loaded partitions with the store works again"
+                            );
+                        }
+                        Ok(_) => {}
                     }
                 }
                 if Arc::strong_count(&engine) == 1 {
