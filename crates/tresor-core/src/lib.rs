@@ -44,6 +44,6 @@ pub mod template;
 
 pub use engine::{
     Application, ClientCredential, Context, Engine, EngineConfig, SealStatus, SealedObject,
-    SetupPolicy, TokenStatus, UserType,
+    SetupPolicy, SyncStats, TokenStatus, UserType,
 };
 pub use error::{Error, Result, Rv};

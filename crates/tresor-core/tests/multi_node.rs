@@ -325,6 +325,11 @@ async fn changes_elsewhere(
     );
     // Nothing more changed: nothing to refresh.
     assert_eq!(a.sync_partitions().await.unwrap(), 0);
+    let stats = a.sync_stats();
+    assert_eq!(
+        (stats.runs, stats.failures, stats.refreshed, stats.unloaded),
+        (2, 0, 1, 0)
+    );
 
     // Now on its own: A's background task with a short interval.
     let a_fast = {
@@ -378,6 +383,8 @@ async fn changes_elsewhere(
         rv(a_fast.open_context("p1").await),
         Rv::Vendor(vendor::USER_NOT_FOUND)
     );
+    let stats = a_fast.sync_stats();
+    assert!(stats.refreshed >= 1 && stats.failures == 0, "{stats:?}");
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

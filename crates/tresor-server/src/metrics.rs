@@ -137,6 +137,31 @@ impl Metrics {
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {typ}\n{name} {v}");
         }
+        let sync = engine.sync_stats();
+        for (name, help, v) in [
+            (
+                "tresor_node_store_syncs_total",
+                "Comparisons of the loaded partitions with the store.",
+                sync.runs,
+            ),
+            (
+                "tresor_node_store_sync_failures_total",
+                "Comparisons with the store that failed.",
+                sync.failures,
+            ),
+            (
+                "tresor_node_partitions_refreshed_total",
+                "Partitions re-read after another node or process changed them.",
+                sync.refreshed,
+            ),
+            (
+                "tresor_node_partitions_unloaded_total",
+                "Partitions unloaded after another node or process deleted them.",
+                sync.unloaded,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
         let _ = writeln!(s, "# HELP tresor_node_requests_total Requests by kind.\n# TYPE tresor_node_requests_total counter");
         for (k, c) in self.requests.iter().enumerate() {
             let n = g(c);

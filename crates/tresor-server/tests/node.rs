@@ -451,6 +451,14 @@ async fn probes_preambles_and_malformed_input() {
         metrics.contains("tresor_node_connections_refused_total"),
         "{metrics}"
     );
+    for name in [
+        "tresor_node_store_syncs_total",
+        "tresor_node_store_sync_failures_total 0",
+        "tresor_node_partitions_refreshed_total",
+        "tresor_node_partitions_unloaded_total 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from {metrics}");
+    }
 }
 
 #[tokio::test]

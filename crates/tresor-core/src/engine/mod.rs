@@ -143,6 +143,30 @@ pub struct Engine {
     pub(crate) session_states: sealed::SessionStates,
     /// Recently verified key passwords and the Argon2id permits for key passwords.
     pub(crate) key_passwords: key_password::Verifier,
+    /// What the comparisons with the store found (see [`Engine::sync_stats`]).
+    pub(crate) sync_counters: SyncCounters,
+}
+
+/// Counts of [`Engine::sync_partitions`] outcomes since the engine started.
+#[derive(Debug, Default)]
+pub(crate) struct SyncCounters {
+    pub runs: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    pub refreshed: std::sync::atomic::AtomicU64,
+    pub unloaded: std::sync::atomic::AtomicU64,
+}
+
+/// How this engine's view of the store has been kept current (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Comparisons of the loaded partitions with the store.
+    pub runs: u64,
+    /// Comparisons that failed (store unreachable, a partition unreadable).
+    pub failures: u64,
+    /// Partitions re-read because another node or process had changed them.
+    pub refreshed: u64,
+    /// Partitions unloaded because another node or process had deleted them.
+    pub unloaded: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,6 +225,7 @@ impl Engine {
             }),
             session_states: sealed::SessionStates::default(),
             key_passwords: key_password::Verifier::new(config_ttl)?,
+            sync_counters: SyncCounters::default(),
         }))
     }
 
@@ -497,6 +522,18 @@ impl Engine {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// What the comparisons with the store ([`Engine::sync_partitions`]) found so far.
+    pub fn sync_stats(&self) -> SyncStats {
+        let c = &self.sync_counters;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        SyncStats {
+            runs: g(&c.runs),
+            failures: g(&c.failures),
+            refreshed: g(&c.refreshed),
+            unloaded: g(&c.unloaded),
+        }
     }
 
     /// Start the background tasks: one commits the audit queue every `audit_flush_interval`,

@@ -1294,6 +1294,17 @@ impl Engine {
         if loaded.is_empty() {
             return Ok(0);
         }
+        let counters = &self.sync_counters;
+        counters.runs.fetch_add(1, Ordering::Relaxed);
+        let r = self.sync_loaded(loaded).await;
+        if r.is_err() {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    async fn sync_loaded(&self, loaded: Vec<Arc<Partition>>) -> Result<usize> {
+        let counters = &self.sync_counters;
         // Listed before the query: a partition loaded after it may not be in the answer.
         let stored: HashMap<i64, i64> = self
             .store
@@ -1309,6 +1320,7 @@ impl Engine {
                 Some(&version) => match p.sync_to(self, version).await {
                     Ok(true) => {
                         changed += 1;
+                        counters.refreshed.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(partition = %p.name, version, "partition changed elsewhere: state re-read");
                     }
                     Ok(false) => {}
@@ -1320,6 +1332,7 @@ impl Engine {
                 None => {
                     p.deleted_elsewhere(self);
                     changed += 1;
+                    counters.unloaded.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
