@@ -692,7 +692,8 @@ fn node_engine_settings_take_effect() {
 /// A client key revoked by the operator (`tresor admin credentials revoke`, another process on
 /// the same store) stops working on a node that already serves it: its open connection's next
 /// request fails within the node's `--sync-ms`, and it cannot connect again. Another client of
-/// the partition keeps working.
+/// the partition keeps working, until the operator disables the service: then the gateway
+/// closes its connection and refuses it another.
 #[test]
 fn revocation_reaches_open_connections() {
     let cl = Cluster::new();
@@ -769,6 +770,42 @@ fn revocation_reaches_open_connections() {
     assert!(e.to_string().contains("0x80000107"), "{e}");
     // The other client was not touched.
     sign_verify(&apps[1].0, other_pair, b"the other client still works");
+
+    // The operator disables the service: the gateway closes the other client's connection
+    // (within about twice its directory cache time, 2 s) and refuses it a new one.
+    cl.ok(&[
+        "admin",
+        "service",
+        "set",
+        "--service-user",
+        "acme-svc",
+        "--disable",
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refusal = loop {
+        let r = apps[1].0.call(&Request::Sign {
+            key: other_pair.1,
+            mechanism: Mechanism::EcdsaHash {
+                hash: HashAlg::Sha256,
+            },
+            data: Secret::from_slice(b"after the service was disabled"),
+        });
+        match r {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "a client of the disabled service still signs after 10 s"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Its reconnections are refused: with no enabled service left that allows 127.0.0.1, the
+    // gateway closes them before TLS (otherwise it would answer SERVICE_LOCKED, 0x80000112).
+    let shown = refusal.to_string();
+    assert!(
+        shown.contains("no HSM reachable") || shown.contains("0x80000112"),
+        "{shown}"
+    );
 }
 
 /// Two nodes behind one gateway; one is killed while four threads sign.
