@@ -394,3 +394,114 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// On PostgreSQL a node does not wait for its next poll: the store's notification of a changed
+/// partition makes it compare at once. Node A polls only every minute here, yet sees node B's
+/// destruction of a key, revocation of a client key and deletion of the partition within a
+/// second or two each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_notifies_other_nodes_at_once() {
+    let schema = PgSchema::new();
+    let init = Engine::open(schema.store().await, test_config())
+        .await
+        .unwrap();
+    let shares = init.init(2, 3).await.unwrap();
+    init.create_partition("p1", SO_PIN, Some(USER_PIN))
+        .await
+        .unwrap();
+    let slow_poll = EngineConfig {
+        sync_interval: std::time::Duration::from_secs(60),
+        ..test_config()
+    };
+    let a = Engine::open(schema.store().await, slow_poll).await.unwrap();
+    a.unseal(&shares[..2]).await.unwrap();
+    let _bg = a.spawn_background();
+    let b = Engine::open(schema.store().await, test_config())
+        .await
+        .unwrap();
+    b.unseal(&shares[..2]).await.unwrap();
+
+    let pw = a
+        .issue_setup_password("p1", SetupPolicy::default())
+        .await
+        .unwrap();
+    let spki = tresor_core::attest::new_p256_key()
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let client = a
+        .register_client(
+            "p1",
+            secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+            USER_PIN,
+            &spki,
+            "app",
+        )
+        .await
+        .unwrap();
+    let ctx = a
+        .open_client_context("p1", &client.fingerprint)
+        .await
+        .unwrap();
+    ctx.login(UserType::User, USER_PIN).await.unwrap();
+    let (pub_t, priv_t) = ec_key_templates();
+    let (_, key) = ctx
+        .generate_key_pair(CKM_EC_KEY_PAIR_GEN, &pub_t, &priv_t)
+        .await
+        .unwrap();
+    let (_, other) = ctx
+        .generate_key_pair(CKM_EC_KEY_PAIR_GEN, &pub_t, &priv_t)
+        .await
+        .unwrap();
+    let sha = Mechanism::EcdsaHash(HashAlg::Sha256);
+    ctx.sign(key, &sha, b"cached").await.unwrap();
+    ctx.sign(other, &sha, b"cached").await.unwrap();
+
+    let within = |what: &'static str| async move {
+        let started = std::time::Instant::now();
+        move |done: bool| {
+            assert!(
+                done || started.elapsed() < std::time::Duration::from_secs(5),
+                "{what}: not seen after 5 s (the poll is 60 s away)"
+            );
+            done
+        }
+    };
+
+    let b_ctx = b.open_context("p1").await.unwrap();
+    b_ctx.login(UserType::User, USER_PIN).await.unwrap();
+    b_ctx.destroy_object(key).await.unwrap();
+    let check = within("destroyed key").await;
+    loop {
+        let r = ctx.sign(key, &sha, b"destroyed?").await;
+        if check(matches!(&r, Err(e) if e.rv() == Rv::ObjectHandleInvalid)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ctx.sign(other, &sha, b"unchanged").await.unwrap();
+
+    b.revoke_client("p1", Some(&client.fingerprint))
+        .await
+        .unwrap();
+    let check = within("revoked client").await;
+    loop {
+        let r = ctx.sign(other, &sha, b"revoked?").await;
+        if check(matches!(&r, Err(e) if e.rv() == Rv::Vendor(vendor::CLIENT_NOT_REGISTERED))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let plain = a.open_context("p1").await.unwrap();
+    b.delete_partition("p1").await.unwrap();
+    let check = within("deleted partition").await;
+    loop {
+        let r = plain.find_objects(&Template::new(), 1).await;
+        if check(matches!(&r, Err(e) if e.rv() == Rv::Vendor(vendor::USER_NOT_FOUND))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(a.sync_stats().runs >= 3, "{:?}", a.sync_stats());
+}

@@ -336,6 +336,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `(id, version)` of every partition: what a node compares with the partitions it has
     /// loaded, to see which another node (or process) changed or deleted.
     async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>>;
+    /// A counter that moves soon after another writer changed or deleted a partition, if this
+    /// store can tell (PostgreSQL: `LISTEN`); `None` otherwise (SQLite), and then only
+    /// [`Store::partition_versions`] polled tells. A move is a hint to compare now, never proof
+    /// of a change: it also moves when the notification connection was re-established.
+    fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// One partition by id.
     async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>>;
     /// One partition by name.

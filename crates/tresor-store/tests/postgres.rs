@@ -367,7 +367,7 @@ async fn nodes_starting_together_create_and_migrate_the_schema_once() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
 }
 
 #[tokio::test]
@@ -418,7 +418,7 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4]);
+    assert_eq!(applied, [1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
@@ -702,4 +702,92 @@ async fn tls_settings_of_the_url_take_effect() {
             other => panic!("{url}: expected a refusal, got {other:?}"),
         }
     }
+}
+
+/// `partition_changes` moves when another store of the same schema changes a partition's
+/// sealed record or deletes it (and once when listening starts), not for PIN failure counters
+/// nor for a partition of another schema; SQLite offers none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partition_changes_are_notified() {
+    let schema = PgSchema::new();
+    let [a, b] = two_nodes(&schema).await;
+    let elsewhere_schema = PgSchema::new();
+    let elsewhere = pg_store(&elsewhere_schema.name, 2).await;
+    commit(&b, [Mutation::InsertPartition(partition(1, "alpha"))])
+        .await
+        .unwrap();
+    commit(
+        &elsewhere,
+        [Mutation::InsertPartition(partition(1, "alpha"))],
+    )
+    .await
+    .unwrap();
+
+    let mut rx = a.partition_changes().expect("PostgreSQL notifies");
+    // Listening started: the first move says "anything may have changed".
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .expect("no first move")
+        .unwrap();
+    rx.borrow_and_update();
+    let quiet = |rx: &mut tokio::sync::watch::Receiver<u64>| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_millis(300), rx.changed())
+                .await
+                .is_err()
+        }
+    };
+    let moved = |rx: &mut tokio::sync::watch::Receiver<u64>| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .is_ok()
+        }
+    };
+
+    commit(
+        &b,
+        [Mutation::SetPinFailures {
+            partition_id: 1,
+            so_failures: 1,
+            user_failures: 2,
+        }],
+    )
+    .await
+    .unwrap();
+    let mut other = partition(1, "alpha");
+    other.version = 2;
+    commit(
+        &elsewhere,
+        [Mutation::UpdatePartition {
+            row: other,
+            expected_version: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(quiet(&mut rx).await, "moved for counters or another schema");
+
+    let mut row = partition(1, "alpha");
+    row.version = 2;
+    commit(
+        &b,
+        [Mutation::UpdatePartition {
+            row,
+            expected_version: 1,
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(moved(&mut rx).await, "no move for an update");
+    rx.borrow_and_update();
+    commit(&b, [Mutation::DeletePartition { partition_id: 1 }])
+        .await
+        .unwrap();
+    assert!(moved(&mut rx).await, "no move for a deletion");
+
+    let sqlite = Backend::sqlite().await.open().await;
+    assert!(sqlite.partition_changes().is_none());
 }

@@ -97,6 +97,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// After a store's hint that a partition changed, how long to wait before comparing, so that
+/// a burst of changes (another node generating keys) costs one comparison.
+const SYNC_HINT_PAUSE: Duration = Duration::from_millis(20);
+
 /// Cluster table keys.
 pub(crate) mod keys {
     pub const SEAL_CONFIG: &str = "seal_config";
@@ -543,6 +547,9 @@ impl Engine {
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let every = self.config.sync_interval;
+        // A store that can tell (PostgreSQL's LISTEN) hints at changes as they commit: compare
+        // then too, after a short pause that lets a burst of changes make one comparison.
+        let mut hints = self.store.partition_changes();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -551,7 +558,23 @@ impl Engine {
             // Warn when comparing starts failing and when it works again, not every tick.
             let mut failing = false;
             loop {
-                tick.tick().await;
+                let hinted = async {
+                    match hints.as_mut() {
+                        Some(rx) => rx.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    ok = hinted => {
+                        if ok {
+                            tokio::time::sleep(SYNC_HINT_PAUSE).await;
+                        } else {
+                            // The listener is gone: polling alone from now on.
+                            hints = None;
+                        }
+                    }
+                }
                 let Some(engine) = weak.upgrade() else { break };
                 if engine.status() == SealStatus::Unsealed {
                     match engine.sync_partitions().await {

@@ -41,9 +41,10 @@
 //!
 //! # Schema and connections
 //!
-//! The schema lives in `migrations-pg/` (the same version numbers as SQLite's `migrations/`) and
-//! is embedded with [`sqlx::migrate!`]; it is applied when a store connects, under sqlx's
-//! database-wide advisory lock, so nodes starting together do not run it twice. With
+//! The schema lives in `migrations-pg/` (the version numbers of SQLite's `migrations/`, plus
+//! 0005 for change notifications) and is embedded with [`sqlx::migrate!`]; it is applied when
+//! a store connects, under sqlx's database-wide advisory lock, so nodes starting together do
+//! not run it twice. With
 //! [`PgStoreOptions::schema`] everything, the migration bookkeeping included, lives in that
 //! schema: each connection starts with `search_path` set to it, so several clusters (or tests)
 //! can share one database.
@@ -51,7 +52,16 @@
 //! The URL's password never appears in an error or in `Debug` output: errors name the server
 //! with the password replaced by `***`.
 //!
-//! Needs PostgreSQL 11 or later (`hashtextextended`).
+//! # Change notifications
+//!
+//! A trigger (migration 0005) sends `NOTIFY tresor_partitions, '<schema> <id>'` when a
+//! partition's sealed record changes or the partition is deleted; it is delivered when the
+//! writing transaction commits. [`Store::partition_changes`] starts one listening connection per
+//! store (and its clones) on first use and turns each notification for its own schema into a
+//! move of a watch counter, which nodes use to compare their loaded partitions at once. A lost
+//! listening connection is opened again, with one move (notifications may have been missed).
+//!
+//! Needs PostgreSQL 11 or later (`hashtextextended`, `EXECUTE FUNCTION`).
 //!
 //! # TLS
 //!
@@ -67,6 +77,7 @@
 
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -143,6 +154,74 @@ pub struct PgStore {
     /// The URL with its password replaced, for messages.
     shown: String,
     schema: Option<String>,
+    /// The `LISTEN` task behind [`Store::partition_changes`], started on first use and
+    /// stopped with the last clone.
+    changes: Arc<OnceLock<Changes>>,
+}
+
+/// What [`Store::partition_changes`] hands out, and the task that feeds it.
+struct Changes {
+    rx: tokio::sync::watch::Receiver<u64>,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The channel the `partitions_changed` trigger notifies (migration 0005).
+const CHANGES_CHANNEL: &str = "tresor_partitions";
+
+/// Listen for partition changes in this store's schema and move `tx` for each (and each time
+/// listening starts again: what happened meanwhile was missed). Runs until aborted.
+async fn listen_partition_changes(pool: PgPool, tx: tokio::sync::watch::Sender<u64>) {
+    let pause = Duration::from_secs(1);
+    let schema: String = loop {
+        match sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::debug!(error = %e, "partition change listener: no schema yet");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    };
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "partition change listener: cannot connect");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::debug!(error = %e, "partition change listener: LISTEN failed");
+            tokio::time::sleep(pause).await;
+            continue;
+        }
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+        loop {
+            match listener.recv().await {
+                Ok(n) => {
+                    if n.payload().split(' ').next() == Some(schema.as_str()) {
+                        tx.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "partition change listener: connection lost");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -242,6 +321,7 @@ impl PgStore {
             pool,
             shown,
             schema: opts.schema,
+            changes: Arc::new(OnceLock::new()),
         })
     }
 
@@ -662,6 +742,21 @@ impl Store for PgStore {
         .await
         .map_err(|e| db_error("listing partitions", e))?;
         rows.iter().map(partition_from_row).collect()
+    }
+
+    fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        // Spawning needs a runtime: without one (not the case in Tresor's processes) there is
+        // no listener, and polling alone tells.
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let c = self.changes.get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(0u64);
+            let task = runtime.spawn(listen_partition_changes(self.pool.clone(), tx));
+            Changes {
+                rx,
+                _task: AbortOnDrop(task.abort_handle()),
+            }
+        });
+        Some(c.rx.clone())
     }
 
     async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>> {
