@@ -121,8 +121,9 @@ const RETRYABLE_STATES: [&str; 2] = ["40001", "40P01"];
 /// Tuning of a [`PgStore`] connected with [`PgStore::connect_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgStoreOptions {
-    /// Size of the connection pool (at least 1). Each node of a cluster has its own pool, so the
-    /// server's `max_connections` must cover the sum.
+    /// Size of the connection pool (at least 1). Each node of a cluster has its own pool, and
+    /// one more connection while it listens for partition changes, so the server's
+    /// `max_connections` must cover the sum.
     pub max_connections: u32,
     /// Keep every table in this schema (created if missing) instead of the server's default
     /// `search_path`. Lower-case ASCII letters, digits and `_`, not starting with a digit, at
@@ -157,6 +158,8 @@ pub struct PgStore {
     /// The `LISTEN` task behind [`Store::partition_changes`], started on first use and
     /// stopped with the last clone.
     changes: Arc<OnceLock<Changes>>,
+    /// How the listening connection connects: one of its own, outside `pool`.
+    listen: PgConnectOptions,
 }
 
 /// What [`Store::partition_changes`] hands out, and the task that feeds it.
@@ -307,6 +310,7 @@ impl PgStore {
             tracing::debug!(error = %e, "closing the first connection");
         }
 
+        let listen = connect.clone();
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.connect_timeout)
@@ -322,6 +326,7 @@ impl PgStore {
             shown,
             schema: opts.schema,
             changes: Arc::new(OnceLock::new()),
+            listen,
         })
     }
 
@@ -750,7 +755,12 @@ impl Store for PgStore {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let c = self.changes.get_or_init(|| {
             let (tx, rx) = tokio::sync::watch::channel(0u64);
-            let task = runtime.spawn(listen_partition_changes(self.pool.clone(), tx));
+            // A pool of one, apart from the store's: listening never takes a connection
+            // that queries need.
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(self.listen.clone());
+            let task = runtime.spawn(listen_partition_changes(pool, tx));
             Changes {
                 rx,
                 _task: AbortOnDrop(task.abort_handle()),
