@@ -746,24 +746,7 @@ fn revocation_reaches_open_connections() {
     ]);
     assert!(out.contains("Revoked 1"), "{out}");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let refusal = loop {
-        let r = apps[0].0.call(&Request::Sign {
-            key: doomed_pair.1,
-            mechanism: Mechanism::EcdsaHash {
-                hash: HashAlg::Sha256,
-            },
-            data: Secret::from_slice(b"after the revocation"),
-        });
-        match r {
-            Err(e) => break e,
-            Ok(_) => assert!(
-                std::time::Instant::now() < deadline,
-                "the revoked client still signs after 5 s"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let refusal = sign_until_refused(&apps[0].0, doomed_pair.1, Duration::from_secs(5));
     assert!(refusal.to_string().contains("0x80000107"), "{refusal}");
     // A new connection is refused too.
     let e = login(&client(&apps[0].1, &apps[0].2), USER_PIN).unwrap_err();
@@ -781,24 +764,7 @@ fn revocation_reaches_open_connections() {
         "acme-svc",
         "--disable",
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let refusal = loop {
-        let r = apps[1].0.call(&Request::Sign {
-            key: other_pair.1,
-            mechanism: Mechanism::EcdsaHash {
-                hash: HashAlg::Sha256,
-            },
-            data: Secret::from_slice(b"after the service was disabled"),
-        });
-        match r {
-            Err(e) => break e,
-            Ok(_) => assert!(
-                std::time::Instant::now() < deadline,
-                "a client of the disabled service still signs after 10 s"
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let refusal = sign_until_refused(&apps[1].0, other_pair.1, Duration::from_secs(10));
     // Its reconnections are refused: with no enabled service left that allows 127.0.0.1, the
     // gateway closes them before TLS (otherwise it would answer SERVICE_LOCKED, 0x80000112).
     let shown = refusal.to_string();
@@ -806,6 +772,29 @@ fn revocation_reaches_open_connections() {
         shown.contains("no HSM reachable") || shown.contains("0x80000112"),
         "{shown}"
     );
+}
+
+/// Sign with `key` until a call fails, and return that error; fails the test if every call
+/// still succeeds after `within`.
+fn sign_until_refused(c: &SlotClient, key: i64, within: Duration) -> tresor_client::Error {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = c.call(&Request::Sign {
+            key,
+            mechanism: Mechanism::EcdsaHash {
+                hash: HashAlg::Sha256,
+            },
+            data: Secret::from_slice(b"still allowed?"),
+        });
+        match r {
+            Err(e) => return e,
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "still signing after {within:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Two nodes behind one gateway; one is killed while four threads sign.

@@ -214,6 +214,29 @@ fn ec_key_templates() -> (Template, Template) {
     )
 }
 
+/// A new P-256 client key registered for `p1` through `engine` (setup password exchange).
+async fn register_client(engine: &Arc<Engine>) -> (Vec<u8>, tresor_core::ClientCredential) {
+    let pw = engine
+        .issue_setup_password("p1", SetupPolicy::default())
+        .await
+        .unwrap();
+    let spki = tresor_core::attest::new_p256_key()
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let client = engine
+        .register_client(
+            "p1",
+            secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
+            USER_PIN,
+            &spki,
+            "app",
+        )
+        .await
+        .unwrap();
+    (spki, client)
+}
+
 fn rv<T: std::fmt::Debug>(r: tresor_core::Result<T>) -> Rv {
     r.expect_err("expected an error").rv()
 }
@@ -248,24 +271,7 @@ async fn changes_elsewhere(
     for k in &keys {
         a_ctx.sign(*k, &sha, b"cached on A").await.unwrap();
     }
-    let pw = a
-        .issue_setup_password("p1", SetupPolicy::default())
-        .await
-        .unwrap();
-    let spki = tresor_core::attest::new_p256_key()
-        .unwrap()
-        .public_key_to_der()
-        .unwrap();
-    let client = a
-        .register_client(
-            "p1",
-            secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
-            USER_PIN,
-            &spki,
-            "app",
-        )
-        .await
-        .unwrap();
+    let (spki, client) = register_client(&a).await;
     a.authenticate_client("p1", &spki).await.unwrap();
     a.flush_audit().await.unwrap();
     // A context of that client (how the node serves a connection).
@@ -421,24 +427,7 @@ async fn postgres_notifies_other_nodes_at_once() {
         .unwrap();
     b.unseal(&shares[..2]).await.unwrap();
 
-    let pw = a
-        .issue_setup_password("p1", SetupPolicy::default())
-        .await
-        .unwrap();
-    let spki = tresor_core::attest::new_p256_key()
-        .unwrap()
-        .public_key_to_der()
-        .unwrap();
-    let client = a
-        .register_client(
-            "p1",
-            secrecy::ExposeSecret::expose_secret(&pw).as_bytes(),
-            USER_PIN,
-            &spki,
-            "app",
-        )
-        .await
-        .unwrap();
+    let (_, client) = register_client(&a).await;
     let ctx = a
         .open_client_context("p1", &client.fingerprint)
         .await
