@@ -158,6 +158,10 @@ impl Context {
             let epoch = self.part.clients_epoch.load(Ordering::Acquire);
             if epoch != self.clients_epoch.load(Ordering::Acquire) {
                 if !self.part.clients.read().contains(fp) {
+                    // Nothing of it stays usable or in memory: its login and session objects
+                    // go now, not when the node drops the context.
+                    self.session_objects.write().clear();
+                    *self.login.write() = None;
                     return Err(client_revoked(&self.part.name, fp));
                 }
                 self.clients_epoch.store(epoch, Ordering::Release);
