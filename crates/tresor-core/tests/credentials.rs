@@ -341,7 +341,11 @@ async fn revoke() {
     let err = open[0].find_objects(&all, 10).await.unwrap_err();
     assert_eq!(err.rv(), Rv::Vendor(vendor::CLIENT_NOT_REGISTERED));
     assert!(err.detail().contains("no longer registered"), "{err}");
-    assert_eq!(open[0].logged_in(), None, "the revoked client's login is gone");
+    assert_eq!(
+        open[0].logged_in(),
+        None,
+        "the revoked client's login is gone"
+    );
     open[1].find_objects(&all, 10).await.unwrap();
     assert_eq!(open[1].logged_in(), Some(UserType::User));
     assert_eq!(e.revoke_client("p1", None).await.unwrap(), 2);
