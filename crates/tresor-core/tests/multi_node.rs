@@ -61,6 +61,20 @@ impl PgSchema {
     }
 }
 
+impl PgSchema {
+    /// An engine on this schema, initialised (shares 2 of 3) with partition `p1`.
+    async fn initialised(&self) -> (Arc<Engine>, Vec<tresor_core::seal::Share>) {
+        let e = Engine::open(self.store().await, test_config())
+            .await
+            .unwrap();
+        let shares = e.init(2, 3).await.unwrap();
+        e.create_partition("p1", SO_PIN, Some(USER_PIN))
+            .await
+            .unwrap();
+        (e, shares)
+    }
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
@@ -77,13 +91,7 @@ impl Drop for PgSchema {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_a_partition_on_postgres() {
     let schema = PgSchema::new();
-    let a = Engine::open(schema.store().await, test_config())
-        .await
-        .unwrap();
-    let shares = a.init(2, 3).await.unwrap();
-    a.create_partition("p1", SO_PIN, Some(USER_PIN))
-        .await
-        .unwrap();
+    let (a, shares) = schema.initialised().await;
     two_nodes(a, schema.store().await, &shares).await;
 }
 
@@ -189,13 +197,7 @@ async fn changes_through_another_node_reach_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_through_another_node_reach_the_cache_on_postgres() {
     let schema = PgSchema::new();
-    let init = Engine::open(schema.store().await, test_config())
-        .await
-        .unwrap();
-    let shares = init.init(2, 3).await.unwrap();
-    init.create_partition("p1", SO_PIN, Some(USER_PIN))
-        .await
-        .unwrap();
+    let (_, shares) = schema.initialised().await;
     changes_elsewhere(schema.store().await, schema.store().await, &shares).await;
 }
 
@@ -408,13 +410,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_notifies_other_nodes_at_once() {
     let schema = PgSchema::new();
-    let init = Engine::open(schema.store().await, test_config())
-        .await
-        .unwrap();
-    let shares = init.init(2, 3).await.unwrap();
-    init.create_partition("p1", SO_PIN, Some(USER_PIN))
-        .await
-        .unwrap();
+    let (_, shares) = schema.initialised().await;
     let slow_poll = EngineConfig {
         sync_interval: std::time::Duration::from_secs(60),
         ..test_config()
