@@ -24,6 +24,7 @@ use tresor_core::{Context, Engine, UserType};
 use tresor_proto::{Request, Response, Secret};
 
 use crate::bench::{measure_window, round2, with_backpressure, Measured, Tally, Worker};
+use crate::bench_floor::{Floor, FloorKeys, OP_NOOP, OP_P256, OP_RSA};
 
 /// Options of `tresor bench network`.
 #[derive(Args, Debug)]
@@ -68,6 +69,14 @@ enum Case {
 }
 
 impl Case {
+    fn floor_op(self) -> u8 {
+        match self {
+            Case::Noop => OP_NOOP,
+            Case::EcdsaP256 => OP_P256,
+            Case::Rsa2048 => OP_RSA,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Case::Noop => "noop",
@@ -271,8 +280,25 @@ const SERVER_THREAD: &str = "tresor-srv";
 const NODE_THREAD: &str = "tresor-srv-node";
 const GATEWAY_THREAD: &str = "tresor-srv-gw";
 
-/// One result row: case, clients, network, in-process, ratio, CPU µs per op.
-type Row = (Case, usize, Measured, Measured, f64, (f64, f64, f64));
+/// One result row of a case at a concurrency.
+struct Row {
+    case: Case,
+    clients: usize,
+    network: Measured,
+    local: Measured,
+    /// The bare two hops of [`crate::bench_floor`].
+    floor: Measured,
+    /// (node and gateway, gateway, clients) CPU µs per network operation.
+    cpu: (f64, f64, f64),
+}
+
+fn ratio(a: &Measured, b: &Measured) -> f64 {
+    if b.ops_per_s > 0.0 {
+        a.ops_per_s / b.ops_per_s
+    } else {
+        0.0
+    }
+}
 
 /// CPU time of the process, split into the server side (the node's and gateway's runtime
 /// threads and the store's worker thread, from `/proc/self/task/*/schedstat`, nanoseconds) and
@@ -425,6 +451,14 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         ctxs.push(Arc::new(c));
     }
     let keys = make_keys(&ctxs[0]).await?;
+    let floor = Floor::start(
+        ctxs.clone(),
+        FloorKeys {
+            p256: keys.p256,
+            rsa: keys.rsa,
+        },
+        h.clone(),
+    )?;
     println!(
         "tresor bench network: seconds {} clients {:?} (node {} behind gateway {}, {} cores)",
         a.seconds,
@@ -454,7 +488,8 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                 // machine's speed during the run (other guests of the host, frequency) falls on
                 // both sides of the ratio alike.
                 let window = seconds / f64::from(ROUNDS);
-                let (mut net, mut local) = (Tally::default(), Tally::default());
+                let (mut net, mut local, mut bare) =
+                    (Tally::default(), Tally::default(), Tally::default());
                 let mut cpu = (0.0, 0.0, 0.0);
                 for _ in 0..ROUNDS {
                     let cpu0 = ServerCpu::read();
@@ -466,21 +501,27 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                         let ctx = ctxs.get(i).context("context")?.clone();
                         Ok(local_worker(case, ctx, &keys, h2.clone()))
                     })?);
+                    bare.add(measure_window(n, window, &|_| {
+                        floor.worker(case.floor_op())
+                    })?);
                 }
                 let per_op = net.ops().max(1) as f64;
                 let cpu = (cpu.0 / per_op, cpu.1 / per_op, cpu.2 / per_op);
-                let (net, local) = (net.finish(), local.finish());
-                let ratio = if local.ops_per_s > 0.0 {
-                    net.ops_per_s / local.ops_per_s
-                } else {
-                    0.0
-                };
+                let (net, local, bare) = (net.finish(), local.finish(), bare.finish());
                 println!(
-                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
+                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | bare hops {:>9.0} ops/s p50 {:>8.1} µs, ratio {:.2} | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
                     case.name(), n, net.ops_per_s, net.p50_us, net.p99_us,
-                    local.ops_per_s, local.p50_us, local.p99_us, ratio, cpu.0, cpu.2, cpu.1
+                    local.ops_per_s, local.p50_us, local.p99_us, ratio(&net, &local),
+                    bare.ops_per_s, bare.p50_us, ratio(&bare, &local), cpu.0, cpu.2, cpu.1
                 );
-                rows.push((case, n, net, local, ratio, cpu));
+                rows.push(Row {
+                    case,
+                    clients: n,
+                    network: net,
+                    local,
+                    floor: bare,
+                    cpu,
+                });
             }
         }
         // Connection setup: TCP + TLS to the gateway + service login + end-to-end TLS +
@@ -512,9 +553,11 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     let json = serde_json::json!({
         "seconds": a.seconds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "results": rows.iter().map(|(c, n, net, local, ratio, cpu): &Row| serde_json::json!({
-            "case": c.name(), "clients": n, "network": net.json(), "in_process": local.json(), "ratio": round2(*ratio),
-            "cpu_us_per_op": {"node_and_gateway": round2(cpu.0), "gateway": round2(cpu.2), "clients": round2(cpu.1)},
+        "results": rows.iter().map(|r: &Row| serde_json::json!({
+            "case": r.case.name(), "clients": r.clients, "network": r.network.json(),
+            "in_process": r.local.json(), "ratio": round2(ratio(&r.network, &r.local)),
+            "bare_hops": r.floor.json(), "bare_hops_ratio": round2(ratio(&r.floor, &r.local)),
+            "cpu_us_per_op": {"node_and_gateway": round2(r.cpu.0), "gateway": round2(r.cpu.2), "clients": round2(r.cpu.1)},
         })).collect::<Vec<_>>(),
         "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
         "handoff_us": {"round_trip": round2(handoff_rtt), "cpu_per_round_trip": round2(handoff_cpu)},

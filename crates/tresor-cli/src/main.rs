@@ -7,6 +7,7 @@
 
 mod admin;
 mod bench;
+mod bench_floor;
 mod bench_net;
 mod cmd;
 mod rest;

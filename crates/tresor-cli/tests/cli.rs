@@ -428,3 +428,48 @@ fn postgres_store_urls() {
     );
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// `tresor bench network` runs end to end (briefly) and reports, per case, the network path,
+/// the in-process engine and the bare two hops next to each other, as text and as JSON.
+#[test]
+fn bench_network_reports_the_three_sides() {
+    let o = tresor(
+        &[
+            "bench",
+            "network",
+            "--seconds",
+            "0.3",
+            "--clients",
+            "1,2",
+            "--cases",
+            "noop,ecdsa-p256",
+            "--setups",
+            "3",
+        ],
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TRESOR_BENCH_JSON "))
+        .expect("no JSON line");
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{v}");
+    for r in results {
+        for side in ["network", "in_process", "bare_hops"] {
+            assert!(
+                r[side]["ops"].as_u64().unwrap() > 0,
+                "{side} did no operation: {r}"
+            );
+        }
+        assert!(r["bare_hops_ratio"].as_f64().unwrap() > 0.0 || r["case"] == "noop");
+    }
+    assert_eq!(v["setup_us"]["n"], 3);
+    assert!(out.contains("bare hops"), "{out}");
+}
