@@ -203,6 +203,12 @@ pub struct GatewayArgs {
     /// Seconds between node health probes.
     #[arg(long, default_value_t = 2)]
     pub health_interval: u64,
+    /// Milliseconds a directory answer (a service, the allowlists) is reused. On PostgreSQL
+    /// the store notifies the gateway of every service change, which then takes effect at
+    /// once; this bounds how late a change arrives when a notification is lost, and is the
+    /// delay for a SQLite store changed by another process.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub directory_cache_ms: u64,
 }
 
 fn parse_node(s: &str) -> std::result::Result<tresor_gateway::NodeAddr, String> {
@@ -240,6 +246,7 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     cfg.max_connections = a.max_connections;
     cfg.max_connections_per_source = a.max_per_source;
     cfg.health_interval = Duration::from_secs(a.health_interval.max(1));
+    cfg.directory_cache_ttl = Duration::from_millis(a.directory_cache_ms);
     let gw =
         tresor_gateway::Gateway::start(cfg, Arc::new(tresor_gateway::StoreDirectory::new(store)))
             .await?;

@@ -441,6 +441,14 @@ async fn postgres_notifies_other_nodes_at_once() {
     let sha = Mechanism::EcdsaHash(HashAlg::Sha256);
     ctx.sign(key, &sha, b"cached").await.unwrap();
     ctx.sign(other, &sha, b"cached").await.unwrap();
+    // The node says whether its notifications arrive (its metrics' gauge).
+    for _ in 0..500 {
+        if a.sync_stats().notifications == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.sync_stats().notifications, Some(true));
 
     let within = |what: &'static str| async move {
         let started = std::time::Instant::now();

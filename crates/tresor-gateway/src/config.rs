@@ -42,8 +42,10 @@ pub struct GatewayConfig {
     pub attempts_per_minute_per_source: u32,
     /// Password attempts per minute for one service user name. Default 30.
     pub attempts_per_minute_per_user: u32,
-    /// How long directory answers (allowlists, service entries) are reused: a revoked or
-    /// disabled service takes effect after at most this long. Default 2 s.
+    /// How long directory answers (allowlists, service entries) are reused. A directory that
+    /// reports its changes ([`crate::Directory::changes`]: the store-backed one on PostgreSQL,
+    /// or on SQLite for writes of the same process) makes a change take effect at once; else
+    /// a revoked or disabled service takes effect after at most this long. Default 2 s.
     pub directory_cache_ttl: Duration,
     /// Timeout of a TCP connect to a node during a login. Default 3 s.
     pub node_connect_timeout: Duration,

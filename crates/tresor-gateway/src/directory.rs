@@ -30,6 +30,13 @@ pub trait Directory: Send + Sync + 'static {
         failures: u32,
         locked_until: i64,
     ) -> DirFuture<'a, ()>;
+    /// A counter that moves soon after a service was added, changed or deleted, if this
+    /// directory can tell; the gateway then drops its cached entries and re-checks its open
+    /// connections at once instead of when the cache expires. `None`: the cache lifetime alone
+    /// bounds how long a change takes to reach the gateway.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// The directory kept in a [`tresor_store::Store`] (`services` table).
@@ -84,12 +91,27 @@ impl Directory for StoreDirectory {
             Ok(())
         })
     }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.0.service_changes()
+    }
 }
 
 /// A directory held in memory (tests, embedding).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryDirectory {
     entries: Mutex<HashMap<String, ServiceEntry>>,
+    /// Moves on every `put` and `remove` (see [`Directory::changes`]).
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for MemoryDirectory {
+    fn default() -> Self {
+        MemoryDirectory {
+            entries: Mutex::new(HashMap::new()),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl MemoryDirectory {
@@ -103,11 +125,14 @@ impl MemoryDirectory {
         self.entries
             .lock()
             .insert(entry.record.service_user.clone(), entry);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Remove a service.
     pub fn remove(&self, service_user: &str) -> Option<ServiceEntry> {
-        self.entries.lock().remove(service_user)
+        let gone = self.entries.lock().remove(service_user);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        gone
     }
 
     /// The current entry of a service user.
@@ -151,6 +176,10 @@ impl Directory for MemoryDirectory {
         };
         Box::pin(async move { r })
     }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changed.subscribe())
+    }
 }
 
 /// Entries kept in the lookup cache at most (unknown names are cached too).
@@ -166,6 +195,9 @@ pub(crate) struct CachedDirectory {
     union: Mutex<Option<(Instant, Arc<Vec<IpNet>>)>>,
     union_refresh: tokio::sync::Mutex<()>,
     lookups: Mutex<HashMap<String, (Instant, Option<ServiceEntry>)>>,
+    /// Moves each time the directory said that something changed and the cache was dropped
+    /// (see [`CachedDirectory::changed`]); open connections re-check their admission then.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl CachedDirectory {
@@ -176,7 +208,26 @@ impl CachedDirectory {
             union: Mutex::new(None),
             union_refresh: tokio::sync::Mutex::new(()),
             lookups: Mutex::new(HashMap::new()),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The wrapped directory's change counter (see [`Directory::changes`]).
+    pub(crate) fn source_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.changes()
+    }
+
+    /// The directory changed: forget every cached entry and the allowlist union, and tell
+    /// the connections waiting in [`CachedDirectory::subscribe`].
+    pub(crate) fn changed(&self) {
+        *self.union.lock() = None;
+        self.lookups.lock().clear();
+        self.generation.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Moves after each [`CachedDirectory::changed`].
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     fn fresh_union(&self) -> Option<Arc<Vec<IpNet>>> {

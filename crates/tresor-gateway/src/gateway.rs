@@ -135,11 +135,15 @@ impl Gateway {
             healthy = shared.healthy_count(), "gateway started");
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         let health = tokio::spawn(health_loop(shared.clone()));
+        let mut tasks = vec![accept, health];
+        if let Some(changes) = shared.dir.source_changes() {
+            tasks.push(tokio::spawn(directory_loop(shared.clone(), changes)));
+        }
         Ok(Gateway {
             local_addr,
             shared,
             stop: stop_tx,
-            tasks: vec![accept, health],
+            tasks,
         })
     }
 
@@ -488,21 +492,55 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         end = ?end, "connection closed");
 }
 
+/// Drops the directory cache whenever the directory says that a service changed, and wakes
+/// the open connections' checks ([`withdrawn`]), until the gateway stops.
+async fn directory_loop(shared: Arc<Shared>, mut changes: watch::Receiver<u64>) {
+    let mut stop = shared.stop.clone();
+    loop {
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                changes.borrow_and_update();
+                shared.counters.directory_changes.fetch_add(1, Ordering::Relaxed);
+                shared.dir.changed();
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Longest pause between a directory change and an open connection's re-check, at random, so
+/// that thousands of connections do not all ask the directory in the same millisecond.
+const RECHECK_SPREAD_MS: u64 = 20;
+
 /// Resolves, with the reason, once the directory no longer admits this connection: its
 /// service was deleted or disabled, or no longer allows the source address or the partition.
-/// Checked every `directory_cache_ttl` (plus up to half of it at random, so that connections
-/// opened together do not all ask at once), so an operator's change reaches open connections
-/// within about twice that. A rotated password or a lockout (which wrong passwords from
-/// anybody can cause) does not end an authenticated connection; an unavailable directory
-/// neither: the connection keeps its admission until the directory says otherwise.
+/// Checked at once (within [`RECHECK_SPREAD_MS`]) when the directory reports a change (the
+/// store-backed directory does: on PostgreSQL for any writer, on SQLite for writes in this
+/// process), and in any case every `directory_cache_ttl` (plus up to half of it at random, so
+/// that connections opened together do not all ask at once), so an operator's change reaches
+/// open connections within about twice that even when no notification arrives. A rotated
+/// password or a lockout (which wrong passwords from anybody can cause) does not end an
+/// authenticated connection; an unavailable directory neither: the connection keeps its
+/// admission until the directory says otherwise.
 async fn withdrawn(shared: &Shared, user: &str, partition: &str, ip: IpAddr) -> &'static str {
     let ttl = shared
         .config
         .directory_cache_ttl
         .max(Duration::from_millis(10));
+    let mut changes = shared.dir.subscribe();
     loop {
         let spread = u32::try_from(random_u64() % 512).unwrap_or(0);
-        tokio::time::sleep(ttl + ttl / 2 * spread / 512).await;
+        tokio::select! {
+            () = tokio::time::sleep(ttl + ttl / 2 * spread / 512) => {}
+            Ok(()) = changes.changed() => {
+                changes.borrow_and_update();
+                let ms = random_u64() % (RECHECK_SPREAD_MS + 1);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
         match shared.dir.lookup(user).await {
             Ok((None, _)) => return "service deleted",
             Ok((Some(entry), _)) => {

@@ -53,6 +53,8 @@ pub struct GatewayStats {
     /// Relayed connections closed because their service was disabled or deleted, or no longer
     /// allows their source address or partition.
     pub withdrawn: u64,
+    /// Times the directory reported a change of its services (and the cache was dropped).
+    pub directory_changes: u64,
     /// Healthy nodes at the last probe.
     pub healthy_nodes: u64,
 }
@@ -82,6 +84,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_to_clients: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
     pub(crate) withdrawn: AtomicU64,
+    pub(crate) directory_changes: AtomicU64,
     refused: [AtomicU64; 11],
 }
 
@@ -120,6 +123,7 @@ impl Counters {
             bytes_to_clients: self.bytes_to_clients.load(Ordering::Relaxed),
             idle_timeouts: self.idle_timeouts.load(Ordering::Relaxed),
             withdrawn: self.withdrawn.load(Ordering::Relaxed),
+            directory_changes: self.directory_changes.load(Ordering::Relaxed),
             healthy_nodes,
         }
     }

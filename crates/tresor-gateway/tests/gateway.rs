@@ -405,6 +405,53 @@ async fn withdrawn_access_closes_relayed_connections() {
     assert_eq!(env.gw.stats().withdrawn, 4);
 }
 
+/// A directory that reports its changes (as the store-backed one does) reaches the gateway
+/// at once, not when the cache expires: here the cache would keep entries for a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reported_directory_changes_take_effect_at_once() {
+    let node = FakeNode::start("n1", READY).await;
+    let env = start_env(
+        vec![node.node_addr()],
+        vec![
+            service("dis", "pw", &[LOCAL], &["P1"]),
+            service("keep", "pw", &[LOCAL], &["P1"]),
+        ],
+        |c| c.directory_cache_ttl = Duration::from_secs(60),
+    )
+    .await;
+    // A name nobody has yet: refused, and the answer cached.
+    let (reply, _) = env.login("late", "pw", "P1").await;
+    assert_eq!(refused_code(&reply), Some(codes::SERVICE_AUTH_FAILED));
+    let (reply, mut dis) = env.login("dis", "pw", "P1").await;
+    assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+    let (reply, mut keep) = env.login("keep", "pw", "P1").await;
+    assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+    assert_eq!(echo(&mut dis, b"hi").await, b"hi");
+
+    let t0 = Instant::now();
+    let mut e = env.dir.get("dis").unwrap();
+    e.record.disabled = true;
+    env.dir.put(e);
+    assert!(
+        closes_within(&mut dis, Duration::from_secs(2)).await,
+        "the disabled service's connection stayed open"
+    );
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    // The service added after the cached refusal is admitted without waiting for the cache.
+    env.dir.put(service("late", "pw", &[LOCAL], &["P1"]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (reply, _late) = env.login("late", "pw", "P1").await;
+    assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+    // A new login of the disabled service is refused at once too.
+    let (reply, _) = env.login("dis", "pw", "P1").await;
+    assert!(refused_code(&reply).is_some(), "{reply:?}");
+    assert_eq!(echo(&mut keep, b"still").await, b"still");
+    let stats = env.gw.stats();
+    assert_eq!(stats.withdrawn, 1);
+    assert!(stats.directory_changes >= 2, "{stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_source_connection_limit() {
     let node = FakeNode::start("n1", READY).await;

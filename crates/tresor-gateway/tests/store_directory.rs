@@ -4,11 +4,29 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::*;
 use tresor_gateway::{Directory, Gateway, StoreDirectory};
 use tresor_proto::gateway::{codes, GatewayMsg};
-use tresor_store::{Mutation, ServiceRow, SqliteStore, Store, WriteBatch};
+use tresor_store::{Mutation, PgStore, PgStoreOptions, ServiceRow, SqliteStore, Store, WriteBatch};
+
+fn row(e: &tresor_gateway::ServiceEntry, version: i64) -> ServiceRow {
+    ServiceRow {
+        name: e.record.name.clone(),
+        service_user: e.record.service_user.clone(),
+        record_json: serde_json::to_vec(&e.record).unwrap(),
+        failures: 0,
+        locked_until: 0,
+        version,
+    }
+}
+
+fn one(m: Mutation) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.push(m);
+    b
+}
 
 async fn store_with(
     entries: &[tresor_gateway::ServiceEntry],
@@ -17,17 +35,134 @@ async fn store_with(
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
     let mut b = WriteBatch::new();
     for e in entries {
-        b.push(Mutation::PutService(ServiceRow {
-            name: e.record.name.clone(),
-            service_user: e.record.service_user.clone(),
-            record_json: serde_json::to_vec(&e.record).unwrap(),
-            failures: 0,
-            locked_until: 0,
-            version: 1,
-        }));
+        b.push(Mutation::PutService(row(e, 1)));
     }
     store.commit(b).await.unwrap();
     (dir, Arc::new(store))
+}
+
+/// A schema of its own on the test PostgreSQL server, dropped on drop.
+struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    fn new() -> PgSchema {
+        let url = std::env::var("TRESOR_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("tresor_gw_{}_{nanos}", std::process::id());
+        PgSchema { url, name }
+    }
+
+    /// A store on this schema, as one more process of the cluster would open it.
+    async fn store(&self) -> Arc<dyn Store> {
+        let opts = PgStoreOptions {
+            schema: Some(self.name.clone()),
+            ..PgStoreOptions::default()
+        };
+        match PgStore::connect_with(&self.url, opts).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => panic!(
+                "PostgreSQL at {} is needed (pg_ctlcluster --skip-systemctl-redirect \
+                 $(ls /etc/postgresql) main start): {e}",
+                self.url
+            ),
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                self.url.as_str(),
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}
+
+/// A gateway whose directory is a PostgreSQL schema learns of a service that another process
+/// (`tresor admin` elsewhere) disabled, or added, from the store's notification: its open
+/// connection is closed and the new service admitted at once, with a directory cache that
+/// would otherwise keep answers for a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_over_postgres_sees_other_writers_at_once() {
+    init_logs();
+    let schema = PgSchema::new();
+    let gateway_store = schema.store().await;
+    let admin = schema.store().await;
+    let mut tom = service("tom", "pw", &["127.0.0.1/32"], &["P1"]);
+    admin
+        .commit(one(Mutation::PutService(row(&tom, 1))))
+        .await
+        .unwrap();
+    let node = FakeNode::start("n1", READY).await;
+    let (server, client_tls) = tls_pair();
+    let mut config = test_config(server, vec![node.node_addr()]);
+    config.directory_cache_ttl = Duration::from_secs(60);
+    let gw = Gateway::start(config, Arc::new(StoreDirectory::new(gateway_store.clone())))
+        .await
+        .unwrap();
+    let env = Env {
+        gw,
+        dir: Arc::new(tresor_gateway::MemoryDirectory::new()),
+        client_tls,
+    };
+    // Listening has started once the store says so.
+    for _ in 0..500 {
+        if gateway_store.listening() == Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gateway_store.listening(), Some(true));
+    let (reply, mut s) = env.login("tom", "pw", "P1").await;
+    assert!(matches!(reply, GatewayMsg::Accepted { .. }), "{reply:?}");
+    assert_eq!(echo(&mut s, b"pg").await, b"pg");
+    let (reply, _) = env.login("ann", "pw", "P1").await;
+    assert_eq!(refused_code(&reply), Some(codes::SERVICE_AUTH_FAILED));
+
+    let t0 = Instant::now();
+    tom.record.disabled = true;
+    admin
+        .commit(one(Mutation::PutService(row(&tom, 2))))
+        .await
+        .unwrap();
+    assert!(
+        closes_within(&mut s, Duration::from_secs(5)).await,
+        "the disabled service's connection stayed open"
+    );
+    let took = t0.elapsed();
+    eprintln!("disabled service's connection closed {took:?} after the commit");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let ann = service("ann", "pw", &["127.0.0.1/32"], &["P1"]);
+    admin
+        .commit(one(Mutation::PutService(row(&ann, 1))))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let (reply, _) = env.login("ann", "pw", "P1").await;
+        if matches!(reply, GatewayMsg::Accepted { .. }) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the new service is still refused: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("new service admitted {:?} after the commit", t0.elapsed());
+    assert!(env.gw.stats().directory_changes >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

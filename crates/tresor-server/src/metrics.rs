@@ -162,6 +162,13 @@ impl Metrics {
         ] {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
+        if let Some(up) = sync.notifications {
+            let _ = writeln!(
+                s,
+                "# HELP tresor_node_store_notifications_up 1 while the store's change notifications arrive (PostgreSQL LISTEN), 0 while only polling sees other nodes' changes.\n# TYPE tresor_node_store_notifications_up gauge\ntresor_node_store_notifications_up {}",
+                u8::from(up)
+            );
+        }
         let _ = writeln!(s, "# HELP tresor_node_requests_total Requests by kind.\n# TYPE tresor_node_requests_total counter");
         for (k, c) in self.requests.iter().enumerate() {
             let n = g(c);

@@ -343,6 +343,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// A counter that moves soon after a service of the directory was added, changed (a new
+    /// version) or deleted: by any writer on PostgreSQL (`LISTEN`), by writers sharing this
+    /// store handle on SQLite (another process's writes are not seen). `None` if this store
+    /// cannot tell. A hint to look again, never proof of a change; lockout counters do not
+    /// move it.
+    fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+    /// Whether the notifications behind [`Store::partition_changes`] arrive: `None` if this
+    /// store has none or has not started listening, `Some(false)` while the listening
+    /// connection is down (changes are then seen by polling only).
+    fn listening(&self) -> Option<bool> {
+        None
+    }
     /// One partition by id.
     async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>>;
     /// One partition by name.

@@ -72,6 +72,17 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Serializes this process's writers (see the module doc).
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Moves after each commit through this handle (or a clone) that touched a service (see
+    /// [`Store::service_changes`]); another process's writes are not seen.
+    services_changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// True if `batch` adds, replaces or deletes a service.
+fn touches_services(batch: &WriteBatch) -> bool {
+    batch
+        .mutations
+        .iter()
+        .any(|m| matches!(m, Mutation::PutService(_) | Mutation::DeleteService { .. }))
 }
 
 impl SqliteStore {
@@ -130,6 +141,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            services_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -939,7 +951,12 @@ impl Store for SqliteStore {
         }
         tx.commit()
             .await
-            .map_err(|e| db_error("committing a write transaction", e))
+            .map_err(|e| db_error("committing a write transaction", e))?;
+        if touches_services(&batch) {
+            self.services_changed
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
     }
 
     async fn commit_chained(
@@ -993,7 +1010,16 @@ impl Store for SqliteStore {
         }
         tx.commit()
             .await
-            .map_err(|e| db_error("committing a write transaction", e))
+            .map_err(|e| db_error("committing a write transaction", e))?;
+        if touches_services(&batch) {
+            self.services_changed
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.services_changed.subscribe())
     }
 }
 

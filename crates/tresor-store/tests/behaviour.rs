@@ -37,6 +37,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    service_changes_are_reported,
     cluster_settings,
     partitions_insert_read_and_conflicts,
     update_partition_is_compare_and_swap,
@@ -1412,5 +1413,84 @@ mod head_slot {
         pub fn take(&self) -> Option<ChainHead> {
             self.0.lock().unwrap().take()
         }
+    }
+}
+
+/// `Store::service_changes` moves after a service is added, replaced or deleted (here through
+/// the same store; on PostgreSQL through another node's too), not for lockout counters or
+/// other tables.
+async fn service_changes_are_reported(b: Backend) {
+    use std::time::Duration;
+    let s = b.open().await;
+    let mut rx = s
+        .service_changes()
+        .expect("both backends report service changes");
+    if matches!(b, Backend::Postgres(_)) {
+        // The listener's start moves the counter once: wait for it.
+        for _ in 0..500 {
+            if s.listening() == Some(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(s.listening(), Some(true), "PostgreSQL listens");
+    } else {
+        assert_eq!(s.listening(), None);
+    }
+    rx.borrow_and_update();
+    async fn moved(rx: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+        let r = tokio::time::timeout(Duration::from_secs(5), rx.changed()).await;
+        rx.borrow_and_update();
+        matches!(r, Ok(Ok(())))
+    }
+    async fn quiet(rx: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), rx.changed())
+            .await
+            .is_err()
+    }
+    commit(&s, [Mutation::PutService(service("A", "a", 1))])
+        .await
+        .unwrap();
+    assert!(moved(&mut rx).await, "no move for a new service");
+    s.set_service_failures("a", 3, 0).await.unwrap();
+    commit(&s, [Mutation::InsertPartition(partition(1, "p"))])
+        .await
+        .unwrap();
+    // A rolled back batch changes nothing.
+    assert!(commit(
+        &s,
+        [
+            Mutation::PutService(service("A", "a", 2)),
+            Mutation::PutService(service("B", "a", 1)),
+        ]
+    )
+    .await
+    .is_err());
+    assert!(
+        quiet(&mut rx).await,
+        "moved for counters, a partition or a rollback"
+    );
+    commit(&s, [Mutation::PutService(service("A", "a", 2))])
+        .await
+        .unwrap();
+    assert!(moved(&mut rx).await, "no move for a new version");
+    commit(
+        &s,
+        [Mutation::DeleteService {
+            service_user: "a".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(moved(&mut rx).await, "no move for a deletion");
+    if matches!(b, Backend::Postgres(_)) {
+        let other = b.open().await;
+        commit(&other, [Mutation::PutService(service("C", "c", 1))])
+            .await
+            .unwrap();
+        assert!(
+            moved(&mut rx).await,
+            "another node's change was not reported"
+        );
     }
 }

@@ -367,7 +367,7 @@ async fn nodes_starting_together_create_and_migrate_the_schema_once() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
 }
 
 #[tokio::test]
@@ -418,7 +418,7 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6]);
 }
 
 #[tokio::test]
@@ -790,4 +790,51 @@ async fn partition_changes_are_notified() {
 
     let sqlite = Backend::sqlite().await.open().await;
     assert!(sqlite.partition_changes().is_none());
+}
+
+/// The change listener survives losing its connection: it reports itself down, connects again,
+/// moves the counters once (changes may have been missed) and goes on reporting changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_listener_comes_back_after_losing_its_connection() {
+    let schema = PgSchema::new();
+    let [a, b] = two_nodes(&schema).await;
+    let mut rx = a.service_changes().expect("PostgreSQL notifies");
+    let up = |want: bool| {
+        let a = a.clone();
+        async move {
+            for _ in 0..1000 {
+                if a.listening() == Some(want) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            false
+        }
+    };
+    assert!(up(true).await, "never listened");
+    rx.borrow_and_update();
+    let mut conn = pg_connection(&schema.name).await;
+    let app = format!("tresor listener {}", schema.name);
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "one listening connection named {app:?}");
+    assert!(up(false).await, "the lost connection was not noticed");
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .expect("no move when listening again")
+        .unwrap();
+    rx.borrow_and_update();
+    assert!(up(true).await, "not listening again");
+    commit(&b, [Mutation::PutService(service("S", "s", 1))])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .expect("a change after the reconnect was not reported")
+        .unwrap();
 }

@@ -171,6 +171,10 @@ pub struct SyncStats {
     pub refreshed: u64,
     /// Partitions unloaded because another node or process had deleted them.
     pub unloaded: u64,
+    /// Whether the store's change notifications arrive ([`tresor_store::Store::listening`]):
+    /// `None` for a store without them (SQLite), `Some(false)` while they are down and only
+    /// the poll every `sync_interval` sees other nodes' changes.
+    pub notifications: Option<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -537,6 +541,7 @@ impl Engine {
             failures: g(&c.failures),
             refreshed: g(&c.refreshed),
             unloaded: g(&c.unloaded),
+            notifications: self.store.listening(),
         }
     }
 

@@ -42,7 +42,7 @@
 //! # Schema and connections
 //!
 //! The schema lives in `migrations-pg/` (the version numbers of SQLite's `migrations/`, plus
-//! 0005 for change notifications) and is embedded with [`sqlx::migrate!`]; it is applied when
+//! 0005 and 0006 for change notifications) and is embedded with [`sqlx::migrate!`]; it is applied when
 //! a store connects, under sqlx's database-wide advisory lock, so nodes starting together do
 //! not run it twice. With
 //! [`PgStoreOptions::schema`] everything, the migration bookkeeping included, lives in that
@@ -55,11 +55,15 @@
 //! # Change notifications
 //!
 //! A trigger (migration 0005) sends `NOTIFY tresor_partitions, '<schema> <id>'` when a
-//! partition's sealed record changes or the partition is deleted; it is delivered when the
-//! writing transaction commits. [`Store::partition_changes`] starts one listening connection per
-//! store (and its clones) on first use and turns each notification for its own schema into a
-//! move of a watch counter, which nodes use to compare their loaded partitions at once. A lost
-//! listening connection is opened again, with one move (notifications may have been missed).
+//! partition's sealed record changes or the partition is deleted, another (0006)
+//! `NOTIFY tresor_services, '<schema> <service user>'` when a service is added, changed or
+//! deleted; both are delivered when the writing transaction commits.
+//! [`Store::partition_changes`] and [`Store::service_changes`] share one listening connection
+//! per store (and its clones), opened on first use, which turns each notification for its own
+//! schema into a move of the channel's watch counter: nodes then compare their loaded
+//! partitions, gateways drop their cached directory entries. A lost listening connection is
+//! opened again, with one move of both counters (notifications may have been missed); whether
+//! it is up is [`Store::listening`], and losing it or getting it back is logged once each.
 //!
 //! Needs PostgreSQL 11 or later (`hashtextextended`, `EXECUTE FUNCTION`).
 //!
@@ -155,17 +159,32 @@ pub struct PgStore {
     /// The URL with its password replaced, for messages.
     shown: String,
     schema: Option<String>,
-    /// The `LISTEN` task behind [`Store::partition_changes`], started on first use and
-    /// stopped with the last clone.
+    /// The `LISTEN` task behind [`Store::partition_changes`] and [`Store::service_changes`],
+    /// started on first use and stopped with the last clone.
     changes: Arc<OnceLock<Changes>>,
     /// How the listening connection connects: one of its own, outside `pool`.
     listen: PgConnectOptions,
 }
 
-/// What [`Store::partition_changes`] hands out, and the task that feeds it.
+/// What [`Store::partition_changes`] and [`Store::service_changes`] hand out, and the task
+/// that feeds them.
 struct Changes {
-    rx: tokio::sync::watch::Receiver<u64>,
+    partitions: tokio::sync::watch::Receiver<u64>,
+    services: tokio::sync::watch::Receiver<u64>,
+    /// The listening connection is up and listening on both channels.
+    up: Arc<std::sync::atomic::AtomicBool>,
     _task: AbortOnDrop,
+}
+
+/// The senders of [`Changes`], held by the listening task.
+struct ChangeFeed {
+    partitions: tokio::sync::watch::Sender<u64>,
+    services: tokio::sync::watch::Sender<u64>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn bump(tx: &tokio::sync::watch::Sender<u64>) {
+    tx.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -177,11 +196,16 @@ impl Drop for AbortOnDrop {
 }
 
 /// The channel the `partitions_changed` trigger notifies (migration 0005).
-const CHANGES_CHANNEL: &str = "tresor_partitions";
+const PARTITIONS_CHANNEL: &str = "tresor_partitions";
+/// The channel the `services_changed` trigger notifies (migration 0006).
+const SERVICES_CHANNEL: &str = "tresor_services";
 
-/// Listen for partition changes in this store's schema and move `tx` for each (and each time
-/// listening starts again: what happened meanwhile was missed). Runs until aborted.
-async fn listen_partition_changes(pool: PgPool, tx: tokio::sync::watch::Sender<u64>) {
+/// Listen for partition and service changes in this store's schema and move the matching
+/// counter of `feed` for each (and both each time listening starts again: what happened
+/// meanwhile was missed). Runs until aborted. Losing the connection is a warning once, and
+/// getting it back an info line once: meanwhile nodes and gateways fall back to polling.
+async fn listen_changes(pool: PgPool, feed: ChangeFeed) {
+    use std::sync::atomic::Ordering;
     let pause = Duration::from_secs(1);
     let schema: String = loop {
         match sqlx::query_scalar("SELECT current_schema()")
@@ -190,35 +214,68 @@ async fn listen_partition_changes(pool: PgPool, tx: tokio::sync::watch::Sender<u
         {
             Ok(s) => break s,
             Err(e) => {
-                tracing::debug!(error = %e, "partition change listener: no schema yet");
+                tracing::debug!(error = %e, "change listener: no schema yet");
                 tokio::time::sleep(pause).await;
             }
+        }
+    };
+    // Whether a failure was already reported since listening last worked.
+    let mut reported = false;
+    let failed = |what: &str, e: &sqlx::Error, reported: &mut bool| {
+        feed.up.store(false, Ordering::Release);
+        if *reported {
+            tracing::debug!(error = %e, "change listener: {what}");
+        } else {
+            *reported = true;
+            tracing::warn!(error = %e,
+                "change listener: {what}; other nodes' changes are seen at the next poll until it is back");
         }
     };
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::debug!(error = %e, "partition change listener: cannot connect");
+                failed("cannot connect", &e, &mut reported);
                 tokio::time::sleep(pause).await;
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-            tracing::debug!(error = %e, "partition change listener: LISTEN failed");
+        if let Err(e) = listener
+            .listen_all([PARTITIONS_CHANNEL, SERVICES_CHANNEL])
+            .await
+        {
+            failed("LISTEN failed", &e, &mut reported);
             tokio::time::sleep(pause).await;
             continue;
         }
-        tx.send_modify(|n| *n = n.wrapping_add(1));
+        bump(&feed.partitions);
+        bump(&feed.services);
+        feed.up.store(true, Ordering::Release);
+        if reported {
+            reported = false;
+            tracing::info!("change listener: listening again");
+        }
         loop {
-            match listener.recv().await {
-                Ok(n) => {
-                    if n.payload().split(' ').next() == Some(schema.as_str()) {
-                        tx.send_modify(|n| *n = n.wrapping_add(1));
+            // `try_recv`, not `recv`: `recv` reconnects on its own and would hide the loss (and
+            // with it the notifications missed meanwhile, which need a move).
+            match listener.try_recv().await {
+                Ok(None) => {
+                    let e = sqlx::Error::Protocol("the listening connection was closed".into());
+                    failed("connection lost", &e, &mut reported);
+                    break;
+                }
+                Ok(Some(n)) => {
+                    if n.payload().split(' ').next() != Some(schema.as_str()) {
+                        continue;
+                    }
+                    match n.channel() {
+                        PARTITIONS_CHANNEL => bump(&feed.partitions),
+                        SERVICES_CHANNEL => bump(&feed.services),
+                        _ => {}
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "partition change listener: connection lost");
+                    failed("connection lost", &e, &mut reported);
                     break;
                 }
             }
@@ -257,6 +314,38 @@ impl From<StoreError> for Failure {
 type Attempt<T> = Result<T, Failure>;
 
 impl PgStore {
+    /// The change listener, started on first use (see the module doc). Spawning needs a
+    /// runtime: without one (not the case in Tresor's processes) there is no listener, and
+    /// polling alone tells.
+    fn changes(&self) -> Option<&Changes> {
+        if let Some(c) = self.changes.get() {
+            return Some(c);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(self.changes.get_or_init(|| {
+            let (partitions_tx, partitions) = tokio::sync::watch::channel(0u64);
+            let (services_tx, services) = tokio::sync::watch::channel(0u64);
+            let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            // A pool of one, apart from the store's: listening never takes a connection
+            // that queries need.
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(self.listen.clone());
+            let feed = ChangeFeed {
+                partitions: partitions_tx,
+                services: services_tx,
+                up: up.clone(),
+            };
+            let task = runtime.spawn(listen_changes(pool, feed));
+            Changes {
+                partitions,
+                services,
+                up,
+                _task: AbortOnDrop(task.abort_handle()),
+            }
+        }))
+    }
+
     /// Connect to the database at `url` (`postgres://user:password@host:port/database`, the
     /// options of [`PgConnectOptions`]) with the default [`PgStoreOptions`], and bring its
     /// schema up to date.
@@ -310,7 +399,15 @@ impl PgStore {
             tracing::debug!(error = %e, "closing the first connection");
         }
 
-        let listen = connect.clone();
+        // Named apart in `pg_stat_activity` (and per schema: clusters sharing a database).
+        let app = connect
+            .get_application_name()
+            .unwrap_or("tresor")
+            .to_owned();
+        let listen = connect.clone().application_name(&match &opts.schema {
+            Some(schema) => format!("{app} listener {schema}"),
+            None => format!("{app} listener"),
+        });
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.connect_timeout)
@@ -750,23 +847,16 @@ impl Store for PgStore {
     }
 
     fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        // Spawning needs a runtime: without one (not the case in Tresor's processes) there is
-        // no listener, and polling alone tells.
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let c = self.changes.get_or_init(|| {
-            let (tx, rx) = tokio::sync::watch::channel(0u64);
-            // A pool of one, apart from the store's: listening never takes a connection
-            // that queries need.
-            let pool = PgPoolOptions::new()
-                .max_connections(1)
-                .connect_lazy_with(self.listen.clone());
-            let task = runtime.spawn(listen_partition_changes(pool, tx));
-            Changes {
-                rx,
-                _task: AbortOnDrop(task.abort_handle()),
-            }
-        });
-        Some(c.rx.clone())
+        self.changes().map(|c| c.partitions.clone())
+    }
+
+    fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.changes().map(|c| c.services.clone())
+    }
+
+    fn listening(&self) -> Option<bool> {
+        let c = self.changes.get()?;
+        Some(c.up.load(std::sync::atomic::Ordering::Acquire))
     }
 
     async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>> {
