@@ -209,6 +209,11 @@ pub struct GatewayArgs {
     /// delay for a SQLite store changed by another process.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub directory_cache_ms: u64,
+    /// Where `/health` (200 while at least one HSM node is healthy, 503 otherwise) and
+    /// `/metrics` (Prometheus text: connections, logins, refusals by reason, bytes, withdrawn
+    /// connections, directory changes, healthy nodes) are served.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
 }
 
 fn parse_node(s: &str) -> std::result::Result<tresor_gateway::NodeAddr, String> {
@@ -254,7 +259,32 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     for n in &a.nodes {
         println!("  node {} at {}", n.name, n.addr);
     }
+    let http = match a.http {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--http)"))?;
+            let h = l.local_addr()?;
+            println!("  health  http://{h}/health   metrics  http://{h}/metrics");
+            let (health, metrics) = (gw.stats_reader(), gw.stats_reader());
+            Some(tokio::spawn(tresor_server::metrics::serve_status_http(
+                l,
+                move || {
+                    if health().healthy_nodes > 0 {
+                        Ok(())
+                    } else {
+                        Err("no healthy HSM node")
+                    }
+                },
+                move || metrics().to_prometheus(),
+            )))
+        }
+        None => None,
+    };
     wait_for_stop().await;
+    if let Some(t) = http {
+        t.abort();
+    }
     gw.shutdown().await;
     println!("Stopped.");
     Ok(ExitCode::SUCCESS)

@@ -284,6 +284,16 @@ impl Cluster {
     }
 
     fn gateway(&self, nodes: &[(&str, SocketAddr)]) -> (Proc, SocketAddr) {
+        let (p, a, _) = self.gateway_with(nodes, false);
+        (p, a)
+    }
+
+    /// A gateway, with its `/health` and `/metrics` address if `http`.
+    fn gateway_with(
+        &self,
+        nodes: &[(&str, SocketAddr)],
+        http: bool,
+    ) -> (Proc, SocketAddr, Option<SocketAddr>) {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut args = vec![
@@ -301,6 +311,12 @@ impl Cluster {
             args.push("--node".into());
             args.push(format!("{n}={a}"));
         }
+        let http: Option<SocketAddr> =
+            http.then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
+        if let Some(h) = http {
+            args.push("--http".into());
+            args.push(h.to_string());
+        }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = self
             .cmd(&refs)
@@ -309,9 +325,12 @@ impl Cluster {
             .spawn()
             .unwrap();
         wait_port(addr, "gateway", &mut child);
+        if let Some(h) = http {
+            wait_port(h, "gateway http", &mut child);
+        }
         // Let the first health round mark the nodes up.
         std::thread::sleep(Duration::from_millis(1500));
-        (Proc(child), addr)
+        (Proc(child), addr, http)
     }
 
     /// A client configuration for `user` through the gateway at `gw`.
@@ -812,7 +831,10 @@ fn node_failover_under_load_on_postgres() {
 fn failover_under_load(cl: &Cluster) {
     let (n1, a1, h1) = cl.node_with_http("node1");
     let (n2, a2, h2) = cl.node_with_http("node2");
-    let (_gw, gw) = cl.gateway(&[("node1", a1), ("node2", a2)]);
+    let (_gw, gw, gw_http) = cl.gateway_with(&[("node1", a1), ("node2", a2)], true);
+    let gw_http = gw_http.unwrap();
+    assert_eq!(metric(gw_http, "tresor_gateway_healthy_nodes"), 2);
+    assert_eq!(http_status(gw_http, "/health"), 200);
     let setup = cl.setup_password(&[]);
     let (cfg, secrets) = cl.client_cfg("app", gw, "acme-svc");
     ppin_ok(
@@ -858,7 +880,7 @@ fn failover_under_load(cl: &Cluster) {
     let (o1, o2) = (open(h1), open(h2));
     // The four threads share the process's multiplexed connection(s).
     assert!(o1 + o2 >= 1, "connections open: {o1} + {o2}");
-    let (mut victim, _survivor) = if o1 >= o2 { (n1, n2) } else { (n2, n1) };
+    let (mut victim, mut survivor) = if o1 >= o2 { (n1, n2) } else { (n2, n1) };
     let before = done.load(Ordering::Relaxed);
     victim.0.kill().unwrap();
     victim.0.wait().unwrap();
@@ -887,9 +909,39 @@ fn failover_under_load(cl: &Cluster) {
         "too few operations after the kill: {before} → {after}"
     );
     sign_verify(&app, pair, b"after failover");
+    // The gateway's own endpoint saw it all: one node left, logins relayed, still healthy.
+    assert_eq!(metric(gw_http, "tresor_gateway_healthy_nodes"), 1);
+    assert!(metric(gw_http, "tresor_gateway_logins_accepted_total") >= 2);
+    assert!(metric(gw_http, "tresor_gateway_bytes_to_clients_total") > 0);
+    assert_eq!(http_status(gw_http, "/health"), 200);
+    // No node left: the gateway says it cannot serve.
+    survivor.0.kill().unwrap();
+    survivor.0.wait().unwrap();
+    let t0 = std::time::Instant::now();
+    while http_status(gw_http, "/health") != 503 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the gateway still reports healthy with no node"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(metric(gw_http, "tresor_gateway_healthy_nodes"), 0);
 }
 
-/// A counter or gauge from a node's `/metrics`.
+/// The status code of `GET path` on an HTTP endpoint of a node or gateway.
+fn http_status(http: SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
+/// A counter or gauge (without labels) from a node's or gateway's `/metrics`.
 fn metric(http: SocketAddr, name: &str) -> u64 {
     let mut s = TcpStream::connect(http).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -159,6 +159,13 @@ impl Gateway {
             .snapshot(self.shared.healthy_count() as u64)
     }
 
+    /// A function that snapshots the counters, for a task that outlives a borrow of the
+    /// gateway (an HTTP metrics endpoint).
+    pub fn stats_reader(&self) -> impl Fn() -> GatewayStats + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.counters.snapshot(shared.healthy_count() as u64)
+    }
+
     /// Stop accepting, close every connection, and wait (a few seconds at most) until they
     /// are closed.
     pub async fn shutdown(mut self) {

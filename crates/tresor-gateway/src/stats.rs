@@ -128,3 +128,137 @@ impl Counters {
         }
     }
 }
+
+impl GatewayStats {
+    /// The counters in the Prometheus text format (what `tresor gateway --http` serves at
+    /// `/metrics`).
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for (name, help, typ, v) in [
+            (
+                "tresor_gateway_connections_open",
+                "Client connections open now.",
+                "gauge",
+                self.open,
+            ),
+            (
+                "tresor_gateway_connections_total",
+                "TCP connections accepted.",
+                "counter",
+                self.connections,
+            ),
+            (
+                "tresor_gateway_logins_accepted_total",
+                "Logins relayed to a node.",
+                "counter",
+                self.accepted,
+            ),
+            (
+                "tresor_gateway_auth_cache_hits_total",
+                "Logins verified from the auth cache (no Argon2).",
+                "counter",
+                self.auth_cache_hits,
+            ),
+            (
+                "tresor_gateway_bytes_from_clients_total",
+                "Bytes relayed from clients to nodes.",
+                "counter",
+                self.bytes_from_clients,
+            ),
+            (
+                "tresor_gateway_bytes_to_clients_total",
+                "Bytes relayed from nodes to clients.",
+                "counter",
+                self.bytes_to_clients,
+            ),
+            (
+                "tresor_gateway_idle_timeouts_total",
+                "Relayed connections closed by the idle timeout.",
+                "counter",
+                self.idle_timeouts,
+            ),
+            (
+                "tresor_gateway_withdrawn_total",
+                "Relayed connections closed because the directory withdrew their admission.",
+                "counter",
+                self.withdrawn,
+            ),
+            (
+                "tresor_gateway_directory_changes_total",
+                "Service changes the directory reported (each drops the directory cache).",
+                "counter",
+                self.directory_changes,
+            ),
+            (
+                "tresor_gateway_healthy_nodes",
+                "HSM nodes healthy at the last probe.",
+                "gauge",
+                self.healthy_nodes,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {typ}\n{name} {v}");
+        }
+        let r = &self.refused;
+        let _ = writeln!(
+            s,
+            "# HELP tresor_gateway_refused_total Connections refused or dropped, by reason.\n# TYPE tresor_gateway_refused_total counter"
+        );
+        for (reason, v) in [
+            (
+                "address_not_allowed_before_tls",
+                r.address_not_allowed_before_tls,
+            ),
+            ("max_connections", r.max_connections),
+            ("tls_failed", r.tls_failed),
+            ("handshake_timeout", r.handshake_timeout),
+            ("bad_hello", r.bad_hello),
+            ("address_not_allowed", r.address_not_allowed),
+            ("rate_limited", r.rate_limited),
+            ("service_locked", r.service_locked),
+            ("auth_failed", r.auth_failed),
+            ("partition_not_allowed", r.partition_not_allowed),
+            ("no_node", r.no_node),
+        ] {
+            let _ = writeln!(s, "tresor_gateway_refused_total{{reason=\"{reason}\"}} {v}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_every_counter_once() {
+        let st = GatewayStats {
+            open: 3,
+            accepted: 7,
+            refused: RefusedStats {
+                auth_failed: 2,
+                ..RefusedStats::default()
+            },
+            healthy_nodes: 1,
+            ..GatewayStats::default()
+        };
+        let text = st.to_prometheus();
+        assert!(
+            text.contains("\ntresor_gateway_connections_open 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ntresor_gateway_logins_accepted_total 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("tresor_gateway_refused_total{reason=\"auth_failed\"} 2\n"));
+        assert!(text.contains("tresor_gateway_refused_total{reason=\"no_node\"} 0\n"));
+        let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        assert_eq!(types, 11, "{text}");
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, v) = l.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("tresor_gateway_"), "{l}");
+            v.parse::<u64>().unwrap();
+        }
+    }
+}

@@ -215,14 +215,51 @@ pub async fn serve_http(
     metrics: Arc<Metrics>,
     contexts: Arc<crate::contexts::Contexts>,
 ) {
+    let health = {
+        let engine = engine.clone();
+        move || {
+            matches!(engine.status(), SealStatus::Unsealed)
+                .then_some(())
+                .ok_or("sealed")
+        }
+    };
+    let render = move || metrics.render(&engine, contexts.len());
+    serve_status_http(listener, health, render).await;
+}
+
+/// The answer of a status endpoint: HTTP status line, content type, body.
+type StatusAnswer = (&'static str, &'static str, String);
+
+/// Serve `GET /health` (`/healthz`): 200 `ok` when `health` says so, 503 with its reason
+/// otherwise; and `GET /metrics`: what `metrics` renders (Prometheus text). Anything else is
+/// 404 or 405. One request per connection, the request head read within 5 s and at most 8 KiB.
+/// The node's and the gateway's HTTP endpoints.
+pub async fn serve_status_http<H, M>(listener: TcpListener, health: H, metrics: M)
+where
+    H: Fn() -> Result<(), &'static str> + Send + Sync + 'static,
+    M: Fn() -> String + Send + Sync + 'static,
+{
+    let answer = Arc::new(move |method: &str, path: &str| -> StatusAnswer {
+        match (method, path) {
+            ("GET", "/health") | ("GET", "/healthz") => match health() {
+                Ok(()) => ("200 OK", "text/plain", "ok\n".to_string()),
+                Err(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
+            },
+            ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics()),
+            ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            _ => (
+                "405 Method Not Allowed",
+                "text/plain",
+                "method not allowed\n".to_string(),
+            ),
+        }
+    });
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let engine = engine.clone();
-        let metrics = metrics.clone();
-        let contexts = contexts.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 8192];
             let mut n = 0;
@@ -247,30 +284,7 @@ pub async fn serve_http(
             let line = head.lines().next().unwrap_or("");
             let mut parts = line.split(' ');
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, ctype, body) = match (method, path) {
-                ("GET", "/health") | ("GET", "/healthz") => {
-                    if matches!(engine.status(), SealStatus::Unsealed) {
-                        ("200 OK", "text/plain", "ok\n".to_string())
-                    } else {
-                        (
-                            "503 Service Unavailable",
-                            "text/plain",
-                            "sealed\n".to_string(),
-                        )
-                    }
-                }
-                ("GET", "/metrics") => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    metrics.render(&engine, contexts.len()),
-                ),
-                ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                _ => (
-                    "405 Method Not Allowed",
-                    "text/plain",
-                    "method not allowed\n".to_string(),
-                ),
-            };
+            let (status, ctype, body) = answer(method, path);
             let resp = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
