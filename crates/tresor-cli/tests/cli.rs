@@ -355,33 +355,8 @@ fn postgres_store_urls() {
     );
     assert!(!t.contains("s3cret-pw"), "{t}");
 
-    let admin = std::env::var("TRESOR_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("tresor_cli_{}", std::process::id());
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-            .output()
-            .expect("psql (scripts/setup.sh installs the PostgreSQL client)")
-    };
-    let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    let created = psql(&format!("CREATE DATABASE {name}"));
-    assert!(
-        created.status.success(),
-        "PostgreSQL at {admin} is needed (pg_ctlcluster --skip-systemctl-redirect \
-         $(ls /etc/postgresql) main start): {}",
-        text(&created)
-    );
-    struct Cleanup<F: FnMut()>(F);
-    impl<F: FnMut()> Drop for Cleanup<F> {
-        fn drop(&mut self) {
-            (self.0)();
-        }
-    }
-    let _drop = Cleanup(|| {
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    });
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let db = tresor_store::testing::PgDatabase::create();
+    let url = db.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let shares = dir.path().join("shares");
     let root = dir.path().join("root.pem");

@@ -23,6 +23,7 @@ use tresor_client::config::primus::PrimusConfig;
 use tresor_client::config::secrets::SecretsFile;
 use tresor_client::connect::SlotClient;
 use tresor_proto::{HashAlg, Mechanism, Request, Response, Secret, Template, UserType};
+use tresor_store::testing::PgDatabase;
 
 const TRESOR: &str = env!("CARGO_BIN_EXE_tresor");
 const PPIN: &str = env!("CARGO_BIN_EXE_ppin");
@@ -100,55 +101,6 @@ struct Cluster {
     service_password: String,
 }
 
-/// A database of its own on the test PostgreSQL server, dropped on drop.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn psql(admin_url: &str, sql: &str) -> Output {
-        Command::new("psql")
-            .args([admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-            .output()
-            .expect("psql (scripts/setup.sh installs the PostgreSQL client)")
-    }
-
-    /// A new empty database; its URL.
-    fn create() -> (PgDatabase, String) {
-        let admin_url = std::env::var("TRESOR_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut rnd = [0u8; 8];
-        std::fs::File::open("/dev/urandom")
-            .unwrap()
-            .read_exact(&mut rnd)
-            .unwrap();
-        let name = format!(
-            "tresor_net_{}",
-            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        let o = Self::psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        assert!(
-            o.status.success(),
-            "cannot create a database on {admin_url} (is PostgreSQL running? \
-             pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start): {}",
-            text(&o)
-        );
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        (PgDatabase { admin_url, name }, url)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = Self::psql(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
 impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
@@ -159,7 +111,8 @@ impl Cluster {
     /// A cluster whose store is a fresh PostgreSQL database.
     fn on_postgres() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let (pg, url) = PgDatabase::create();
+        let pg = PgDatabase::create();
+        let url = pg.url.clone();
         Self::with_store(dir, url, Some(pg))
     }
 

@@ -16,7 +16,8 @@ use tresor_core::crypto::{HashAlg, Mechanism};
 use tresor_core::error::vendor;
 use tresor_core::template::Template;
 use tresor_core::{Engine, EngineConfig, Rv, SetupPolicy, UserType};
-use tresor_store::{PgStore, PgStoreOptions, SqliteStore, Store};
+use tresor_store::testing::PgSchema;
+use tresor_store::{SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_a_partition() {
@@ -26,73 +27,26 @@ async fn two_nodes_share_a_partition() {
     two_nodes(f.engine.clone(), store_b, &f.shares).await;
 }
 
-/// A schema of its own on the test PostgreSQL server, dropped on drop.
-struct PgSchema {
-    url: String,
-    name: String,
+/// A store on `schema`, as one more node of the cluster would open it.
+async fn pg(schema: &PgSchema) -> Arc<dyn Store> {
+    Arc::new(schema.store().await)
 }
 
-impl PgSchema {
-    fn new() -> PgSchema {
-        let url = std::env::var("TRESOR_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut rnd = [0u8; 8];
-        openssl::rand::rand_bytes(&mut rnd).unwrap();
-        let name = format!(
-            "tresor_mn_{}",
-            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        PgSchema { url, name }
-    }
-
-    async fn store(&self) -> Arc<dyn Store> {
-        let opts = PgStoreOptions {
-            schema: Some(self.name.clone()),
-            ..PgStoreOptions::default()
-        };
-        match PgStore::connect_with(&self.url, opts).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => panic!(
-                "PostgreSQL at {} is needed (pg_ctlcluster --skip-systemctl-redirect \
-                 $(ls /etc/postgresql) main start): {e}",
-                self.url
-            ),
-        }
-    }
-}
-
-impl PgSchema {
-    /// An engine on this schema, initialised (shares 2 of 3) with partition `p1`.
-    async fn initialised(&self) -> (Arc<Engine>, Vec<tresor_core::seal::Share>) {
-        let e = Engine::open(self.store().await, test_config())
-            .await
-            .unwrap();
-        let shares = e.init(2, 3).await.unwrap();
-        e.create_partition("p1", SO_PIN, Some(USER_PIN))
-            .await
-            .unwrap();
-        (e, shares)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                self.url.as_str(),
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .output();
-    }
+/// An engine on `schema`, initialised (shares 2 of 3) with partition `p1`.
+async fn initialised(schema: &PgSchema) -> (Arc<Engine>, Vec<tresor_core::seal::Share>) {
+    let e = Engine::open(pg(schema).await, test_config()).await.unwrap();
+    let shares = e.init(2, 3).await.unwrap();
+    e.create_partition("p1", SO_PIN, Some(USER_PIN))
+        .await
+        .unwrap();
+    (e, shares)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_a_partition_on_postgres() {
     let schema = PgSchema::new();
-    let (a, shares) = schema.initialised().await;
-    two_nodes(a, schema.store().await, &shares).await;
+    let (a, shares) = initialised(&schema).await;
+    two_nodes(a, pg(&schema).await, &shares).await;
 }
 
 /// Node A (initialised, partition `p1`) and a node B started on `store_b`, the same database.
@@ -197,8 +151,8 @@ async fn changes_through_another_node_reach_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_through_another_node_reach_the_cache_on_postgres() {
     let schema = PgSchema::new();
-    let (_, shares) = schema.initialised().await;
-    changes_elsewhere(schema.store().await, schema.store().await, &shares).await;
+    let (_, shares) = initialised(&schema).await;
+    changes_elsewhere(pg(&schema).await, pg(&schema).await, &shares).await;
 }
 
 fn ec_key_templates() -> (Template, Template) {
@@ -410,15 +364,15 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_notifies_other_nodes_at_once() {
     let schema = PgSchema::new();
-    let (_, shares) = schema.initialised().await;
+    let (_, shares) = initialised(&schema).await;
     let slow_poll = EngineConfig {
         sync_interval: std::time::Duration::from_secs(60),
         ..test_config()
     };
-    let a = Engine::open(schema.store().await, slow_poll).await.unwrap();
+    let a = Engine::open(pg(&schema).await, slow_poll).await.unwrap();
     a.unseal(&shares[..2]).await.unwrap();
     let _bg = a.spawn_background();
-    let b = Engine::open(schema.store().await, test_config())
+    let b = Engine::open(pg(&schema).await, test_config())
         .await
         .unwrap();
     b.unseal(&shares[..2]).await.unwrap();

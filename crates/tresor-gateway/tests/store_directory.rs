@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use tresor_gateway::{Directory, Gateway, StoreDirectory};
 use tresor_proto::gateway::{codes, GatewayMsg};
-use tresor_store::{Mutation, PgStore, PgStoreOptions, ServiceRow, SqliteStore, Store, WriteBatch};
+use tresor_store::testing::PgSchema;
+use tresor_store::{Mutation, ServiceRow, SqliteStore, Store, WriteBatch};
 
 fn row(e: &tresor_gateway::ServiceEntry, version: i64) -> ServiceRow {
     ServiceRow {
@@ -41,54 +42,6 @@ async fn store_with(
     (dir, Arc::new(store))
 }
 
-/// A schema of its own on the test PostgreSQL server, dropped on drop.
-struct PgSchema {
-    url: String,
-    name: String,
-}
-
-impl PgSchema {
-    fn new() -> PgSchema {
-        let url = std::env::var("TRESOR_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("tresor_gw_{}_{nanos}", std::process::id());
-        PgSchema { url, name }
-    }
-
-    /// A store on this schema, as one more process of the cluster would open it.
-    async fn store(&self) -> Arc<dyn Store> {
-        let opts = PgStoreOptions {
-            schema: Some(self.name.clone()),
-            ..PgStoreOptions::default()
-        };
-        match PgStore::connect_with(&self.url, opts).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => panic!(
-                "PostgreSQL at {} is needed (pg_ctlcluster --skip-systemctl-redirect \
-                 $(ls /etc/postgresql) main start): {e}",
-                self.url
-            ),
-        }
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                self.url.as_str(),
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .output();
-    }
-}
-
 /// A gateway whose directory is a PostgreSQL schema learns of a service that another process
 /// (`tresor admin` elsewhere) disabled, or added, from the store's notification: its open
 /// connection is closed and the new service admitted at once, with a directory cache that
@@ -97,7 +50,7 @@ impl Drop for PgSchema {
 async fn gateway_over_postgres_sees_other_writers_at_once() {
     init_logs();
     let schema = PgSchema::new();
-    let gateway_store = schema.store().await;
+    let gateway_store: Arc<dyn Store> = Arc::new(schema.store().await);
     let admin = schema.store().await;
     let mut tom = service("tom", "pw", &["127.0.0.1/32"], &["P1"]);
     admin

@@ -21,6 +21,8 @@
 mod sql;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use postgres::{redact_url, PgStore, PgStoreOptions};
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -7,86 +7,19 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::hash::{BuildHasher, Hasher};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::postgres::PgConnection;
+use sqlx::Connection;
 use tempfile::TempDir;
 use tresor_store::{
-    AuditRow, CheckpointRow, Mutation, ObjectRow, PartitionRow, PgStore, PgStoreOptions,
-    RequestRow, ServiceRow, SqliteOptions, SqliteStore, Store, StoreError, WriteBatch,
+    AuditRow, CheckpointRow, Mutation, ObjectRow, PartitionRow, PgStore, RequestRow, ServiceRow,
+    SqliteOptions, SqliteStore, Store, StoreError, WriteBatch,
 };
 
-/// The server the PostgreSQL tests use.
-pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// How to start the test machine's server, for failure messages.
-pub const PG_START_HINT: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect \
-     $(ls /etc/postgresql) main start` (scripts/setup.sh does), or point TRESOR_TEST_PG_URL \
-     at another server";
-
-/// `TRESOR_TEST_PG_URL`, or the local test server.
-pub fn pg_url() -> String {
-    std::env::var("TRESOR_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_string())
-}
-
-/// A schema name no other test uses: `tresor_t_` and 16 random hex digits.
-pub fn random_schema() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // RandomState is seeded randomly per process; the counter and the clock keep names of one
-    // process apart.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    format!("tresor_t_{:016x}", h.finish())
-}
-
-/// Fail the test at once, with the command that starts the server, if nothing listens at the
-/// test server's address (checked once per test binary; without it every test would wait out
-/// the connect timeout).
-pub fn require_pg() {
-    static REACHABLE: OnceLock<Result<(), String>> = OnceLock::new();
-    let probe = REACHABLE.get_or_init(|| {
-        let url = pg_url();
-        let opts = PgConnectOptions::from_str(&url)
-            .map_err(|e| format!("TRESOR_TEST_PG_URL {url:?} is not a PostgreSQL URL: {e}"))?;
-        if opts.get_host().starts_with('/') || opts.get_socket().is_some() {
-            return Ok(()); // a Unix socket: let the connection itself report
-        }
-        let addrs = (opts.get_host(), opts.get_port())
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {}: {e}", opts.get_host()))?;
-        let mut last = String::from("no address");
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(_) => return Ok(()),
-                Err(e) => last = format!("{addr}: {e}"),
-            }
-        }
-        Err(last)
-    });
-    if let Err(e) = probe {
-        panic!("PostgreSQL is not reachable for the tests ({e}): {PG_START_HINT}");
-    }
-}
-
-/// Connection settings of the test server, with `search_path` on `schema`.
-pub fn pg_options(schema: &str) -> PgConnectOptions {
-    let url = pg_url();
-    PgConnectOptions::from_str(&url)
-        .unwrap_or_else(|e| panic!("TRESOR_TEST_PG_URL {url:?} is not a PostgreSQL URL: {e}"))
-        .options([("search_path", schema)])
-}
+pub use tresor_store::testing::{
+    pg_options, pg_store, pg_url, require_pg, PgSchema, PG_START_HINT,
+};
 
 /// A direct connection to the test server inside `schema` (for what the store does not offer).
 pub async fn pg_connection(schema: &str) -> PgConnection {
@@ -99,69 +32,6 @@ pub async fn pg_connection(schema: &str) -> PgConnection {
                 pg_url()
             )
         })
-}
-
-/// A store on the test server in `schema`, or a failed test that says how to start the server.
-pub async fn pg_store(schema: &str, max_connections: u32) -> PgStore {
-    require_pg();
-    let opts = PgStoreOptions {
-        max_connections,
-        schema: Some(schema.to_string()),
-        connect_timeout: Duration::from_secs(10),
-    };
-    match PgStore::connect_with(&pg_url(), opts).await {
-        Ok(store) => store,
-        Err(e) => panic!("PostgreSQL is not usable for the tests ({e}): {PG_START_HINT}"),
-    }
-}
-
-/// A schema of the test server that is dropped, with everything in it, when this goes.
-#[derive(Debug)]
-pub struct PgSchema {
-    pub name: String,
-}
-
-impl PgSchema {
-    pub fn new() -> Self {
-        require_pg();
-        Self {
-            name: random_schema(),
-        }
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        // Drop cannot await, and blocking a runtime's worker on its own future would hang: the
-        // schema is dropped from a thread with a runtime of its own.
-        let name = self.name.clone();
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async move {
-                let mut conn = PgConnection::connect_with(&pg_options("public")).await?;
-                // A test that failed mid-transaction may still hold locks in the schema: do not
-                // wait for them forever.
-                sqlx::query("SET lock_timeout = '10s'")
-                    .execute(&mut conn)
-                    .await?;
-                sqlx::query(AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
-                )))
-                .execute(&mut conn)
-                .await?;
-                conn.close().await
-            })
-            .map_err(std::io::Error::other)
-        })
-        .join();
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test schema {}: {e}", self.name),
-            Err(_) => eprintln!("dropping test schema {} panicked", self.name),
-        }
-    }
 }
 
 /// Where a test's stores live: one database, several stores (nodes) on it.
