@@ -42,6 +42,25 @@ async fn store_with(
     (dir, Arc::new(store))
 }
 
+/// A gateway over `store`'s directory in front of `node`, its configuration adjusted by `f`.
+async fn gateway_on(
+    store: &Arc<dyn Store>,
+    node: &FakeNode,
+    f: impl FnOnce(&mut tresor_gateway::GatewayConfig),
+) -> Env {
+    let (server, client_tls) = tls_pair();
+    let mut config = test_config(server, vec![node.node_addr()]);
+    f(&mut config);
+    let gw = Gateway::start(config, Arc::new(StoreDirectory::new(store.clone())))
+        .await
+        .unwrap();
+    Env {
+        gw,
+        dir: Arc::new(tresor_gateway::MemoryDirectory::new()),
+        client_tls,
+    }
+}
+
 /// A gateway whose directory is a PostgreSQL schema learns of a service that another process
 /// (`tresor admin` elsewhere) disabled, or added, from the store's notification: its open
 /// connection is closed and the new service admitted at once, with a directory cache that
@@ -58,17 +77,10 @@ async fn gateway_over_postgres_sees_other_writers_at_once() {
         .await
         .unwrap();
     let node = FakeNode::start("n1", READY).await;
-    let (server, client_tls) = tls_pair();
-    let mut config = test_config(server, vec![node.node_addr()]);
-    config.directory_cache_ttl = Duration::from_secs(60);
-    let gw = Gateway::start(config, Arc::new(StoreDirectory::new(gateway_store.clone())))
-        .await
-        .unwrap();
-    let env = Env {
-        gw,
-        dir: Arc::new(tresor_gateway::MemoryDirectory::new()),
-        client_tls,
-    };
+    let env = gateway_on(&gateway_store, &node, |c| {
+        c.directory_cache_ttl = Duration::from_secs(60);
+    })
+    .await;
     // Listening has started once the store says so.
     for _ in 0..500 {
         if gateway_store.listening() == Some(true) {
@@ -140,18 +152,7 @@ async fn gateway_over_the_store() {
     init_logs();
     let node = FakeNode::start("n1", READY).await;
     let (_tmp, store) = store_with(&[service("tom", "pw", &["127.0.0.1/32"], &["P1"])]).await;
-    let (server, client_tls) = tls_pair();
-    let gw = Gateway::start(
-        test_config(server, vec![node.node_addr()]),
-        Arc::new(StoreDirectory::new(store.clone())),
-    )
-    .await
-    .unwrap();
-    let env = Env {
-        gw,
-        dir: Arc::new(tresor_gateway::MemoryDirectory::new()),
-        client_tls,
-    };
+    let env = gateway_on(&store, &node, |_| {}).await;
     let (reply, _) = env.login("tom", "nope", "P1").await;
     assert_eq!(refused_code(&reply), Some(codes::SERVICE_AUTH_FAILED));
     assert_eq!(
