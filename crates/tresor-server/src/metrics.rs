@@ -230,10 +230,14 @@ pub async fn serve_http(
 /// The answer of a status endpoint: HTTP status line, content type, body.
 type StatusAnswer = (&'static str, &'static str, String);
 
+/// Requests a status endpoint serves at once; a connection beyond them is closed unanswered,
+/// so that idle or slow connections cannot pile up tasks and buffers.
+pub const MAX_STATUS_REQUESTS: usize = 64;
+
 /// Serve `GET /health` (`/healthz`): 200 `ok` when `health` says so, 503 with its reason
 /// otherwise; and `GET /metrics`: what `metrics` renders (Prometheus text). Anything else is
-/// 404 or 405. One request per connection, the request head read within 5 s and at most 8 KiB.
-/// The node's and the gateway's HTTP endpoints.
+/// 404 or 405. One request per connection, the request head read within 5 s and at most 8 KiB,
+/// at most [`MAX_STATUS_REQUESTS`] at once. The node's and the gateway's HTTP endpoints.
 pub async fn serve_status_http<H, M>(listener: TcpListener, health: H, metrics: M)
 where
     H: Fn() -> Result<(), &'static str> + Send + Sync + 'static,
@@ -254,13 +258,19 @@ where
             ),
         }
     });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_STATUS_REQUESTS));
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(sock);
+            continue;
+        };
         let answer = answer.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut buf = vec![0u8; 8192];
             let mut n = 0;
             let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -292,5 +302,51 @@ where
             let _ = sock.write_all(resp.as_bytes()).await;
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn status_endpoint_answers_and_bounds_idle_connections() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let h = healthy.clone();
+        tokio::spawn(serve_status_http(
+            l,
+            move || h.load(Ordering::Relaxed).then_some(()).ok_or("no node"),
+            || "x_total 1\n".to_string(),
+        ));
+        assert!(get(addr, "/health").await.starts_with("HTTP/1.1 200 OK"));
+        assert!(get(addr, "/metrics").await.ends_with("\r\n\r\nx_total 1\n"));
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        healthy.store(false, Ordering::Relaxed);
+        let down = get(addr, "/health").await;
+        assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+        assert!(down.ends_with("no node\n"), "{down}");
+        // Idle connections hold every slot: one more is closed unanswered, and once they
+        // leave the endpoint answers again.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_STATUS_REQUESTS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(get(addr, "/metrics").await, "");
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(get(addr, "/metrics").await.contains("x_total 1"));
     }
 }
