@@ -131,6 +131,9 @@ pub struct DevArgs {
     /// Health and metrics port of the node on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 9311)]
     pub metrics_port: u16,
+    /// Health and metrics port of the gateway on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 9310)]
+    pub gateway_metrics_port: u16,
     /// REST API (HTTPS) port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8443)]
     pub rest_port: u16,
@@ -513,6 +516,7 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
             gateway_port: a.gateway_port,
             node_port: a.node_port,
             http_port: a.metrics_port,
+            gateway_http_port: a.gateway_metrics_port,
         },
     )
     .await?;
@@ -520,16 +524,14 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         crate::rest::dev_rest(&engine, &mut creds, &a.dir, &part, &user_pin, a.rest_port).await?;
     if a.no_serve {
         rest.shutdown().await;
-        net.gateway.shutdown().await;
-        net.node.shutdown();
+        net.shutdown().await;
         engine.seal().await?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("Press Ctrl-C to stop.");
     crate::serve::wait_for_stop().await;
     rest.shutdown().await;
-    net.gateway.shutdown().await;
-    net.node.shutdown();
+    net.shutdown().await;
     engine.seal().await?;
     println!("Sealed and stopped.");
     Ok(ExitCode::SUCCESS)

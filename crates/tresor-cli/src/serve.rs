@@ -261,23 +261,9 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     }
     let http = match a.http {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (--http)"))?;
-            let h = l.local_addr()?;
+            let (h, task) = gateway_status(&gw, addr).await?;
             println!("  health  http://{h}/health   metrics  http://{h}/metrics");
-            let (health, metrics) = (gw.stats_reader(), gw.stats_reader());
-            Some(tokio::spawn(tresor_server::metrics::serve_status_http(
-                l,
-                move || {
-                    if health().healthy_nodes > 0 {
-                        Ok(())
-                    } else {
-                        Err("no healthy HSM node")
-                    }
-                },
-                move || metrics().to_prometheus(),
-            )))
+            Some(task)
         }
         None => None,
     };
@@ -290,10 +276,46 @@ pub async fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serve a gateway's `/health` (200 while at least one HSM node is healthy, 503 otherwise)
+/// and `/metrics` on `addr`: the bound address and the serving task (abort it to stop).
+async fn gateway_status(
+    gw: &tresor_gateway::Gateway,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the gateway's /health and /metrics")
+    })?;
+    let bound = l.local_addr()?;
+    let (health, metrics) = (gw.stats_reader(), gw.stats_reader());
+    let task = tokio::spawn(tresor_server::metrics::serve_status_http(
+        l,
+        move || {
+            if health().healthy_nodes > 0 {
+                Ok(())
+            } else {
+                Err("no healthy HSM node")
+            }
+        },
+        move || metrics().to_prometheus(),
+    ));
+    Ok((bound, task))
+}
+
 /// What `tresor dev` runs besides the engine.
 pub struct DevNetwork {
     pub node: tresor_server::Node,
     pub gateway: tresor_gateway::Gateway,
+    /// The gateway's `/health` and `/metrics` (on a port of its own).
+    pub gateway_http: tokio::task::JoinHandle<()>,
+}
+
+impl DevNetwork {
+    /// Stop the gateway (and its status endpoint) and the node.
+    pub async fn shutdown(self) {
+        self.gateway_http.abort();
+        self.gateway.shutdown().await;
+        self.node.shutdown();
+    }
 }
 
 /// Ports and names for [`dev_network`].
@@ -304,6 +326,7 @@ pub struct DevNetworkArgs<'a> {
     pub gateway_port: u16,
     pub node_port: u16,
     pub http_port: u16,
+    pub gateway_http_port: u16,
 }
 
 /// Start a node and a gateway on 127.0.0.1, provision the dev service and a setup password,
@@ -437,7 +460,9 @@ pub async fn dev_network(
         node.local_addr(),
         node.http_addr().map(|a| a.to_string()).unwrap_or_default()
     );
-    println!("  gateway            {gw}");
+    let (gw_http, gateway_http) =
+        gateway_status(&gateway, SocketAddr::from((local, a.gateway_http_port))).await?;
+    println!("  gateway            {gw}   (health http://{gw_http}/health, metrics /metrics)");
     println!("  service user       {service_user}   password {service_password}");
     println!("  client config      {}", cfg_path.display());
     println!("  credentials file   {}", creds_txt.display());
@@ -459,5 +484,9 @@ pub async fn dev_network(
         ),
     }
     println!("  ppin -t");
-    Ok(DevNetwork { node, gateway })
+    Ok(DevNetwork {
+        node,
+        gateway,
+        gateway_http,
+    })
 }

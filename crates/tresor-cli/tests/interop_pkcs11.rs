@@ -260,6 +260,7 @@ impl Stack {
             .args(["dev", "--no-serve", "--dir", dev.to_str().unwrap()])
             .args(["--gateway-port", &gw_port.to_string()])
             .args(["--node-port", &node_port.to_string(), "--metrics-port", "0"])
+            .args(["--gateway-metrics-port", "0"])
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();

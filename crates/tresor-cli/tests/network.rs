@@ -1084,7 +1084,7 @@ fn malformed_input_harms_nobody() {
 #[test]
 fn dev_prints_a_working_client_setup() {
     let dir = tempfile::tempdir().unwrap();
-    let (g, n, m) = (free_port(), free_port(), free_port());
+    let (g, n, m, gm) = (free_port(), free_port(), free_port(), free_port());
     let mut child = Command::new(TRESOR)
         .args([
             "dev",
@@ -1094,6 +1094,7 @@ fn dev_prints_a_working_client_setup() {
             &n.to_string(),
         ])
         .args(["--metrics-port", &m.to_string()])
+        .args(["--gateway-metrics-port", &gm.to_string()])
         .env("TRESOR_DEV_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1148,5 +1149,22 @@ fn dev_prints_a_working_client_setup() {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.contains("tresor_node_requests_total"), "{body}");
+    // So are the gateway's, as printed: the logins of `ppin -t` went through it.
+    let gw_http: SocketAddr = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("gateway")?
+                .split("(health http://")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no gateway health address in: {out}"));
+    assert_eq!(gw_http.port(), gm);
+    assert_eq!(http_status(gw_http, "/health"), 200);
+    assert!(metric(gw_http, "tresor_gateway_logins_accepted_total") >= 1);
     drop(child);
 }

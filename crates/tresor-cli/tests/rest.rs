@@ -110,6 +110,8 @@ fn start_dev() -> Dev {
             "0",
             "--metrics-port",
             "0",
+            "--gateway-metrics-port",
+            "0",
             "--rest-port",
             &free_port().to_string(),
         ])
