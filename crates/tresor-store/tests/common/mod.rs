@@ -223,3 +223,18 @@ pub async fn with_objects(store: &dyn Store, n: i64) {
     ms.extend((1..=n).map(|i| Mutation::InsertObject(object(1, i))));
     commit(store, ms).await.unwrap();
 }
+
+/// Whether a change counter (`Store::partition_changes`, `Store::service_changes`) moves within
+/// 5 s; the move is marked seen.
+pub async fn moves(rx: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+    let r = tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed()).await;
+    rx.borrow_and_update();
+    matches!(r, Ok(Ok(())))
+}
+
+/// Whether a change counter stays still for 300 ms.
+pub async fn stays_still(rx: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(300), rx.changed())
+        .await
+        .is_err()
+}
