@@ -1,5 +1,5 @@
-//! The floor under `tresor bench network`: the same two hops (client → relay → signer and
-//! back) built as plainly as this machine allows, with nothing of Tresor's network path in it.
+//! The reference beside `tresor bench network`: the same two hops (client → relay → signer and
+//! back) built as plainly as possible, with nothing of Tresor's network path in it.
 //!
 //! Each client thread has a TCP connection (Nagle off) of its own to a relay; the relay gives
 //! every accepted connection a connection of its own to a signer and two threads that copy
@@ -8,11 +8,12 @@
 //! TLS on either hop, no framing beyond a fixed 33-byte request and a 2-byte length before the
 //! answer, no multiplexing, no authentication, no request ids.
 //!
-//! Any design with a gateway hop and a node hop needs at least what this does per operation
-//! at a concurrency where requests do not queue behind each other: four system-call pairs and,
-//! when the receiving thread sleeps, four thread wake-ups. So its ratio to the in-process
-//! engine is a bound for the network path's ratio on this machine, and the distance between
-//! the two is what Tresor's channel, framing and dispatch cost.
+//! Any design with a gateway hop and a node hop does at least what this does per operation
+//! when requests do not queue behind each other: four system-call pairs and, when the
+//! receiving thread sleeps, four thread wake-ups. Under load a design that batches several
+//! requests per system call (Tresor's pipelined links) can do better, and one that polls
+//! instead of sleeping can answer a lone client sooner; elsewhere the distance between the two
+//! is what Tresor's channel, framing and dispatch cost.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
