@@ -188,13 +188,24 @@ const MAX_CACHED_LOOKUPS: usize = 10_000;
 /// Bound on one directory call.
 const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A cached directory answer: when it was fetched, in which [`CachedDirectory::epoch`], what.
+type Cached = (Instant, u64, Option<ServiceEntry>);
+
 /// The directory behind a short-lived cache.
 pub(crate) struct CachedDirectory {
     inner: Arc<dyn Directory>,
     ttl: Duration,
     union: Mutex<Option<(Instant, Arc<Vec<IpNet>>)>>,
     union_refresh: tokio::sync::Mutex<()>,
-    lookups: Mutex<HashMap<String, (Instant, Option<ServiceEntry>)>>,
+    /// Answers by service user.
+    lookups: Mutex<HashMap<String, Cached>>,
+    /// Moves with each reported change: answers of an older epoch are stale, but kept as the
+    /// previous version a fresh answer is compared with.
+    epoch: std::sync::atomic::AtomicU64,
+    /// One fetch at a time per service user: callers that miss while a fetch of the same name
+    /// is in flight wait for it and take its answer (after a change, every open connection of
+    /// a service looks it up within a few milliseconds).
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Moves each time the directory said that something changed and the cache was dropped
     /// (see [`CachedDirectory::changed`]); open connections re-check their admission then.
     generation: tokio::sync::watch::Sender<u64>,
@@ -208,6 +219,8 @@ impl CachedDirectory {
             union: Mutex::new(None),
             union_refresh: tokio::sync::Mutex::new(()),
             lookups: Mutex::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            fetching: Mutex::new(HashMap::new()),
             generation: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -217,11 +230,12 @@ impl CachedDirectory {
         self.inner.changes()
     }
 
-    /// The directory changed: forget every cached entry and the allowlist union, and tell
-    /// the connections waiting in [`CachedDirectory::subscribe`].
+    /// The directory changed: every cached answer is stale (kept only as the previous version
+    /// a fresh one is compared with), the allowlist union is dropped, and the connections
+    /// waiting in [`CachedDirectory::subscribe`] are told.
     pub(crate) fn changed(&self) {
         *self.union.lock() = None;
-        self.lookups.lock().clear();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.generation.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -273,29 +287,70 @@ impl CachedDirectory {
         }
     }
 
-    /// A service entry, from the cache if recent. Returns the entry and whether the record
-    /// changed since the previous lookup of the same name.
-    pub(crate) async fn lookup(&self, service_user: &str) -> Result<(Option<ServiceEntry>, bool)> {
-        let previous = {
-            let map = self.lookups.lock();
-            match map.get(service_user) {
-                Some((at, e)) if at.elapsed() < self.ttl => return Ok((e.clone(), false)),
-                Some((_, e)) => e.clone(),
-                None => None,
+    /// The cached answer for `service_user` if it is recent and no change was reported since.
+    fn fresh(&self, service_user: &str) -> Option<Option<ServiceEntry>> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        match self.lookups.lock().get(service_user) {
+            Some((at, e_epoch, e)) if *e_epoch == epoch && at.elapsed() < self.ttl => {
+                Some(e.clone())
             }
-        };
-        let fresh = self.lookup_uncached(service_user).await?;
-        let changed = match (&previous, &fresh) {
-            (Some(a), Some(b)) => record_changed(&a.record, &b.record),
-            (Some(_), None) => true,
-            _ => false,
-        };
-        let mut map = self.lookups.lock();
-        if map.len() >= MAX_CACHED_LOOKUPS {
-            map.clear();
+            _ => None,
         }
-        map.insert(service_user.to_owned(), (Instant::now(), fresh.clone()));
-        Ok((fresh, changed))
+    }
+
+    /// A service entry, from the cache if recent. Returns the entry and whether the record
+    /// changed since the previous lookup of the same name (for the caller that fetched it).
+    pub(crate) async fn lookup(&self, service_user: &str) -> Result<(Option<ServiceEntry>, bool)> {
+        if let Some(e) = self.fresh(service_user) {
+            return Ok((e, false));
+        }
+        let gate = self
+            .fetching
+            .lock()
+            .entry(service_user.to_owned())
+            .or_default()
+            .clone();
+        let result = async {
+            let _one = gate.lock().await;
+            // The fetch this caller waited for may have answered.
+            if let Some(e) = self.fresh(service_user) {
+                return Ok((e, false));
+            }
+            let previous = self
+                .lookups
+                .lock()
+                .get(service_user)
+                .and_then(|(_, _, e)| e.clone());
+            // Read before fetching: a change reported during the fetch leaves its answer stale.
+            let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+            let fresh = self.lookup_uncached(service_user).await?;
+            let changed = match (&previous, &fresh) {
+                (Some(a), Some(b)) => record_changed(&a.record, &b.record),
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let mut map = self.lookups.lock();
+            if map.len() >= MAX_CACHED_LOOKUPS {
+                map.clear();
+            }
+            map.insert(
+                service_user.to_owned(),
+                (Instant::now(), epoch, fresh.clone()),
+            );
+            Ok((fresh, changed))
+        }
+        .await;
+        // The last caller through the gate removes it (the map holds one reference, each
+        // caller one, all taken under this lock).
+        let mut fetching = self.fetching.lock();
+        if Arc::strong_count(&gate) <= 2
+            && fetching
+                .get(service_user)
+                .is_some_and(|g| Arc::ptr_eq(g, &gate))
+        {
+            fetching.remove(service_user);
+        }
+        result
     }
 
     /// A service entry straight from the directory.
@@ -330,7 +385,9 @@ impl CachedDirectory {
 
     pub(crate) fn purge(&self) {
         let ttl = self.ttl;
-        self.lookups.lock().retain(|_, (at, _)| at.elapsed() < ttl);
+        self.lookups
+            .lock()
+            .retain(|_, (at, _, _)| at.elapsed() < ttl);
     }
 }
 
@@ -344,4 +401,109 @@ fn record_changed(a: &crate::dir::ServiceRecord, b: &crate::dir::ServiceRecord) 
         || a.max_failures != b.max_failures
         || a.lockout_secs != b.lockout_secs
         || a.name != b.name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dir::ServiceRecord;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn entry(user: &str, hash: &str) -> ServiceEntry {
+        ServiceEntry {
+            record: ServiceRecord {
+                name: format!("svc-{user}"),
+                service_user: user.to_owned(),
+                password_hash: hash.to_owned(),
+                allowlist: vec![],
+                partitions: vec!["P1".into()],
+                nodes: vec![],
+                max_failures: 5,
+                lockout_secs: 900,
+                created: 0,
+                updated: 0,
+                disabled: false,
+            },
+            failures: 0,
+            locked_until: 0,
+        }
+    }
+
+    /// A memory directory whose lookups take a while and are counted.
+    struct Slow {
+        inner: MemoryDirectory,
+        lookups: AtomicUsize,
+    }
+
+    impl Directory for Slow {
+        fn allowlists(&self) -> DirFuture<'_, Vec<Vec<IpNet>>> {
+            self.inner.allowlists()
+        }
+        fn lookup<'a>(&'a self, service_user: &'a str) -> DirFuture<'a, Option<ServiceEntry>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                self.inner.lookup(service_user).await
+            })
+        }
+        fn record_failure<'a>(
+            &'a self,
+            service_user: &'a str,
+            failures: u32,
+            locked_until: i64,
+        ) -> DirFuture<'a, ()> {
+            self.inner
+                .record_failure(service_user, failures, locked_until)
+        }
+    }
+
+    async fn many_lookups(cache: &Arc<CachedDirectory>, n: usize) -> Vec<(bool, bool)> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let c = cache.clone();
+            set.spawn(async move {
+                let (e, changed) = c.lookup("a").await.unwrap();
+                (e.is_some(), changed)
+            });
+        }
+        set.join_all().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_fetch_once_and_a_change_makes_answers_stale() {
+        let slow = Arc::new(Slow {
+            inner: MemoryDirectory::new(),
+            lookups: AtomicUsize::new(0),
+        });
+        slow.inner.put(entry("a", "hash-1"));
+        let cache = Arc::new(CachedDirectory::new(slow.clone(), Duration::from_secs(60)));
+        let got = many_lookups(&cache, 50).await;
+        assert!(got.iter().all(|&(found, changed)| found && !changed));
+        assert_eq!(
+            slow.lookups.load(Ordering::SeqCst),
+            1,
+            "one fetch for 50 misses"
+        );
+        // Within the lifetime: from the cache.
+        let _ = many_lookups(&cache, 10).await;
+        assert_eq!(slow.lookups.load(Ordering::SeqCst), 1);
+
+        // A reported change: the next misses fetch once more, and the caller that fetched
+        // learns that the record changed (the stale answer is kept to compare with).
+        slow.inner.put(entry("a", "hash-2"));
+        cache.changed();
+        let got = many_lookups(&cache, 50).await;
+        assert_eq!(slow.lookups.load(Ordering::SeqCst), 2);
+        assert_eq!(got.iter().filter(|&&(_, changed)| changed).count(), 1);
+        assert!(cache.fetching.lock().is_empty(), "gates left behind");
+
+        // A change reported while a fetch is in flight leaves that fetch's answer stale.
+        cache.changed();
+        let c = cache.clone();
+        let during = tokio::spawn(async move { c.lookup("a").await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache.changed();
+        during.await.unwrap();
+        assert!(cache.fresh("a").is_none());
+    }
 }
