@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # PKCS#11 benchmark: the same p11bench workload (../shared/tools/p11bench) against SoftHSMv2 (an
 # in-process soft token) and against the Tresor module (network: client library → gateway →
-# node → engine, all on this machine), next to the raw crypto baseline of `tresor bench engine`.
+# node → engine, all on this machine), next to the raw crypto baseline of `tresor bench engine`
+# and, for RSA-2048 and ECDSA P-256, the bare two hops of `tresor bench network --sides bare`:
+# the floor that any client → gateway → node path has on this machine.
 #
 #   scripts/bench-pkcs11.sh [--seconds S] [--threads 1,2,8,32] [--styles query,direct]
 #                           [--out FILE.md] [--stack dev|separate]
@@ -83,6 +85,15 @@ server_cpu() {
   awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.3f", t / h }'
 }
 
+# The `tresor bench network` case of a p11bench case (none: no bare-hops floor for it).
+network_case() {
+  case "$1" in
+    rsa2048-sign) echo rsa2048-pkcs1-sha256 ;;
+    ecdsa-p256-sign) echo ecdsa-p256 ;;
+    *) echo "" ;;
+  esac
+}
+
 # The `tresor bench engine` case that measures the same operation as a p11bench case.
 engine_case() {
   case "$1" in
@@ -151,6 +162,17 @@ for c in "${cases[@]}"; do
       --threads "$t" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine" \
       2>/dev/null | tee "$T/engine.out" | grep -v -e '^TRESOR_BENCH_JSON' -e '^aud.wait' -e '^the benchmark waits'
     sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
+    # The floor under any client -> gateway -> node path on this machine: the bare two hops of
+    # `tresor bench network` (blocking relay and signer threads, no TLS, no framing) with as
+    # many client threads, for the cases it has.
+    nc="$(network_case "$c")"
+    if [ -n "$nc" ]; then
+      echo "== bare two hops (tresor bench network --sides bare), $c, threads $t"
+      target/release/tresor bench network --sides bare --cases "$nc" --clients "$t" \
+        --seconds "$SECONDS_PER_CASE" --setups 0 2>/dev/null >"$T/bare.out"
+      grep -e '^[a-z]' "$T/bare.out" | grep -v -e '^TRESOR_BENCH_JSON' -e '^thread hand-off' || true
+      sed -n 's/^TRESOR_BENCH_JSON /{"who":"bare","run":/p' "$T/bare.out" | sed 's/$/}/' >>"$raw"
+    fi
   done
 done
 if [ "$STACK" = separate ]; then
@@ -168,9 +190,14 @@ raw, out, secs, styles = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].spli
 p11 = {}       # (who, style, case, threads) -> result
 srv = {}       # (style, case) -> (server cpu s, ops, wall s) over the Tresor runs
 engine = {}    # (case, threads) -> row
+bare = {}      # (bench network case, clients) -> bare hops result
 libs = {}
 for line in open(raw):
     d = json.loads(line)
+    if d["who"] == "bare":
+        for r in d["run"]["results"]:
+            bare[(r["case"], r["clients"])] = r["bare_hops"]
+        continue
     if d["who"] == "engine":
         for r in d["run"]["results"]:
             engine[(r["case"], r["threads"])] = r
@@ -186,6 +213,7 @@ for line in open(raw):
                 cpu, ops, wall = srv.get(key, (0.0, 0, 0.0))
                 srv[key] = (cpu + d["server_cpu_s"], ops + sum(r["ops"] for r in done),
                             wall + sum(r.get("wall_s", 0.0) for r in done))
+net_case = {"rsa2048-sign": "rsa2048-pkcs1-sha256", "ecdsa-p256-sign": "ecdsa-p256"}
 eng_case = {"rsa2048-sign": "rsa2048-pkcs1", "ecdsa-p256-sign": "ecdsa-p256",
             "ed25519-sign": "ed25519", "aes256gcm-1k": "aes256gcm-1k"}
 
@@ -217,11 +245,19 @@ for style, case, thr in keys:
         traw = "{:.2f}".format(t["ops_per_s"] / e["raw_ops_per_s"])
     cpu, ops, _ = srv.get((style, case), (0.0, 0, 0.0))
     srv_us = "{:.0f}".format(cpu / ops * 1e6) if ops else "-"
-    rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+    b = bare.get((net_case.get(case), thr))
+    bcell, bsoft, braw = "-", "-", "-"
+    if b and b.get("ops_per_s"):
+        bcell = "{:,.0f} ({:.0f})".format(b["ops_per_s"], b["p50_us"])
+        if s and s.get("ops_per_s"):
+            bsoft = "{:.2f}".format(b["ops_per_s"] / s["ops_per_s"])
+        if e is not None and e.get("raw_ops_per_s"):
+            braw = "{:.2f}".format(b["ops_per_s"] / e["raw_ops_per_s"])
+    rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
         case, thr, style,
         cell(s, "ops_per_s", "{:,.0f}"), cell(s, "p50_us", "{:.0f}"), cell(s, "p99_us", "{:.0f}"),
         cell(t, "ops_per_s", "{:,.0f}"), cell(t, "p50_us", "{:.0f}"), cell(t, "p99_us", "{:.0f}"),
-        ratio, srv_us, eng, rawc, traw))
+        ratio, srv_us, eng, rawc, traw, bcell, bsoft, braw))
 load = os.getloadavg()
 head = [
     "PKCS#11 benchmark ({} s per case, {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
@@ -229,12 +265,15 @@ head = [
     " application sees it). Baseline: `tresor bench engine` — the Tresor engine in-process, and the faster"
     " of OpenSSL / aws-lc-rs called directly (raw crypto). Server µs/op: CPU time of the node and gateway"
     " processes per Tresor operation, over all thread counts of that case and style (the client's own CPU is"
-    " not in it). On 2 cores the client, gateway and node share the CPUs: Tresor's figures are a lower bound"
+    " not in it). Bare hops: the floor under any client → gateway → node path here, `tresor bench network"
+    " --sides bare` with as many client threads (two plain loopback hops through blocking relay threads to a"
+    " signer thread using the same engine; no TLS, framing, login or PKCS#11 layer), ops/s (p50 µs), and as a"
+    " share of SoftHSM and of raw crypto. On 2 cores the client, gateway and node share the CPUs: Tresor's figures are a lower bound"
     " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?"),
         os.environ.get("STACK_DESC", "?")),
     "",
-    "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) | Tresor/raw |",
-    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) | Tresor/raw | bare hops ops/s (p50) | bare/SoftHSM | bare/raw |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 text = "\n".join(head + rows) + "\n"
 open(out, "w").write(text)

@@ -45,6 +45,28 @@ pub struct NetworkArgs {
         default_value = "noop,ecdsa-p256,rsa2048-pkcs1-sha256"
     )]
     pub cases: Vec<String>,
+    /// What to measure, comma separated: `tresor` (through gateway and end-to-end channel),
+    /// `in-process` (the engine called directly) and `bare` (the bare two hops of
+    /// [`crate::bench_floor`]). Ratios need `in-process`. `--sides bare` gives the floor that
+    /// any client → gateway → node path has on this machine, e.g. next to a PKCS#11 benchmark.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tresor,in-process,bare"
+    )]
+    pub sides: Vec<Side>,
+}
+
+/// One side of a `tresor bench network` measurement.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Through the gateway and the end-to-end channel to the node.
+    Tresor,
+    /// The engine in this process, one context per client thread.
+    InProcess,
+    /// Two plain hops over loopback to a signer thread (no TLS, no framing).
+    Bare,
 }
 
 /// Alternating windows per side and measurement (see the loop in [`run`]).
@@ -280,23 +302,98 @@ const SERVER_THREAD: &str = "tresor-srv";
 const NODE_THREAD: &str = "tresor-srv-node";
 const GATEWAY_THREAD: &str = "tresor-srv-gw";
 
-/// One result row of a case at a concurrency.
+/// One result row of a case at a concurrency; a side not measured (see `--sides`) is `None`.
 struct Row {
     case: Case,
     clients: usize,
-    network: Measured,
-    local: Measured,
+    network: Option<Measured>,
+    local: Option<Measured>,
     /// The bare two hops of [`crate::bench_floor`].
-    floor: Measured,
+    floor: Option<Measured>,
     /// (node and gateway, gateway, clients) CPU µs per network operation.
     cpu: (f64, f64, f64),
 }
 
-fn ratio(a: &Measured, b: &Measured) -> f64 {
-    if b.ops_per_s > 0.0 {
-        a.ops_per_s / b.ops_per_s
-    } else {
-        0.0
+/// `a` as a share of `b`, if both were measured.
+fn ratio(a: Option<&Measured>, b: Option<&Measured>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.ops_per_s > 0.0 => Some(a.ops_per_s / b.ops_per_s),
+        _ => None,
+    }
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Tresor => "tresor",
+            Side::InProcess => "in-process",
+            Side::Bare => "bare",
+        }
+    }
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        ratio(self.network.as_ref(), self.local.as_ref())
+    }
+
+    fn bare_ratio(&self) -> Option<f64> {
+        ratio(self.floor.as_ref(), self.local.as_ref())
+    }
+
+    /// The printed line: the sides measured, and the ratios they allow.
+    fn line(&self) -> String {
+        use std::fmt::Write as _;
+        let mut l = format!("{:<22} clients {:>3}", self.case.name(), self.clients);
+        if let Some(m) = &self.network {
+            let _ = write!(
+                l,
+                "  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs",
+                m.ops_per_s, m.p50_us, m.p99_us
+            );
+        }
+        if let Some(m) = &self.local {
+            let _ = write!(
+                l,
+                " | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs",
+                m.ops_per_s, m.p50_us, m.p99_us
+            );
+        }
+        if let Some(r) = self.ratio() {
+            let _ = write!(l, " | ratio {r:.2}");
+        }
+        if let Some(m) = &self.floor {
+            let _ = write!(
+                l,
+                " | bare hops {:>9.0} ops/s p50 {:>8.1} µs",
+                m.ops_per_s, m.p50_us
+            );
+            if let Some(r) = self.bare_ratio() {
+                let _ = write!(l, ", ratio {r:.2}");
+            }
+        }
+        if self.network.is_some() {
+            let _ = write!(
+                l,
+                " | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
+                self.cpu.0, self.cpu.2, self.cpu.1
+            );
+        }
+        l
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let side = |m: &Option<Measured>| m.as_ref().map(Measured::json);
+        serde_json::json!({
+            "case": self.case.name(), "clients": self.clients,
+            "network": side(&self.network), "in_process": side(&self.local),
+            "ratio": self.ratio().map(round2),
+            "bare_hops": side(&self.floor), "bare_hops_ratio": self.bare_ratio().map(round2),
+            "cpu_us_per_op": self.network.is_some().then(|| serde_json::json!({
+                "node_and_gateway": round2(self.cpu.0), "gateway": round2(self.cpu.2),
+                "clients": round2(self.cpu.1),
+            })),
+        })
     }
 }
 
@@ -474,60 +571,68 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     let seconds = a.seconds;
     let clients = a.clients.clone();
     let setups = a.setups;
+    let sides = a.sides.clone();
+    let want = move |s: Side| sides.contains(&s);
     let h2 = h.clone();
     let (rows, setup) = tokio::task::block_in_place(move || -> Result<_> {
         let mut rows = Vec::new();
         for &case in &cases {
             for &n in &clients {
-                let client = SlotClient::new(&settings, &key)?;
-                client.call(&Request::Login {
-                    user: tresor_proto::UserType::User,
-                    pin: Secret::from_slice(USER_PIN.as_bytes()),
-                })?;
-                // The two sides alternate in ROUNDS windows each, so that a change of the
+                let client = if want(Side::Tresor) {
+                    let client = SlotClient::new(&settings, &key)?;
+                    client.call(&Request::Login {
+                        user: tresor_proto::UserType::User,
+                        pin: Secret::from_slice(USER_PIN.as_bytes()),
+                    })?;
+                    Some(client)
+                } else {
+                    None
+                };
+                // The sides alternate in ROUNDS windows each, so that a change of the
                 // machine's speed during the run (other guests of the host, frequency) falls on
-                // both sides of the ratio alike.
+                // every side alike.
                 let window = seconds / f64::from(ROUNDS);
                 let (mut net, mut local, mut bare) =
                     (Tally::default(), Tally::default(), Tally::default());
                 let mut cpu = (0.0, 0.0, 0.0);
                 for _ in 0..ROUNDS {
-                    let cpu0 = ServerCpu::read();
-                    let w = measure_window(n, window, &|_| Ok(net_worker(case, &client, &keys)))?;
-                    let (srv, cli, gw) = ServerCpu::read().since(&cpu0, 1);
-                    cpu = (cpu.0 + srv, cpu.1 + cli, cpu.2 + gw);
-                    net.add(w);
-                    local.add(measure_window(n, window, &|i| {
-                        let ctx = ctxs.get(i).context("context")?.clone();
-                        Ok(local_worker(case, ctx, &keys, h2.clone()))
-                    })?);
-                    bare.add(measure_window(n, window, &|_| {
-                        floor.worker(case.floor_op())
-                    })?);
+                    if let Some(client) = &client {
+                        let cpu0 = ServerCpu::read();
+                        let w =
+                            measure_window(n, window, &|_| Ok(net_worker(case, client, &keys)))?;
+                        let (srv, cli, gw) = ServerCpu::read().since(&cpu0, 1);
+                        cpu = (cpu.0 + srv, cpu.1 + cli, cpu.2 + gw);
+                        net.add(w);
+                    }
+                    if want(Side::InProcess) {
+                        local.add(measure_window(n, window, &|i| {
+                            let ctx = ctxs.get(i).context("context")?.clone();
+                            Ok(local_worker(case, ctx, &keys, h2.clone()))
+                        })?);
+                    }
+                    if want(Side::Bare) {
+                        bare.add(measure_window(n, window, &|_| {
+                            floor.worker(case.floor_op())
+                        })?);
+                    }
                 }
                 let per_op = net.ops().max(1) as f64;
-                let cpu = (cpu.0 / per_op, cpu.1 / per_op, cpu.2 / per_op);
-                let (net, local, bare) = (net.finish(), local.finish(), bare.finish());
-                println!(
-                    "{:<22} clients {:>3}  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs | ratio {:.2} | bare hops {:>9.0} ops/s p50 {:>8.1} µs, ratio {:.2} | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
-                    case.name(), n, net.ops_per_s, net.p50_us, net.p99_us,
-                    local.ops_per_s, local.p50_us, local.p99_us, ratio(&net, &local),
-                    bare.ops_per_s, bare.p50_us, ratio(&bare, &local), cpu.0, cpu.2, cpu.1
-                );
-                rows.push(Row {
+                let row = Row {
                     case,
                     clients: n,
-                    network: net,
-                    local,
-                    floor: bare,
-                    cpu,
-                });
+                    network: want(Side::Tresor).then(|| net.finish()),
+                    local: want(Side::InProcess).then(|| local.finish()),
+                    floor: want(Side::Bare).then(|| bare.finish()),
+                    cpu: (cpu.0 / per_op, cpu.1 / per_op, cpu.2 / per_op),
+                };
+                println!("{}", row.line());
+                rows.push(row);
             }
         }
         // Connection setup: TCP + TLS to the gateway + service login + end-to-end TLS +
         // attach + one Ping, with a fresh client (fresh pool) each time.
         let mut lat = Vec::with_capacity(setups);
-        for _ in 0..setups {
+        for _ in 0..if want(Side::Tresor) { setups } else { 0 } {
             let client = SlotClient::new(&settings, &key)?;
             let t0 = Instant::now();
             client.call(&Request::Ping {})?;
@@ -544,21 +649,19 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     );
     let setup_p50 = pct(&setup, 0.5);
     let setup_p99 = pct(&setup, 0.99);
-    println!(
-        "connection setup (both phases + first Ping), {} connections: p50 {:.0} µs p99 {:.0} µs",
-        setup.len(),
-        setup_p50,
-        setup_p99
-    );
+    if !setup.is_empty() {
+        println!(
+            "connection setup (both phases + first Ping), {} connections: p50 {:.0} µs p99 {:.0} µs",
+            setup.len(),
+            setup_p50,
+            setup_p99
+        );
+    }
     let json = serde_json::json!({
         "seconds": a.seconds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "results": rows.iter().map(|r: &Row| serde_json::json!({
-            "case": r.case.name(), "clients": r.clients, "network": r.network.json(),
-            "in_process": r.local.json(), "ratio": round2(ratio(&r.network, &r.local)),
-            "bare_hops": r.floor.json(), "bare_hops_ratio": round2(ratio(&r.floor, &r.local)),
-            "cpu_us_per_op": {"node_and_gateway": round2(r.cpu.0), "gateway": round2(r.cpu.2), "clients": round2(r.cpu.1)},
-        })).collect::<Vec<_>>(),
+        "sides": a.sides.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "results": rows.iter().map(Row::json).collect::<Vec<_>>(),
         "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
         "handoff_us": {"round_trip": round2(handoff_rtt), "cpu_per_round_trip": round2(handoff_cpu)},
     });

@@ -448,3 +448,57 @@ fn bench_network_reports_the_three_sides() {
     assert_eq!(v["setup_us"]["n"], 3);
     assert!(out.contains("bare hops"), "{out}");
 }
+
+#[test]
+fn bench_network_measures_only_the_sides_asked_for() {
+    let o = tresor(
+        &[
+            "bench",
+            "network",
+            "--seconds",
+            "0.3",
+            "--clients",
+            "2",
+            "--cases",
+            "ecdsa-p256",
+            "--sides",
+            "bare",
+        ],
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TRESOR_BENCH_JSON "))
+        .expect("no JSON line");
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["sides"], serde_json::json!(["bare"]));
+    let r = &v["results"][0];
+    assert!(r["bare_hops"]["ops"].as_u64().unwrap() > 0, "{r}");
+    for absent in [
+        "network",
+        "in_process",
+        "ratio",
+        "bare_hops_ratio",
+        "cpu_us_per_op",
+    ] {
+        assert!(r[absent].is_null(), "{absent} should not be there: {r}");
+    }
+    // No connection was made through the gateway, so no setup time is reported.
+    assert_eq!(v["setup_us"]["n"], 0);
+    assert!(!out.contains("connection setup"), "{out}");
+    assert!(!out.contains("network "), "{out}");
+
+    let o = tresor(&["bench", "network", "--sides", "bare,wire"], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("'wire'") && err.contains("in-process"),
+        "{err}"
+    );
+}
