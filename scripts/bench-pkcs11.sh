@@ -135,7 +135,7 @@ else
   echo "== starting tresor dev (release): node and gateway in one process"
   mkdir -p "$T/tresor"
   target/release/tresor dev --dir "$T/tresor/dev" --gateway-port 0 --node-port 0 \
-    --metrics-port 0 --gateway-metrics-port 0 --rest-port 0 >"$T/tresor/dev.out" 2>"$T/tresor/dev.err" &
+    --metrics-port 0 --gateway-metrics-port 0 --rest-port 0 --rest-metrics-port 0 >"$T/tresor/dev.out" 2>"$T/tresor/dev.err" &
   echo $! >"$T/tresor/pids"
   for _ in $(seq 1 300); do grep -q '^Press Ctrl-C' "$T/tresor/dev.out" 2>/dev/null && break; sleep 0.1; done
   grep -q '^Press Ctrl-C' "$T/tresor/dev.out" || { cat "$T/tresor/dev.out" "$T/tresor/dev.err" >&2; echo "bench-pkcs11.sh: tresor dev did not start" >&2; exit 1; }

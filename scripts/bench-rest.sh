@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-TRESOR_LOG=error "$tresor" dev --dir "$work/dev" --gateway-port 0 --node-port 0 --metrics-port 0 --gateway-metrics-port 0 \
+TRESOR_LOG=error "$tresor" dev --dir "$work/dev" --gateway-port 0 --node-port 0 --metrics-port 0 --gateway-metrics-port 0 --rest-metrics-port 0 \
   --rest-port "$port" >"$work/dev.out" 2>"$work/dev.err" &
 dev_pid=$!
 for _ in $(seq 1 300); do

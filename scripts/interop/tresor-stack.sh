@@ -82,7 +82,7 @@ node_port="$(free_port)"
 http_port="$(free_port)"
 
 "$bin/tresor" dev --no-serve --dir "$dev" --gateway-port "$gw_port" --node-port "$node_port" \
-  --metrics-port 0 --gateway-metrics-port 0 >"$dir/dev.out" 2>&1 || { cat "$dir/dev.out" >&2; exit 1; }
+  --metrics-port 0 --gateway-metrics-port 0 --rest-port 0 --rest-metrics-port 0 >"$dir/dev.out" 2>&1 || { cat "$dir/dev.out" >&2; exit 1; }
 export TRESOR_STORE="$dev/tresor.db"
 share="$dev/dev.share"
 "$bin/tresor" cert gateway --share-file "$share" --san 127.0.0.1 --san localhost \

@@ -137,6 +137,9 @@ pub struct DevArgs {
     /// REST API (HTTPS) port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8443)]
     pub rest_port: u16,
+    /// Health and metrics port of the REST API on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 9312)]
+    pub rest_metrics_port: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -520,8 +523,16 @@ pub async fn dev(a: DevArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    let rest =
-        crate::rest::dev_rest(&engine, &mut creds, &a.dir, &part, &user_pin, a.rest_port).await?;
+    let rest = crate::rest::dev_rest(
+        &engine,
+        &mut creds,
+        &a.dir,
+        &part,
+        &user_pin,
+        a.rest_port,
+        a.rest_metrics_port,
+    )
+    .await?;
     if a.no_serve {
         rest.shutdown().await;
         net.shutdown().await;

@@ -28,6 +28,10 @@ pub struct RestArgs {
     /// Override the configured listen address.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Serve `/health` and Prometheus `/metrics` (plain HTTP) on this address; overrides the
+    /// configuration's `metricsListen`.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The REST service configuration file.
@@ -57,6 +61,10 @@ pub struct RestConfig {
     /// Tenant for verified client certificates whose name no tenant lists (dedicated mode).
     #[serde(default)]
     pub mtls_default_tenant: Option<String>,
+    /// Where `/health` and Prometheus `/metrics` are served (plain HTTP, meant for a
+    /// management network or 127.0.0.1); none: not served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// TLS files.
@@ -236,18 +244,48 @@ pub async fn rest(a: RestArgs) -> Result<ExitCode> {
         jwt,
         mtls_default,
         requests: tresor_rest::requests::Requests::start(store, retention),
+        metrics: Arc::new(tresor_rest::metrics::RestMetrics::new()),
     });
     let listen = a.listen.unwrap_or(cfg.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let status = match a.metrics.or(cfg.metrics_listen) {
+        Some(addr) => Some(rest_status(&app, addr).await?),
+        None => None,
+    };
     println!(
         "tresor rest listening on https://{}",
         listener.local_addr()?
     );
+    if let Some((addr, _)) = &status {
+        println!("health and metrics on http://{addr}/metrics");
+    }
     tresor_rest::serve(app, listener, server_cfg, crate::serve::wait_for_stop()).await;
+    if let Some((_, task)) = status {
+        task.abort();
+    }
     println!("Stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serve the REST service's `/health` (200 while it serves) and `/metrics` on `addr`: the
+/// bound address and the serving task (abort it to stop).
+async fn rest_status(
+    app: &Arc<App>,
+    addr: SocketAddr,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the REST service's /health and /metrics")
+    })?;
+    let bound = l.local_addr()?;
+    let (metrics, tenants) = (app.metrics.clone(), app.tenants.len());
+    let task = tokio::spawn(tresor_server::metrics::serve_status_http(
+        l,
+        || Ok(()),
+        move || metrics.to_prometheus(tenants),
+    ));
+    Ok((bound, task))
 }
 
 /// `tresor admin token …`.
@@ -413,11 +451,13 @@ fn pem_of(label: &str, der: &[u8]) -> String {
 pub struct DevRest {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    status: tokio::task::JoinHandle<()>,
 }
 
 impl DevRest {
     /// Stop serving.
     pub async fn shutdown(self) {
+        self.status.abort();
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
@@ -433,6 +473,7 @@ pub async fn dev_rest(
     partition: &str,
     user_pin: &str,
     port: u16,
+    metrics_port: u16,
 ) -> Result<DevRest> {
     let local = Arc::new(tresor_server::local::LocalTransport::open(engine, partition).await?);
     let transport: Arc<dyn Transport> = local.clone();
@@ -502,7 +543,13 @@ pub async fn dev_rest(
             engine.store().clone(),
             tresor_rest::requests::Retention::default_for(vec![tenant.name.clone()]),
         ),
+        metrics: Arc::new(tresor_rest::metrics::RestMetrics::new()),
     });
+    let (status_addr, status) = rest_status(
+        &app,
+        SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, metrics_port)),
+    )
+    .await?;
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
             .await
@@ -529,6 +576,7 @@ pub async fn dev_rest(
     println!("REST API (Securosys TSB v1):");
     println!("  URL                https://{addr}/v1   (Swagger UI https://{addr}/swagger-ui/index.html)");
     println!("  CA for curl        {}", root.display());
+    println!("  metrics            http://{status_addr}/metrics");
     println!("  JWT                {token}");
     println!("  API key            {}", secret.expose_secret());
     println!(
@@ -537,5 +585,5 @@ pub async fn dev_rest(
         secret.expose_secret()
     );
     println!("  new tokens         tresor admin token issue --key {} --tenant {partition} --partition {partition}", sk_path.display());
-    Ok(DevRest { stop, task })
+    Ok(DevRest { stop, task, status })
 }

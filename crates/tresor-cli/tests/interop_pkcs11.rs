@@ -261,6 +261,7 @@ impl Stack {
             .args(["--gateway-port", &gw_port.to_string()])
             .args(["--node-port", &node_port.to_string(), "--metrics-port", "0"])
             .args(["--gateway-metrics-port", "0"])
+            .args(["--rest-port", "0", "--rest-metrics-port", "0"])
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();

@@ -1095,6 +1095,7 @@ fn dev_prints_a_working_client_setup() {
         ])
         .args(["--metrics-port", &m.to_string()])
         .args(["--gateway-metrics-port", &gm.to_string()])
+        .args(["--rest-port", "0", "--rest-metrics-port", "0"])
         .env("TRESOR_DEV_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

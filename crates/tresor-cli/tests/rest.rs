@@ -112,6 +112,8 @@ fn start_dev() -> Dev {
             "0",
             "--gateway-metrics-port",
             "0",
+            "--rest-metrics-port",
+            "0",
             "--rest-port",
             &free_port().to_string(),
         ])
@@ -2648,4 +2650,77 @@ fn eth_signatures_recover_the_public_key() {
         400,
         607,
     );
+}
+
+/// The REST service's Prometheus metrics (on their own plain-HTTP port): requests counted by
+/// method, route template and status, 404s of unknown paths as `unmatched`, and no key name
+/// a caller sent in a path.
+#[test]
+fn metrics_count_requests_by_route_template() {
+    let dev = start_dev();
+    let metrics_url = field(&dev.printed, "metrics");
+    assert!(
+        metrics_url.starts_with("http://127.0.0.1:") && metrics_url.ends_with("/metrics"),
+        "{metrics_url}"
+    );
+    dev.ok("GET", "/v1/versionInfo", None);
+    dev.ok("GET", "/v1/versionInfo", None);
+    let missing = dev.call("GET", "/v1/key/no-such-key-7f3a/attributes", None);
+    assert!(missing.status >= 400, "{}", missing.body);
+    let anonymous = curl(&dev.ca, "GET", &format!("{}/v1/key", dev.url), &[], None);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let unknown = dev.call("GET", "/v1/no/such/path", None);
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let m = curl(&dev.ca, "GET", &metrics_url, &[], None);
+    assert_eq!(m.status, 200, "{}", m.body);
+    let count = |series: &str| -> u64 {
+        m.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{}", m.body))
+    };
+    assert_eq!(
+        count(r#"tresor_rest_requests_total{method="GET",route="/v1/versionInfo",status="200"}"#),
+        2
+    );
+    assert_eq!(
+        count(&format!(
+            r#"tresor_rest_requests_total{{method="GET",route="/v1/key/{{keyName}}/attributes",status="{}"}}"#,
+            missing.status
+        )),
+        1
+    );
+    assert_eq!(
+        count(r#"tresor_rest_requests_total{method="GET",route="/v1/key",status="401"}"#),
+        1
+    );
+    assert_eq!(
+        count(r#"tresor_rest_requests_total{method="GET",route="unmatched",status="404"}"#),
+        1
+    );
+    assert_eq!(
+        count(
+            r#"tresor_rest_request_duration_seconds_count{method="GET",route="/v1/versionInfo"}"#
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            r#"tresor_rest_request_duration_seconds_bucket{method="GET",route="/v1/versionInfo",le="+Inf"}"#
+        ),
+        2
+    );
+    assert_eq!(count("tresor_rest_tenants"), 1);
+    assert!(!m.body.contains("no-such-key-7f3a"), "{}", m.body);
+    assert!(!m.body.contains("no/such/path"), "{}", m.body);
+    let health = curl(
+        &dev.ca,
+        "GET",
+        &metrics_url.replace("/metrics", "/health"),
+        &[],
+        None,
+    );
+    assert_eq!(health.status, 200, "{}", health.body);
 }

@@ -369,6 +369,7 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
     }
 
     let port = free_port();
+    let metrics_port = free_port();
     let rest_json = env.p("rest.json");
     std::fs::write(
         &rest_json,
@@ -380,6 +381,7 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
             "secretsConfig": ".secrets.cfg",
             "store": "tresor.db",
             "requestRetentionHours": 48,
+            "metricsListen": format!("127.0.0.1:{metrics_port}"),
             "tenants": [
                 {"name": "tenant-a", "partition": "A", "pin": "pin-of-a-0001", "mtlsNames": ["tenant-a-client"]},
                 {"name": "tenant-b", "partition": "B", "pin": "pin-of-b-0001"}
@@ -477,6 +479,25 @@ fn standalone_rest_isolates_tenants_and_checks_every_credential() {
         "attributes": {"sign": true, "verify": true, "destroyable": true}})),
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // The service's own metrics (configured `metricsListen`): the three key creations, both
+    // tenants, and no tenant or key name in any label.
+    let status = Rest {
+        url: format!("http://127.0.0.1:{metrics_port}"),
+        ca: root.clone(),
+    };
+    let m = status.call("GET", "/metrics", &[], None);
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(m.body.contains("tresor_rest_tenants 2\n"), "{}", m.body);
+    assert!(
+        m.body.contains(
+            "tresor_rest_requests_total{method=\"POST\",route=\"/v1/key\",status=\"200\"} 3\n"
+        ),
+        "{}",
+        m.body
+    );
+    for private in ["tenant-a", "tenant-b", "TSB_KEY_TEST", "a-only"] {
+        assert!(!m.body.contains(private), "{private} in\n{}", m.body);
+    }
 
     // Sign over the network path and check with openssl.
     let s = rest.call("POST", "/v1/synchronousSign", &a, Some(json!({"signRequest": {

@@ -37,6 +37,7 @@ pub mod extract;
 pub mod handlers;
 mod keyinfo;
 pub mod mech;
+pub mod metrics;
 pub mod openapi;
 pub mod requests;
 pub mod server;
@@ -70,6 +71,8 @@ pub struct App {
     pub mtls_default: Option<Arc<Tenant>>,
     /// The request table.
     pub requests: Arc<requests::Requests>,
+    /// Request counters and latencies (see [`metrics`]).
+    pub metrics: Arc<metrics::RestMetrics>,
 }
 
 /// The router with every endpoint, the OpenAPI document and the Swagger UI.
@@ -126,9 +129,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/actuator/health", get(h::health))
         .route("/actuator/health/readiness", get(h::ready))
         .merge(openapi::docs())
+        .route_layer(axum::middleware::from_fn(metrics::mark_route))
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(extract::buffer_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
