@@ -205,8 +205,8 @@ pub struct GatewayArgs {
     pub health_interval: u64,
     /// Milliseconds a directory answer (a service, the allowlists) is reused. On PostgreSQL
     /// the store notifies the gateway of every service change, which then takes effect at
-    /// once; this bounds how late a change arrives when a notification is lost, and is the
-    /// delay for a SQLite store changed by another process.
+    /// once (a SQLite store shared with other processes: within its 200 ms poll of a change
+    /// counter); this bounds how late a change arrives when a notification is lost.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub directory_cache_ms: u64,
     /// Where `/health` (200 while at least one HSM node is healthy, 503 otherwise) and

@@ -25,7 +25,7 @@ mod sqlite;
 pub mod testing;
 
 pub use postgres::{redact_url, PgStore, PgStoreOptions};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, SERVICE_POLL as SQLITE_SERVICE_POLL};
 
 use async_trait::async_trait;
 
@@ -346,10 +346,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
     /// A counter that moves soon after a service of the directory was added, changed (a new
-    /// version) or deleted: by any writer on PostgreSQL (`LISTEN`), by writers sharing this
-    /// store handle on SQLite (another process's writes are not seen). `None` if this store
-    /// cannot tell. A hint to look again, never proof of a change; lockout counters do not
-    /// move it.
+    /// version) or deleted: by any writer on PostgreSQL (`LISTEN`); on SQLite at once for
+    /// writers sharing this store handle, and within [`SQLITE_SERVICE_POLL`] for other
+    /// processes (a change counter kept by triggers, read by a poll that the first call
+    /// starts; needs a Tokio runtime). `None` if this store cannot tell. A hint to look again,
+    /// never proof of a change; lockout counters do not move it.
     fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }

@@ -13,7 +13,8 @@
 use std::fmt::Display;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,6 +37,13 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a watched store reads the service change counter (`migrations/0005`), which is
+/// how it learns of another process's service changes (see [`Store::service_changes`]).
+pub const SERVICE_POLL: Duration = Duration::from_millis(200);
+
+/// The service change counter.
+const SERVICE_COUNTER_SQL: &str = "SELECT n FROM change_counters WHERE name = 'services'";
 
 /// Tuning of a [`SqliteStore`] opened with [`SqliteStore::open_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +80,16 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Serializes this process's writers (see the module doc).
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Moves after each commit through this handle (or a clone) that touched a service (see
-    /// [`Store::service_changes`]); another process's writes are not seen.
+    /// Moves after each commit through this handle (or a clone) that touched a service, and
+    /// when the poll started by [`Store::service_changes`] finds that another process changed
+    /// one.
     services_changed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The highest service change counter already reported.
+    services_seen: Arc<AtomicI64>,
+    /// The poll of the counter runs (one per store and its clones).
+    services_polled: Arc<AtomicBool>,
+    /// A private in-memory database: no other process can change it.
+    private: bool,
 }
 
 /// True if `batch` adds, replaces or deletes a service.
@@ -112,7 +127,7 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| db_error(format_args!("opening {}", path.display()), e))?;
-        Self::init(pool, &path.display().to_string()).await
+        Self::init(pool, &path.display().to_string(), false).await
     }
 
     /// A private in-memory database (for tests): one connection that lives as long as the store.
@@ -130,19 +145,42 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| db_error("opening in-memory database", e))?;
-        Self::init(pool, ":memory:").await
+        Self::init(pool, ":memory:", true).await
     }
 
-    async fn init(pool: SqlitePool, name: &str) -> StoreResult<Self> {
+    async fn init(pool: SqlitePool, name: &str, private: bool) -> StoreResult<Self> {
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrating the schema of {name}: {e}")))?;
+        let seen: i64 = sqlx::query_scalar(SERVICE_COUNTER_SQL)
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| db_error("reading the service change counter", e))?;
         Ok(Self {
             pool,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             services_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
+            services_seen: Arc::new(AtomicI64::new(seen)),
+            services_polled: Arc::new(AtomicBool::new(false)),
+            private,
         })
+    }
+
+    /// Reads the service change counter inside a write transaction that touched a service,
+    /// so that the poll does not report this handle's own change a second time.
+    async fn service_counter(conn: &mut SqliteConnection) -> StoreResult<i64> {
+        sqlx::query_scalar(SERVICE_COUNTER_SQL)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_error("reading the service change counter", e))
+    }
+
+    /// After a commit that touched a service: remember the counter it left, and report.
+    fn services_committed(&self, counter: i64) {
+        self.services_seen.fetch_max(counter, Ordering::AcqRel);
+        self.services_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Close every connection, waiting for running queries to finish (checkpoints the WAL).
@@ -949,12 +987,24 @@ impl Store for SqliteStore {
                 return Err(err);
             }
         }
+        let counter = if touches_services(&batch) {
+            match Self::service_counter(&mut tx).await {
+                Ok(n) => Some(n),
+                Err(err) => {
+                    if let Err(e) = tx.rollback().await {
+                        tracing::warn!(error = %e, "rolling back a failed store commit");
+                    }
+                    return Err(err);
+                }
+            }
+        } else {
+            None
+        };
         tx.commit()
             .await
             .map_err(|e| db_error("committing a write transaction", e))?;
-        if touches_services(&batch) {
-            self.services_changed
-                .send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(n) = counter {
+            self.services_committed(n);
         }
         Ok(())
     }
@@ -973,7 +1023,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error("starting a write transaction", e))?;
-        let result: StoreResult<()> = async {
+        let result: StoreResult<Option<i64>> = async {
             for m in &batch.mutations {
                 Self::apply(&mut tx, m).await?;
             }
@@ -998,28 +1048,91 @@ impl Store for SqliteStore {
             for m in &extra {
                 Self::apply(&mut tx, m).await?;
             }
-            Ok(())
+            if touches_services(&batch) {
+                return Self::service_counter(&mut tx).await.map(Some);
+            }
+            Ok(None)
         }
         .await;
-        if let Err(err) = result {
-            tracing::debug!(error = %err, "chained store commit rolled back");
-            if let Err(e) = tx.rollback().await {
-                tracing::warn!(error = %e, "rolling back a failed store commit");
+        let counter = match result {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::debug!(error = %err, "chained store commit rolled back");
+                if let Err(e) = tx.rollback().await {
+                    tracing::warn!(error = %e, "rolling back a failed store commit");
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
+        };
         tx.commit()
             .await
             .map_err(|e| db_error("committing a write transaction", e))?;
-        if touches_services(&batch) {
-            self.services_changed
-                .send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(n) = counter {
+            self.services_committed(n);
         }
         Ok(())
     }
 
     fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.services_changed.subscribe())
+        let rx = self.services_changed.subscribe();
+        if !self.private && !self.services_polled.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(poll_service_changes(
+                        self.pool.clone(),
+                        self.services_seen.clone(),
+                        Arc::downgrade(&self.services_changed),
+                    ));
+                }
+                // Not on a runtime: this process's own changes are still reported.
+                Err(_) => self.services_polled.store(false, Ordering::Release),
+            }
+        }
+        Some(rx)
+    }
+}
+
+/// Reads the service change counter every [`SERVICE_POLL`] and reports a move that this store
+/// has not reported yet: another process added, changed or deleted a service. Ends when the
+/// store and all its clones are gone, or the pool is closed.
+async fn poll_service_changes(
+    pool: SqlitePool,
+    seen: Arc<AtomicI64>,
+    changed: Weak<tokio::sync::watch::Sender<u64>>,
+) {
+    let mut tick = tokio::time::interval(SERVICE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        let n: i64 = match sqlx::query_scalar(SERVICE_COUNTER_SQL)
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("reading the service change counter works again");
+                    failing = false;
+                }
+                n
+            }
+            Err(e) => {
+                if !failing && !pool.is_closed() {
+                    tracing::warn!(error = %e, "cannot read the service change counter; other processes' service changes arrive when the directory cache expires");
+                    failing = true;
+                }
+                continue;
+            }
+        };
+        let Some(changed) = changed.upgrade() else {
+            return;
+        };
+        if seen.fetch_max(n, Ordering::AcqRel) < n {
+            changed.send_modify(|c| *c = c.wrapping_add(1));
+        }
     }
 }
 

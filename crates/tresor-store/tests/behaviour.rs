@@ -1473,14 +1473,33 @@ async fn service_changes_are_reported(b: Backend) {
     .await
     .unwrap();
     assert!(moves(&mut rx).await, "no move for a deletion");
-    if matches!(b, Backend::Postgres(_)) {
-        let other = b.open().await;
-        commit(&other, [Mutation::PutService(service("C", "c", 1))])
-            .await
-            .unwrap();
-        assert!(
-            moves(&mut rx).await,
-            "another node's change was not reported"
-        );
-    }
+    // Another node or process on the same database (on SQLite: another pool on the file, as
+    // a second process has, seen through the change counter's poll).
+    let other = b.open().await;
+    commit(&other, [Mutation::PutService(service("C", "c", 1))])
+        .await
+        .unwrap();
+    assert!(
+        moves(&mut rx).await,
+        "another node's change was not reported"
+    );
+    other.set_service_failures("c", 2, 0).await.unwrap();
+    assert!(
+        stays_still(&mut rx).await,
+        "moved for another node's lockout counters"
+    );
+    commit(
+        &other,
+        [Mutation::DeleteService {
+            service_user: "c".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(
+        moves(&mut rx).await,
+        "another node's deletion was not reported"
+    );
+    // Each change is reported once: nothing more comes after the poll has seen it.
+    assert!(stays_still(&mut rx).await, "a change was reported twice");
 }
