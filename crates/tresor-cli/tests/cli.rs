@@ -404,26 +404,13 @@ fn postgres_store_urls() {
     assert!(o.status.success(), "{}", text(&o));
 }
 
-/// `tresor bench network` runs end to end (briefly) and reports, per case, the network path,
-/// the in-process engine and the bare two hops next to each other, as text and as JSON.
-#[test]
-fn bench_network_reports_the_three_sides() {
-    let o = tresor(
-        &[
-            "bench",
-            "network",
-            "--seconds",
-            "0.3",
-            "--clients",
-            "1,2",
-            "--cases",
-            "noop,ecdsa-p256",
-            "--setups",
-            "3",
-        ],
-        None,
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+/// `tresor bench network --seconds 0.3 ARGS`, which must succeed: its standard output and
+/// its JSON line.
+fn bench_network(args: &[&str]) -> (String, serde_json::Value) {
+    let mut all = vec!["bench", "network", "--seconds", "0.3"];
+    all.extend_from_slice(args);
+    let o = tresor(&all, None);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
         "{out}\n{}",
@@ -431,9 +418,24 @@ fn bench_network_reports_the_three_sides() {
     );
     let json = out
         .lines()
-        .find_map(|l| l.strip_prefix("TRESOR_BENCH_JSON "))
-        .expect("no JSON line");
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        .find_map(|l| l.strip_prefix("TRESOR_BENCH_JSON "));
+    assert!(json.is_some(), "no JSON line in\n{out}");
+    let v = serde_json::from_str(json.unwrap_or_default()).unwrap();
+    (out, v)
+}
+
+/// `tresor bench network` runs end to end (briefly) and reports, per case, the network path,
+/// the in-process engine and the bare two hops next to each other, as text and as JSON.
+#[test]
+fn bench_network_reports_the_three_sides() {
+    let (out, v) = bench_network(&[
+        "--clients",
+        "1,2",
+        "--cases",
+        "noop,ecdsa-p256",
+        "--setups",
+        "3",
+    ]);
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "{v}");
     for r in results {
@@ -451,32 +453,7 @@ fn bench_network_reports_the_three_sides() {
 
 #[test]
 fn bench_network_measures_only_the_sides_asked_for() {
-    let o = tresor(
-        &[
-            "bench",
-            "network",
-            "--seconds",
-            "0.3",
-            "--clients",
-            "2",
-            "--cases",
-            "ecdsa-p256",
-            "--sides",
-            "bare",
-        ],
-        None,
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let json = out
-        .lines()
-        .find_map(|l| l.strip_prefix("TRESOR_BENCH_JSON "))
-        .expect("no JSON line");
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let (out, v) = bench_network(&["--clients", "2", "--cases", "ecdsa-p256", "--sides", "bare"]);
     assert_eq!(v["sides"], serde_json::json!(["bare"]));
     let r = &v["results"][0];
     assert!(r["bare_hops"]["ops"].as_u64().unwrap() > 0, "{r}");
