@@ -282,7 +282,9 @@ pub struct EngineArgs {
     /// Milliseconds between comparisons of this node's loaded partitions with the store. It
     /// bounds how long a change made through another node (a destroyed or changed key, a
     /// revoked client, a re-initialised token, a deleted partition) can go unseen here; each
-    /// comparison is one small query.
+    /// comparison is one small query. The store also hints at such changes as they happen
+    /// (PostgreSQL: a notification; a SQLite file: a 200 ms poll of a change counter), which
+    /// makes the node compare at once; this interval bounds a lost hint.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub sync_ms: u64,
     /// Parsed keys kept in memory per partition.

@@ -357,6 +357,14 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Settings of a node that compares its partitions with the store only every minute.
+fn slow_poll() -> EngineConfig {
+    EngineConfig {
+        sync_interval: std::time::Duration::from_secs(60),
+        ..test_config()
+    }
+}
+
 /// On PostgreSQL a node does not wait for its next poll: the store's notification of a changed
 /// partition makes it compare at once. Node A polls only every minute here, yet sees node B's
 /// destruction of a key, revocation of a client key and deletion of the partition within a
@@ -365,19 +373,51 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn postgres_notifies_other_nodes_at_once() {
     let schema = PgSchema::new();
     let (_, shares) = initialised(&schema).await;
-    let slow_poll = EngineConfig {
-        sync_interval: std::time::Duration::from_secs(60),
-        ..test_config()
-    };
-    let a = Engine::open(pg(&schema).await, slow_poll).await.unwrap();
+    let a = Engine::open(pg(&schema).await, slow_poll()).await.unwrap();
     a.unseal(&shares[..2]).await.unwrap();
-    let _bg = a.spawn_background();
     let b = Engine::open(pg(&schema).await, test_config())
         .await
         .unwrap();
     b.unseal(&shares[..2]).await.unwrap();
+    let _bg = a.spawn_background();
+    // The node says whether its notifications arrive (its metrics' gauge).
+    for _ in 0..500 {
+        if a.sync_stats().notifications == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.sync_stats().notifications, Some(true));
+    other_nodes_changes_arrive_at_once(&a, &b).await;
+}
 
-    let (_, client) = register_client(&a).await;
+/// The same for two processes on one SQLite file: node A's store polls the partitions' change
+/// counter every `SQLITE_CHANGE_POLL`, which hints it to compare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_nodes_see_other_processes_within_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.db");
+    let open = || async { Arc::new(SqliteStore::open(&file).await.unwrap()) as Arc<dyn Store> };
+    let first = Engine::open(open().await, test_config()).await.unwrap();
+    let shares = first.init(2, 3).await.unwrap();
+    first
+        .create_partition("p1", SO_PIN, Some(USER_PIN))
+        .await
+        .unwrap();
+    first.seal().await.unwrap();
+    drop(first);
+    let a = Engine::open(open().await, slow_poll()).await.unwrap();
+    a.unseal(&shares[..2]).await.unwrap();
+    let b = Engine::open(open().await, test_config()).await.unwrap();
+    b.unseal(&shares[..2]).await.unwrap();
+    let _bg = a.spawn_background();
+    other_nodes_changes_arrive_at_once(&a, &b).await;
+}
+
+/// Node A (comparing with the store only every minute, its background task running) sees
+/// node B destroy a key, revoke A's client and delete the partition, each within 5 s.
+async fn other_nodes_changes_arrive_at_once(a: &Arc<Engine>, b: &Arc<Engine>) {
+    let (_, client) = register_client(a).await;
     let ctx = a
         .open_client_context("p1", &client.fingerprint)
         .await
@@ -395,14 +435,6 @@ async fn postgres_notifies_other_nodes_at_once() {
     let sha = Mechanism::EcdsaHash(HashAlg::Sha256);
     ctx.sign(key, &sha, b"cached").await.unwrap();
     ctx.sign(other, &sha, b"cached").await.unwrap();
-    // The node says whether its notifications arrive (its metrics' gauge).
-    for _ in 0..500 {
-        if a.sync_stats().notifications == Some(true) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(a.sync_stats().notifications, Some(true));
 
     let within = |what: &'static str| async move {
         let started = std::time::Instant::now();

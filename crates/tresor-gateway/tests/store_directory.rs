@@ -85,7 +85,7 @@ async fn gateway_over_postgres_sees_other_writers_at_once() {
 
 /// The same over one SQLite file opened by two stores, as a gateway and `tresor admin` in two
 /// processes do: the gateway's store reads the service change counter every
-/// `SQLITE_SERVICE_POLL`.
+/// `SQLITE_CHANGE_POLL`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateway_over_sqlite_sees_other_processes_within_the_poll() {
     init_logs();
@@ -96,7 +96,7 @@ async fn gateway_over_sqlite_sees_other_processes_within_the_poll() {
     sees_other_writers_at_once(
         gateway_store,
         &admin,
-        tresor_store::SQLITE_SERVICE_POLL + Duration::from_secs(1),
+        tresor_store::SQLITE_CHANGE_POLL + Duration::from_secs(1),
     )
     .await;
 }

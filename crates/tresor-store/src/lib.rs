@@ -25,7 +25,7 @@ mod sqlite;
 pub mod testing;
 
 pub use postgres::{redact_url, PgStore, PgStoreOptions};
-pub use sqlite::{SqliteOptions, SqliteStore, SERVICE_POLL as SQLITE_SERVICE_POLL};
+pub use sqlite::{SqliteOptions, SqliteStore, CHANGE_POLL as SQLITE_CHANGE_POLL};
 
 use async_trait::async_trait;
 
@@ -339,7 +339,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// loaded, to see which another node (or process) changed or deleted.
     async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>>;
     /// A counter that moves soon after another writer changed or deleted a partition, if this
-    /// store can tell (PostgreSQL: `LISTEN`); `None` otherwise (SQLite), and then only
+    /// store can tell: PostgreSQL through `LISTEN`, a SQLite file within
+    /// [`SQLITE_CHANGE_POLL`] (a change counter kept by triggers, read by a poll that the first
+    /// call starts on the current Tokio runtime; this store's own commits do not move it);
+    /// `None` otherwise (a private in-memory database), and then only
     /// [`Store::partition_versions`] polled tells. A move is a hint to compare now, never proof
     /// of a change: it also moves when the notification connection was re-established.
     fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -347,7 +350,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// A counter that moves soon after a service of the directory was added, changed (a new
     /// version) or deleted: by any writer on PostgreSQL (`LISTEN`); on SQLite at once for
-    /// writers sharing this store handle, and within [`SQLITE_SERVICE_POLL`] for other
+    /// writers sharing this store handle, and within [`SQLITE_CHANGE_POLL`] for other
     /// processes (a change counter kept by triggers, read by a poll that the first call
     /// starts; needs a Tokio runtime). `None` if this store cannot tell. A hint to look again,
     /// never proof of a change; lockout counters do not move it.

@@ -38,12 +38,53 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often a watched store reads the service change counter (`migrations/0005`), which is
-/// how it learns of another process's service changes (see [`Store::service_changes`]).
-pub const SERVICE_POLL: Duration = Duration::from_millis(200);
+/// How often a watched store reads the change counters (`migrations/0005`, `0006`), which is
+/// how it learns of another process's service and partition changes (see
+/// [`Store::service_changes`], [`Store::partition_changes`]).
+pub const CHANGE_POLL: Duration = Duration::from_millis(200);
 
-/// The service change counter.
-const SERVICE_COUNTER_SQL: &str = "SELECT n FROM change_counters WHERE name = 'services'";
+/// Both change counters, services first.
+const COUNTERS_SQL: &str = "SELECT \
+    (SELECT n FROM change_counters WHERE name = 'services'), \
+    (SELECT n FROM change_counters WHERE name = 'partitions')";
+
+/// One change counter: what this store has reported of it, and where.
+#[derive(Debug)]
+struct Counter {
+    /// Moves when the counter is seen to grow past `seen`.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// The highest value already accounted for.
+    seen: AtomicI64,
+}
+
+impl Counter {
+    fn new(at: i64) -> Self {
+        Counter {
+            changed: tokio::sync::watch::Sender::new(0),
+            seen: AtomicI64::new(at),
+        }
+    }
+
+    /// Accounts for `n`; true if it was new.
+    fn advance(&self, n: i64) -> bool {
+        self.seen.fetch_max(n, Ordering::AcqRel) < n
+    }
+
+    fn report(&self) {
+        self.changed.send_modify(|c| *c = c.wrapping_add(1));
+    }
+}
+
+/// The change counters of a store and its clones.
+#[derive(Debug)]
+struct Changes {
+    services: Counter,
+    partitions: Counter,
+    /// The poll runs.
+    polled: AtomicBool,
+    /// A private in-memory database: no other process can change it, nothing to poll.
+    private: bool,
+}
 
 /// Tuning of a [`SqliteStore`] opened with [`SqliteStore::open_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,16 +121,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Serializes this process's writers (see the module doc).
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Moves after each commit through this handle (or a clone) that touched a service, and
-    /// when the poll started by [`Store::service_changes`] finds that another process changed
-    /// one.
-    services_changed: Arc<tokio::sync::watch::Sender<u64>>,
-    /// The highest service change counter already reported.
-    services_seen: Arc<AtomicI64>,
-    /// The poll of the counter runs (one per store and its clones).
-    services_polled: Arc<AtomicBool>,
-    /// A private in-memory database: no other process can change it.
-    private: bool,
+    /// The change counters (see [`Store::service_changes`], [`Store::partition_changes`]).
+    changes: Arc<Changes>,
 }
 
 /// True if `batch` adds, replaces or deletes a service.
@@ -98,6 +131,16 @@ fn touches_services(batch: &WriteBatch) -> bool {
         .mutations
         .iter()
         .any(|m| matches!(m, Mutation::PutService(_) | Mutation::DeleteService { .. }))
+}
+
+/// True if `batch` may move the partitions' change counter (a new version or a deletion).
+fn touches_partitions(batch: &WriteBatch) -> bool {
+    batch.mutations.iter().any(|m| {
+        matches!(
+            m,
+            Mutation::UpdatePartition { .. } | Mutation::DeletePartition { .. }
+        )
+    })
 }
 
 impl SqliteStore {
@@ -153,34 +196,67 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrating the schema of {name}: {e}")))?;
-        let seen: i64 = sqlx::query_scalar(SERVICE_COUNTER_SQL)
+        let (services, partitions): (i64, i64) = sqlx::query_as(COUNTERS_SQL)
             .fetch_one(&pool)
             .await
-            .map_err(|e| db_error("reading the service change counter", e))?;
+            .map_err(|e| db_error("reading the change counters", e))?;
         Ok(Self {
             pool,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
-            services_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
-            services_seen: Arc::new(AtomicI64::new(seen)),
-            services_polled: Arc::new(AtomicBool::new(false)),
-            private,
+            changes: Arc::new(Changes {
+                services: Counter::new(services),
+                partitions: Counter::new(partitions),
+                polled: AtomicBool::new(false),
+                private,
+            }),
         })
     }
 
-    /// Reads the service change counter inside a write transaction that touched a service,
-    /// so that the poll does not report this handle's own change a second time.
-    async fn service_counter(conn: &mut SqliteConnection) -> StoreResult<i64> {
-        sqlx::query_scalar(SERVICE_COUNTER_SQL)
+    /// Reads the change counters inside a write transaction that may have moved them, so that
+    /// the poll does not report this handle's own changes as another process's.
+    async fn counters_in(
+        conn: &mut SqliteConnection,
+        batch: &WriteBatch,
+    ) -> StoreResult<Option<(i64, i64)>> {
+        if !touches_services(batch) && !touches_partitions(batch) {
+            return Ok(None);
+        }
+        sqlx::query_as(COUNTERS_SQL)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| db_error("reading the service change counter", e))
+            .map(Some)
+            .map_err(|e| db_error("reading the change counters", e))
     }
 
-    /// After a commit that touched a service: remember the counter it left, and report.
-    fn services_committed(&self, counter: i64) {
-        self.services_seen.fetch_max(counter, Ordering::AcqRel);
-        self.services_changed
-            .send_modify(|n| *n = n.wrapping_add(1));
+    /// After a commit: account for the counters it left. A service change is reported at once
+    /// (a gateway in this process acts on it); a partition change is this process's own, which
+    /// its engine already knows.
+    fn committed(&self, batch: &WriteBatch, counters: Option<(i64, i64)>) {
+        let Some((services, partitions)) = counters else {
+            return;
+        };
+        self.changes.services.advance(services);
+        self.changes.partitions.advance(partitions);
+        if touches_services(batch) {
+            self.changes.services.report();
+        }
+    }
+
+    /// Starts the poll of the change counters (once per store and its clones) on the current
+    /// Tokio runtime, unless the database is private or there is no runtime.
+    fn watch_counters(&self) {
+        if self.changes.private || self.changes.polled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(poll_changes(
+                    self.pool.clone(),
+                    Arc::downgrade(&self.changes),
+                ));
+            }
+            Err(_) => self.changes.polled.store(false, Ordering::Release),
+        }
     }
 
     /// Close every connection, waiting for running queries to finish (checkpoints the WAL).
@@ -987,25 +1063,19 @@ impl Store for SqliteStore {
                 return Err(err);
             }
         }
-        let counter = if touches_services(&batch) {
-            match Self::service_counter(&mut tx).await {
-                Ok(n) => Some(n),
-                Err(err) => {
-                    if let Err(e) = tx.rollback().await {
-                        tracing::warn!(error = %e, "rolling back a failed store commit");
-                    }
-                    return Err(err);
+        let counters = match Self::counters_in(&mut tx, &batch).await {
+            Ok(c) => c,
+            Err(err) => {
+                if let Err(e) = tx.rollback().await {
+                    tracing::warn!(error = %e, "rolling back a failed store commit");
                 }
+                return Err(err);
             }
-        } else {
-            None
         };
         tx.commit()
             .await
             .map_err(|e| db_error("committing a write transaction", e))?;
-        if let Some(n) = counter {
-            self.services_committed(n);
-        }
+        self.committed(&batch, counters);
         Ok(())
     }
 
@@ -1023,7 +1093,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error("starting a write transaction", e))?;
-        let result: StoreResult<Option<i64>> = async {
+        let result: StoreResult<Option<(i64, i64)>> = async {
             for m in &batch.mutations {
                 Self::apply(&mut tx, m).await?;
             }
@@ -1048,13 +1118,10 @@ impl Store for SqliteStore {
             for m in &extra {
                 Self::apply(&mut tx, m).await?;
             }
-            if touches_services(&batch) {
-                return Self::service_counter(&mut tx).await.map(Some);
-            }
-            Ok(None)
+            Self::counters_in(&mut tx, &batch).await
         }
         .await;
-        let counter = match result {
+        let counters = match result {
             Ok(c) => c,
             Err(err) => {
                 tracing::debug!(error = %err, "chained store commit rolled back");
@@ -1067,40 +1134,31 @@ impl Store for SqliteStore {
         tx.commit()
             .await
             .map_err(|e| db_error("committing a write transaction", e))?;
-        if let Some(n) = counter {
-            self.services_committed(n);
-        }
+        self.committed(&batch, counters);
         Ok(())
     }
 
     fn service_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        let rx = self.services_changed.subscribe();
-        if !self.private && !self.services_polled.swap(true, Ordering::AcqRel) {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(poll_service_changes(
-                        self.pool.clone(),
-                        self.services_seen.clone(),
-                        Arc::downgrade(&self.services_changed),
-                    ));
-                }
-                // Not on a runtime: this process's own changes are still reported.
-                Err(_) => self.services_polled.store(false, Ordering::Release),
-            }
+        // Without the poll (private database, no runtime) this process's own changes are
+        // still reported.
+        self.watch_counters();
+        Some(self.changes.services.changed.subscribe())
+    }
+
+    fn partition_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        if self.changes.private {
+            return None;
         }
-        Some(rx)
+        self.watch_counters();
+        Some(self.changes.partitions.changed.subscribe())
     }
 }
 
-/// Reads the service change counter every [`SERVICE_POLL`] and reports a move that this store
-/// has not reported yet: another process added, changed or deleted a service. Ends when the
-/// store and all its clones are gone, or the pool is closed.
-async fn poll_service_changes(
-    pool: SqlitePool,
-    seen: Arc<AtomicI64>,
-    changed: Weak<tokio::sync::watch::Sender<u64>>,
-) {
-    let mut tick = tokio::time::interval(SERVICE_POLL);
+/// Reads the change counters every [`CHANGE_POLL`] and reports each move that this store has
+/// not accounted for: another process changed a service or a partition. Ends when the store
+/// and all its clones are gone, or the pool is closed.
+async fn poll_changes(pool: SqlitePool, changes: Weak<Changes>) {
+    let mut tick = tokio::time::interval(CHANGE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -1108,30 +1166,33 @@ async fn poll_service_changes(
         if pool.is_closed() {
             return;
         }
-        let n: i64 = match sqlx::query_scalar(SERVICE_COUNTER_SQL)
+        let (services, partitions): (i64, i64) = match sqlx::query_as(COUNTERS_SQL)
             .fetch_one(&pool)
             .await
         {
             Ok(n) => {
                 if failing {
-                    tracing::info!("reading the service change counter works again");
+                    tracing::info!("reading the change counters works again");
                     failing = false;
                 }
                 n
             }
             Err(e) => {
                 if !failing && !pool.is_closed() {
-                    tracing::warn!(error = %e, "cannot read the service change counter; other processes' service changes arrive when the directory cache expires");
+                    tracing::warn!(error = %e, "cannot read the change counters; other processes' changes arrive by the periodic comparisons only");
                     failing = true;
                 }
                 continue;
             }
         };
-        let Some(changed) = changed.upgrade() else {
+        let Some(changes) = changes.upgrade() else {
             return;
         };
-        if seen.fetch_max(n, Ordering::AcqRel) < n {
-            changed.send_modify(|c| *c = c.wrapping_add(1));
+        if changes.services.advance(services) {
+            changes.services.report();
+        }
+        if changes.partitions.advance(partitions) {
+            changes.partitions.report();
         }
     }
 }

@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     service_changes_are_reported,
+    other_stores_partition_changes_are_reported,
     cluster_settings,
     partitions_insert_read_and_conflicts,
     update_partition_is_compare_and_swap,
@@ -1501,5 +1502,61 @@ async fn service_changes_are_reported(b: Backend) {
         "another node's deletion was not reported"
     );
     // Each change is reported once: nothing more comes after the poll has seen it.
+    assert!(stays_still(&mut rx).await, "a change was reported twice");
+}
+
+/// `partition_changes` moves when another store on the same database (another node, or on
+/// SQLite another process) gives a partition a new version or deletes it, not for its PIN
+/// failure counters; on SQLite this store's own commits do not move it either.
+async fn other_stores_partition_changes_are_reported(b: Backend) {
+    use std::time::Duration;
+    let s = b.open().await;
+    let other = b.open().await;
+    commit(&other, [Mutation::InsertPartition(partition(1, "p"))])
+        .await
+        .unwrap();
+    let mut rx = s
+        .partition_changes()
+        .expect("both file and server stores report partition changes");
+    if matches!(b, Backend::Postgres(_)) {
+        // Listening started: the first move says "anything may have changed".
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .expect("no first move")
+            .unwrap();
+    }
+    rx.borrow_and_update();
+    commit(
+        &other,
+        [Mutation::SetPinFailures {
+            partition_id: 1,
+            so_failures: 1,
+            user_failures: 2,
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(stays_still(&mut rx).await, "moved for PIN failure counters");
+    let update = |version: i64| {
+        let mut row = partition(1, "p");
+        row.version = version;
+        Mutation::UpdatePartition {
+            row,
+            expected_version: version - 1,
+        }
+    };
+    commit(&other, [update(2)]).await.unwrap();
+    assert!(moves(&mut rx).await, "no move for another store's update");
+    if matches!(b, Backend::Sqlite(_)) {
+        commit(&s, [update(3)]).await.unwrap();
+        assert!(
+            stays_still(&mut rx).await,
+            "moved for this store's own update"
+        );
+    }
+    commit(&other, [Mutation::DeletePartition { partition_id: 1 }])
+        .await
+        .unwrap();
+    assert!(moves(&mut rx).await, "no move for another store's deletion");
     assert!(stays_still(&mut rx).await, "a change was reported twice");
 }

@@ -706,7 +706,7 @@ async fn tls_settings_of_the_url_take_effect() {
 
 /// `partition_changes` moves when another store of the same schema changes a partition's
 /// sealed record or deletes it (and once when listening starts), not for PIN failure counters
-/// nor for a partition of another schema; SQLite offers none.
+/// nor for a partition of another schema (SQLite: `behaviour.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partition_changes_are_notified() {
     let schema = PgSchema::new();
@@ -773,9 +773,6 @@ async fn partition_changes_are_notified() {
         .await
         .unwrap();
     assert!(moves(&mut rx).await, "no move for a deletion");
-
-    let sqlite = Backend::sqlite().await.open().await;
-    assert!(sqlite.partition_changes().is_none());
 }
 
 /// The change listener survives losing its connection: it reports itself down, connects again,
