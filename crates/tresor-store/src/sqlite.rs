@@ -1163,7 +1163,9 @@ async fn poll_changes(pool: SqlitePool, changes: Weak<Changes>) {
     let mut failing = false;
     loop {
         tick.tick().await;
-        if pool.is_closed() {
+        // Checked before the query too, so that a database that keeps failing cannot keep
+        // this task (and the pool it holds) alive after the store is gone.
+        if pool.is_closed() || changes.strong_count() == 0 {
             return;
         }
         let (services, partitions): (i64, i64) = match sqlx::query_as(COUNTERS_SQL)
