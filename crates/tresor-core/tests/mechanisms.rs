@@ -387,6 +387,76 @@ fn aes_key_wrap_rfc3394_rfc5649() -> R {
     Ok(())
 }
 
+/// AEAD wrapping (`C_WrapKeyAuthenticated`): the wrapped key is the AEAD ciphertext ‖ tag of
+/// the key bytes, so the GCM reference vector (test case 16: AES-256, 60 bytes, with associated
+/// data) is its known answer; the associated data is bound, truncated tags are refused.
+#[test]
+fn aead_key_wrap() -> R {
+    let k256 = format!("{GCM_K}{GCM_K}");
+    let kek = LoadedKey::secret(KeyAlg::Aes, &h(&k256))?;
+    let gcm = |aad: &str, tag_bits| {
+        Mechanism::AesGcm(GcmParams {
+            iv: h(GCM_IV),
+            aad: h(aad),
+            tag_bits,
+        })
+    };
+    let target = &h(GCM_P)[..60];
+    let c15 = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
+               8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad";
+    let mut want = h(c15);
+    want.truncate(60);
+    want.extend_from_slice(&h("76fc6ece0f4e1768cddf8853bb2d551b"));
+    let w = kek.wrap(&gcm(GCM_A, 128), &km(target))?;
+    assert_eq!(hex::encode(&w), hex::encode(&want));
+    assert_eq!(&kek.unwrap(&gcm(GCM_A, 128), &w)?[..], target);
+    // Other associated data, a changed byte, a cut tag.
+    assert_eq!(
+        rv(kek.unwrap(&gcm("feedface", 128), &w)),
+        Rv::WrappedKeyInvalid
+    );
+    assert_eq!(rv(kek.unwrap(&gcm("", 128), &w)), Rv::WrappedKeyInvalid);
+    let mut t = w.clone();
+    t[7] ^= 1;
+    assert_eq!(rv(kek.unwrap(&gcm(GCM_A, 128), &t)), Rv::WrappedKeyInvalid);
+    assert_eq!(
+        rv(kek.unwrap(&gcm(GCM_A, 128), &w[..15])),
+        Rv::WrappedKeyLenRange
+    );
+    // 96 bits is the shortest tag for a wrapped key (C_Encrypt takes down to 32).
+    let w96 = kek.wrap(&gcm(GCM_A, 96), &km(target))?;
+    assert_eq!(w96.len(), 60 + 12);
+    assert_eq!(&kek.unwrap(&gcm(GCM_A, 96), &w96)?[..], target);
+    assert_eq!(
+        rv(kek.wrap(&gcm(GCM_A, 64), &km(target))),
+        Rv::MechanismParamInvalid
+    );
+    assert_eq!(
+        rv(kek.unwrap(&gcm(GCM_A, 64), &w96[..68])),
+        Rv::MechanismParamInvalid
+    );
+    // ChaCha20-Poly1305 with a ChaCha20 key; a mechanism of the other key type is refused.
+    let ck = LoadedKey::secret(KeyAlg::ChaCha20, &[7; 32])?;
+    let cm = Mechanism::ChaCha20Poly1305 {
+        nonce: vec![1; 12],
+        aad: b"label".to_vec(),
+    };
+    let cw = ck.wrap(&cm, &km(&[9; 32]))?;
+    assert_eq!(cw.len(), 32 + 16);
+    assert_eq!(&ck.unwrap(&cm, &cw)?[..], &[9; 32]);
+    let other = Mechanism::ChaCha20Poly1305 {
+        nonce: vec![1; 12],
+        aad: b"Label".to_vec(),
+    };
+    assert_eq!(rv(ck.unwrap(&other, &cw)), Rv::WrappedKeyInvalid);
+    assert_eq!(
+        rv(ck.wrap(&gcm(GCM_A, 128), &km(&[9; 32]))),
+        Rv::WrappingKeyTypeInconsistent
+    );
+    assert_eq!(rv(kek.unwrap(&cm, &cw)), Rv::UnwrappingKeyTypeInconsistent);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- EdDSA / ECDSA
 
 fn ed25519_pkcs8(seed: &[u8]) -> Vec<u8> {

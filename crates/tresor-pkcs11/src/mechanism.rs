@@ -242,12 +242,8 @@ fn serves(ty: u64, u: Usage) -> bool {
         CKM_RSA_PKCS | CKM_RSA_X_509 => sign_verify || enc_dec,
         CKM_RSA_PKCS_OAEP => enc_dec || matches!(u, Wrap | Unwrap),
         CKM_RSA_PKCS_PSS | CKM_ECDSA | CKM_EDDSA | CKM_ML_DSA | CKM_SLH_DSA => sign_verify,
-        CKM_AES_ECB
-        | CKM_AES_CBC
-        | CKM_AES_CBC_PAD
-        | CKM_AES_CTR
-        | CKM_AES_GCM
-        | CKM_CHACHA20_POLY1305 => enc_dec,
+        CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD | CKM_AES_CTR => enc_dec,
+        CKM_AES_GCM | CKM_CHACHA20_POLY1305 => enc_dec || matches!(u, Wrap | Unwrap),
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => {
             matches!(u, Wrap | Unwrap)
         }
@@ -552,6 +548,41 @@ pub fn gcm(iv: &[u8], aad: &[u8], tag_bits: u64) -> Result<Mechanism> {
             aad: aad.to_vec(),
             tag_bits: tag_bits as u32,
         },
+    })
+}
+
+/// The mechanism of `C_WrapKeyAuthenticated` / `C_UnwrapKeyAuthenticated` with the function's
+/// associated data `ad` bound to it. Only the AEADs take associated data; associated data in
+/// the mechanism parameter as well is accepted only when it is the same bytes (or when `ad`
+/// is empty), so that neither is silently dropped.
+pub fn with_associated_data(m: Mechanism, ad: &[u8]) -> Result<Mechanism> {
+    let own = match &m {
+        Mechanism::AesGcm { params } => &params.aad,
+        Mechanism::ChaCha20Poly1305 { aad, .. } => aad,
+        _ => fail!(
+            CKR_MECHANISM_INVALID,
+            "authenticated wrapping needs an AEAD mechanism (CKM_AES_GCM, CKM_CHACHA20_POLY1305)"
+        ),
+    };
+    if ad.is_empty() || own.as_slice() == ad {
+        return Ok(m);
+    }
+    if !own.is_empty() {
+        fail!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "associated data given both in the mechanism parameter and as an argument, and they differ"
+        );
+    }
+    Ok(match m {
+        Mechanism::AesGcm { mut params } => {
+            params.aad = ad.to_vec();
+            Mechanism::AesGcm { params }
+        }
+        Mechanism::ChaCha20Poly1305 { nonce, .. } => Mechanism::ChaCha20Poly1305 {
+            nonce,
+            aad: ad.to_vec(),
+        },
+        other => other,
     })
 }
 

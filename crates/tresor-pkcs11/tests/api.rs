@@ -77,6 +77,15 @@ fn aes_key(s: &Session, len: u64) -> ObjectHandle {
     .unwrap()
 }
 
+/// A raw attribute pointing at `v`.
+fn attr<T>(type_: sys::CK_ATTRIBUTE_TYPE, v: &mut T) -> sys::CK_ATTRIBUTE {
+    sys::CK_ATTRIBUTE {
+        type_,
+        pValue: v as *mut T as *mut _,
+        ulValueLen: std::mem::size_of::<T>() as sys::CK_ULONG,
+    }
+}
+
 /// A named check.
 type Step<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
@@ -1497,7 +1506,248 @@ impl Raw {
         );
         assert_eq!(small, 768);
         assert_eq!(secrets(), before, "no key was created");
+        self.authenticated_wrap(p, &s, h);
         assert_eq!(call!(self, C_CloseSession(h)), sys::CKR_OK);
+    }
+
+    /// `C_WrapKeyAuthenticated` / `C_UnwrapKeyAuthenticated` (3.2) with AES-GCM: the
+    /// associated data is bound to the wrapped key, the result is what `C_WrapKey` gives with
+    /// the same data in the GCM parameter, and every refusal creates no key.
+    fn authenticated_wrap(&self, p: &Pkcs11, s: &Session, h: sys::CK_SESSION_HANDLE) {
+        let info = p
+            .get_mechanism_info(slot(p, 10), MechanismType::AES_GCM)
+            .unwrap();
+        assert!(info.wrap() && info.unwrap() && info.encrypt(), "{info:?}");
+        let kek = aes_key(s, 32);
+        let target = aes_key(s, 16);
+        let mut iv = [7u8; 12];
+        let mut gcm_params = |aad: &mut [u8], tag_bits| sys::CK_GCM_PARAMS {
+            pIv: iv.as_mut_ptr(),
+            ulIvLen: 12,
+            ulIvBits: 96,
+            pAAD: if aad.is_empty() {
+                ptr::null_mut()
+            } else {
+                aad.as_mut_ptr()
+            },
+            ulAADLen: aad.len() as sys::CK_ULONG,
+            ulTagBits: tag_bits,
+        };
+        let size = std::mem::size_of::<sys::CK_GCM_PARAMS>() as sys::CK_ULONG;
+        let mut none = [0u8; 0];
+        let mut params = gcm_params(&mut none, 128);
+        let mut gcm = sys::CK_MECHANISM {
+            mechanism: sys::CKM_AES_GCM,
+            pParameter: &mut params as *mut _ as *mut _,
+            ulParameterLen: size,
+        };
+        let mut ad = *b"backup of 2026-12-07";
+        let adl = ad.len() as sys::CK_ULONG;
+        let secrets = || {
+            s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+                .unwrap()
+                .len()
+        };
+        let wrap = |m: &mut sys::CK_MECHANISM, ad: &mut [u8], out: &mut Vec<u8>| -> sys::CK_RV {
+            let mut len: sys::CK_ULONG = 0;
+            let adp = if ad.is_empty() {
+                ptr::null_mut()
+            } else {
+                ad.as_mut_ptr()
+            };
+            let adl = ad.len() as sys::CK_ULONG;
+            let rv = call!(
+                self,
+                C_WrapKeyAuthenticated(
+                    h,
+                    m,
+                    kek.handle(),
+                    target.handle(),
+                    adp,
+                    adl,
+                    ptr::null_mut(),
+                    &mut len
+                )
+            );
+            if rv != sys::CKR_OK {
+                return rv;
+            }
+            out.resize(len as usize, 0);
+            call!(
+                self,
+                C_WrapKeyAuthenticated(
+                    h,
+                    m,
+                    kek.handle(),
+                    target.handle(),
+                    adp,
+                    adl,
+                    out.as_mut_ptr(),
+                    &mut len
+                )
+            )
+        };
+        let mut wrapped = Vec::new();
+        assert_eq!(wrap(&mut gcm, &mut ad, &mut wrapped), sys::CKR_OK);
+        assert_eq!(wrapped.len(), 16 + 16, "key bytes and the tag");
+        let unwrap = |m: &mut sys::CK_MECHANISM, blob: &mut [u8], ad: &mut [u8]| {
+            let mut class = sys::CKO_SECRET_KEY;
+            let mut kt = sys::CKK_AES;
+            let mut yes: sys::CK_BBOOL = 1;
+            let mut no: sys::CK_BBOOL = 0;
+            let mut t = [
+                attr(sys::CKA_CLASS, &mut class),
+                attr(sys::CKA_KEY_TYPE, &mut kt),
+                attr(sys::CKA_TOKEN, &mut no),
+                attr(sys::CKA_ENCRYPT, &mut yes),
+            ];
+            let mut k = 0;
+            let rv = call!(
+                self,
+                C_UnwrapKeyAuthenticated(
+                    h,
+                    m,
+                    kek.handle(),
+                    blob.as_mut_ptr(),
+                    blob.len() as sys::CK_ULONG,
+                    t.as_mut_ptr(),
+                    t.len() as sys::CK_ULONG,
+                    if ad.is_empty() {
+                        ptr::null_mut()
+                    } else {
+                        ad.as_mut_ptr()
+                    },
+                    ad.len() as sys::CK_ULONG,
+                    &mut k
+                )
+            );
+            (rv, k)
+        };
+        let before = secrets();
+        let (rv, k) = unwrap(&mut gcm, &mut wrapped, &mut ad);
+        assert_eq!(rv, sys::CKR_OK);
+        // The unwrapped key is the target: both encrypt a block alike.
+        let block = [5u8; 16];
+        let ecb = |key| s.encrypt(&Mechanism::AesEcb, key, &block).unwrap();
+        let unwrapped = s
+            .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+            .unwrap()
+            .into_iter()
+            .find(|o| o.handle() == k)
+            .expect("the unwrapped key is found");
+        assert_eq!(ecb(unwrapped), ecb(target));
+        assert_eq!(secrets(), before + 1);
+        // Other associated data, none, or a changed byte: refused, and no key.
+        let mut other = *b"backup of 2026-12-08";
+        assert_eq!(
+            unwrap(&mut gcm, &mut wrapped, &mut other).0,
+            sys::CKR_WRAPPED_KEY_INVALID
+        );
+        assert_eq!(
+            unwrap(&mut gcm, &mut wrapped, &mut none).0,
+            sys::CKR_WRAPPED_KEY_INVALID
+        );
+        let mut bent = wrapped.clone();
+        bent[3] ^= 1;
+        assert_eq!(
+            unwrap(&mut gcm, &mut bent, &mut ad).0,
+            sys::CKR_WRAPPED_KEY_INVALID
+        );
+        assert_eq!(
+            unwrap(&mut gcm, &mut wrapped[..10], &mut ad).0,
+            sys::CKR_WRAPPED_KEY_LEN_RANGE
+        );
+        assert_eq!(secrets(), before + 1, "no key from a refused unwrap");
+        // C_WrapKey with the data in the GCM parameter gives the same bytes.
+        let mut in_param = ad;
+        let mut pp = gcm_params(&mut in_param, 128);
+        let mut gcm_aad = sys::CK_MECHANISM {
+            mechanism: sys::CKM_AES_GCM,
+            pParameter: &mut pp as *mut _ as *mut _,
+            ulParameterLen: size,
+        };
+        let mut plain = vec![0u8; 64];
+        let mut len = plain.len() as sys::CK_ULONG;
+        assert_eq!(
+            call!(
+                self,
+                C_WrapKey(
+                    h,
+                    &mut gcm_aad,
+                    kek.handle(),
+                    target.handle(),
+                    plain.as_mut_ptr(),
+                    &mut len
+                )
+            ),
+            sys::CKR_OK
+        );
+        assert_eq!(&plain[..len as usize], &wrapped[..]);
+        // The same data in both places is accepted; different data in both is not.
+        let mut again = Vec::new();
+        assert_eq!(wrap(&mut gcm_aad, &mut ad, &mut again), sys::CKR_OK);
+        assert_eq!(again, wrapped);
+        assert_eq!(
+            wrap(&mut gcm_aad, &mut other, &mut again),
+            sys::CKR_MECHANISM_PARAM_INVALID
+        );
+        // A truncated tag, a mechanism without associated data, a NULL data pointer with a
+        // length.
+        let mut p64 = gcm_params(&mut none, 64);
+        let mut gcm64 = sys::CK_MECHANISM {
+            mechanism: sys::CKM_AES_GCM,
+            pParameter: &mut p64 as *mut _ as *mut _,
+            ulParameterLen: size,
+        };
+        assert_eq!(
+            wrap(&mut gcm64, &mut ad, &mut again),
+            sys::CKR_MECHANISM_PARAM_INVALID
+        );
+        let mut kw = sys::CK_MECHANISM {
+            mechanism: sys::CKM_AES_KEY_WRAP,
+            pParameter: ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_eq!(
+            wrap(&mut kw, &mut ad, &mut again),
+            sys::CKR_MECHANISM_INVALID
+        );
+        let mut len: sys::CK_ULONG = 0;
+        assert_eq!(
+            call!(
+                self,
+                C_WrapKeyAuthenticated(
+                    h,
+                    &mut gcm,
+                    kek.handle(),
+                    target.handle(),
+                    ptr::null_mut(),
+                    adl,
+                    ptr::null_mut(),
+                    &mut len
+                )
+            ),
+            sys::CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            call!(
+                self,
+                C_UnwrapKeyAuthenticated(
+                    h,
+                    &mut gcm,
+                    kek.handle(),
+                    wrapped.as_mut_ptr(),
+                    wrapped.len() as sys::CK_ULONG,
+                    ptr::null_mut(),
+                    0,
+                    ad.as_mut_ptr(),
+                    adl,
+                    ptr::null_mut()
+                )
+            ),
+            sys::CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(secrets(), before + 1);
     }
 
     fn message_aead(&self, p: &Pkcs11) {

@@ -67,6 +67,23 @@ impl fmt::Debug for LoadedKey {
 }
 
 /// The error for a mechanism that does not fit the key.
+/// Shortest AEAD tag accepted for wrapping: a wrapped key is kept and replayed for years, so
+/// the truncated GCM tags that `C_Encrypt` allows (32–88 bits) are refused here.
+const MIN_WRAP_TAG_BITS: usize = 96;
+
+fn wrap_tag_ok(m: &Mechanism) -> Result<()> {
+    if let Mechanism::AesGcm(p) = m {
+        if p.tag_bits < MIN_WRAP_TAG_BITS {
+            bail!(
+                Rv::MechanismParamInvalid,
+                "wrapping with AES-GCM needs a tag of at least {MIN_WRAP_TAG_BITS} bits, not {}",
+                p.tag_bits
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn mismatch(m: &Mechanism) -> Error {
     if matches!(m, Mechanism::Digest(_)) {
         Error::new(Rv::MechanismInvalid, "digest is not a key operation")
@@ -309,11 +326,17 @@ impl LoadedKey {
         }
     }
 
-    /// Wraps `target` (a raw secret value or a PKCS#8 private key) with AES-KW, AES-KWP or
-    /// RSA-OAEP.
+    /// Wraps `target` (a raw secret value or a PKCS#8 private key) with AES-KW, AES-KWP,
+    /// RSA-OAEP, or an AEAD (AES-GCM, ChaCha20-Poly1305: ciphertext ‖ tag, the associated data
+    /// bound to it; `C_WrapKeyAuthenticated`).
     pub fn wrap(&self, m: &Mechanism, target: &KeyMaterial) -> Result<Vec<u8>> {
         let t = target.expose();
         match (&self.kind, self.alg, m) {
+            (Kind::Secret { value, .. }, KeyAlg::Aes, Mechanism::AesGcm(_))
+            | (Kind::Secret { value, .. }, KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
+                wrap_tag_ok(m)?;
+                sym::encrypt(self.alg, value, m, t)
+            }
             (Kind::Secret { value, .. }, KeyAlg::Aes, Mechanism::AesKeyWrap) => {
                 sym::wrap(value, false, t)
             }
@@ -340,6 +363,20 @@ impl LoadedKey {
     /// input).
     pub fn unwrap(&self, m: &Mechanism, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         match (&self.kind, self.alg, m) {
+            (Kind::Secret { value, .. }, KeyAlg::Aes, Mechanism::AesGcm(_))
+            | (Kind::Secret { value, .. }, KeyAlg::ChaCha20, Mechanism::ChaCha20Poly1305 { .. }) => {
+                wrap_tag_ok(m)?;
+                sym::decrypt(self.alg, value, m, wrapped).map_err(|e| match e.rv() {
+                    Rv::EncryptedDataLenRange => {
+                        Error::new(Rv::WrappedKeyLenRange, "wrapped key shorter than the tag")
+                    }
+                    Rv::EncryptedDataInvalid => Error::new(
+                        Rv::WrappedKeyInvalid,
+                        "the wrapped key or its associated data fails authentication",
+                    ),
+                    _ => e,
+                })
+            }
             (Kind::Secret { value, .. }, KeyAlg::Aes, Mechanism::AesKeyWrap) => {
                 sym::unwrap(value, false, wrapped)
             }

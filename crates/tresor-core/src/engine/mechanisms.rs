@@ -220,7 +220,13 @@ pub fn catalogue() -> Vec<MechanismInfo> {
     v.push(info(ck::CKM_AES_CBC, AES_BYTES, ENC_DEC));
     v.push(info(ck::CKM_AES_CBC_PAD, AES_BYTES, ENC_DEC));
     v.push(info(ck::CKM_AES_CTR, AES_BYTES, ENC_DEC));
-    v.push(info(ck::CKM_AES_GCM, AES_BYTES, ENC_DEC | MESSAGE_ENC_DEC));
+    // The AEADs also wrap (`C_WrapKey`, and `C_WrapKeyAuthenticated` with separate
+    // associated data).
+    v.push(info(
+        ck::CKM_AES_GCM,
+        AES_BYTES,
+        ENC_DEC | MESSAGE_ENC_DEC | WRAP_UNWRAP,
+    ));
     v.push(info(ck::CKM_AES_KEY_WRAP, AES_BYTES, WRAP_UNWRAP));
     v.push(info(ck::CKM_AES_KEY_WRAP_PAD, AES_BYTES, WRAP_UNWRAP));
     v.push(info(ck::CKM_AES_KEY_WRAP_KWP, AES_BYTES, WRAP_UNWRAP));
@@ -228,7 +234,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
     v.push(info(
         ck::CKM_CHACHA20_POLY1305,
         (32, 32),
-        ENC_DEC | MESSAGE_ENC_DEC,
+        ENC_DEC | MESSAGE_ENC_DEC | WRAP_UNWRAP,
     ));
     let ml_dsa = (CKP_ML_DSA_44, CKP_ML_DSA_87);
     let ml_kem = (CKP_ML_KEM_512, CKP_ML_KEM_1024);

@@ -70,13 +70,38 @@ impl Session {
         cap: Option<usize>,
     ) -> Result<Out> {
         let mech = mechanism::to_wire(m, Usage::Wrap)?;
+        self.wrap_with(mech, wrapping, target, cap)
+    }
+
+    /// `C_WrapKeyAuthenticated` (3.2): an AEAD wrapping with `ad` as its associated data.
+    pub fn wrap_key_authenticated(
+        &self,
+        m: &RawMechanism,
+        wrapping: u64,
+        target: u64,
+        ad: &[u8],
+        cap: Option<usize>,
+    ) -> Result<Out> {
+        let mech = mechanism::with_associated_data(mechanism::to_wire(m, Usage::Wrap)?, ad)?;
+        self.wrap_with(mech, wrapping, target, cap)
+    }
+
+    /// The wrapping for [`Self::wrap_key`] and [`Self::wrap_key_authenticated`]; the result
+    /// of a length query is kept for a call with the same mechanism (parameters included) and
+    /// keys.
+    fn wrap_with(
+        &self,
+        mech: Mechanism,
+        wrapping: u64,
+        target: u64,
+        cap: Option<usize>,
+    ) -> Result<Out> {
         let (wk, tk) = (key_id(wrapping)?, key_id(target)?);
-        let id = (m.ty, wk, tk);
         let stashed = {
             let st = self.state.lock();
             st.wrapped
                 .as_ref()
-                .filter(|(k, _)| *k == id)
+                .filter(|((m, w, t), _)| *m == mech && *w == wk && *t == tk)
                 .map(|(_, v)| v.clone())
         };
         let wrapped = match stashed {
@@ -85,7 +110,7 @@ impl Session {
                 .slot
                 .call(&Request::WrapKey {
                     wrapping_key: wk,
-                    mechanism: mech,
+                    mechanism: mech.clone(),
                     target: tk,
                 })
                 .map_err(key_error)?
@@ -102,7 +127,7 @@ impl Session {
                 Out::Data(Zeroizing::new(wrapped))
             }
             _ => {
-                st.wrapped = Some((id, wrapped));
+                st.wrapped = Some(((mech, wk, tk), wrapped));
                 if cap.is_none() {
                     Out::Len(n)
                 } else {
@@ -121,6 +146,30 @@ impl Session {
         raw: &[RawAttr],
     ) -> Result<u64> {
         let mech = mechanism::to_wire(m, Usage::Unwrap)?;
+        self.unwrap_with(mech, unwrapping, wrapped, raw)
+    }
+
+    /// `C_UnwrapKeyAuthenticated` (3.2): the AEAD unwrapping of what
+    /// [`Self::wrap_key_authenticated`] made with the same associated data `ad`.
+    pub fn unwrap_key_authenticated(
+        &self,
+        m: &RawMechanism,
+        unwrapping: u64,
+        wrapped: &[u8],
+        raw: &[RawAttr],
+        ad: &[u8],
+    ) -> Result<u64> {
+        let mech = mechanism::with_associated_data(mechanism::to_wire(m, Usage::Unwrap)?, ad)?;
+        self.unwrap_with(mech, unwrapping, wrapped, raw)
+    }
+
+    fn unwrap_with(
+        &self,
+        mech: Mechanism,
+        unwrapping: u64,
+        wrapped: &[u8],
+        raw: &[RawAttr],
+    ) -> Result<u64> {
         let uk = key_id(unwrapping)?;
         let t = attrs::template(raw)?;
         self.check_writable(attrs::bool_in(&t, CKA_TOKEN) == Some(true))?;

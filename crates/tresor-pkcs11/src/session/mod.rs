@@ -137,7 +137,7 @@ struct State {
     msg_sign: Option<MsgOp>,
     msg_verify: Option<MsgOp>,
     objects: Vec<i64>,
-    wrapped: Option<((u64, i64, i64), Vec<u8>)>,
+    wrapped: Option<((Mechanism, i64, i64), Vec<u8>)>,
     /// The last attestation read, so that a size query and the read that follows see the
     /// same document (each attestation carries its own time).
     attested: Option<(i64, std::time::Instant, tresor_proto::Attestation)>,

@@ -117,6 +117,69 @@ pub unsafe extern "C" fn C_UnwrapKey(
     })
 }
 
+/// `C_WrapKeyAuthenticated` (3.2): `C_WrapKey` with an AEAD mechanism and associated data
+/// that the unwrapping must present again.
+pub unsafe extern "C" fn C_WrapKeyAuthenticated(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hWrappingKey: CK_OBJECT_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+    pWrappedKey: *mut CK_BYTE,
+    pulWrappedKeyLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_WrapKeyAuthenticated", || {
+        let s = module()?.session(u(hSession))?;
+        // SAFETY: the arguments of the 3.2 function: as for C_WrapKey, plus the associated
+        // data (NULL allowed when its length is 0).
+        let (mech, ad, cap) = unsafe {
+            (
+                params::mechanism(pMechanism)?,
+                bytes(pAssociatedData, ulAssociatedDataLen)?,
+                capacity(pWrappedKey, pulWrappedKeyLen)?,
+            )
+        };
+        let out = s.wrap_key_authenticated(&mech, u(hWrappingKey), u(hKey), ad, cap)?;
+        // SAFETY: as above.
+        unsafe { deliver(pWrappedKey, pulWrappedKeyLen, out) }
+    })
+}
+
+/// `C_UnwrapKeyAuthenticated` (3.2).
+pub unsafe extern "C" fn C_UnwrapKeyAuthenticated(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hUnwrappingKey: CK_OBJECT_HANDLE,
+    pWrappedKey: *mut CK_BYTE,
+    ulWrappedKeyLen: CK_ULONG,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulAttributeCount: CK_ULONG,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_UnwrapKeyAuthenticated", || {
+        let s = module()?.session(u(hSession))?;
+        // SAFETY: the arguments of the 3.2 function: as for C_UnwrapKey, plus the associated
+        // data (NULL allowed when its length is 0).
+        let (mech, wrapped, t, ad) = unsafe {
+            (
+                params::mechanism(pMechanism)?,
+                bytes(pWrappedKey, ulWrappedKeyLen)?,
+                template(pTemplate, ulAttributeCount)?,
+                bytes(pAssociatedData, ulAssociatedDataLen)?,
+            )
+        };
+        if phKey.is_null() {
+            return Err(Error::args("NULL key pointer"));
+        }
+        let h = s.unwrap_key_authenticated(&mech, u(hUnwrappingKey), wrapped, &t, ad)?;
+        // SAFETY: checked non-NULL.
+        unsafe { put(phKey, h as CK_OBJECT_HANDLE) }
+    })
+}
+
 /// `C_DeriveKey` (§5.15.5).
 pub unsafe extern "C" fn C_DeriveKey(
     hSession: CK_SESSION_HANDLE,

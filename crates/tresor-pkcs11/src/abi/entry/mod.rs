@@ -29,7 +29,7 @@ fn not_supported(what: &str) -> Result<()> {
 }
 
 /// A function that does not apply to this token (a recovery operation: no mechanism has
-/// `CKF_SIGN_RECOVER` / `CKF_VERIFY_RECOVER`; asynchronous or authenticated wrapping).
+/// `CKF_SIGN_RECOVER` / `CKF_VERIFY_RECOVER`; asynchronous operations).
 macro_rules! unsupported_fn {
     ($(#[$doc:meta])* $name:ident ( $($arg:ident : $ty:ty),* )) => {
         $(#[$doc])*

@@ -346,11 +346,3 @@ unsupported_fn!(
     /// `C_AsyncJoin` (3.2).
     C_AsyncJoin(pFunctionName: *mut CK_UTF8CHAR, ulID: CK_ULONG, pData: *mut CK_BYTE, ulData: CK_ULONG)
 );
-unsupported_fn!(
-    /// `C_WrapKeyAuthenticated` (3.2).
-    C_WrapKeyAuthenticated(pMechanism: *mut CK_MECHANISM, hWrappingKey: CK_OBJECT_HANDLE, hKey: CK_OBJECT_HANDLE, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG, pWrappedKey: *mut CK_BYTE, pulWrappedKeyLen: *mut CK_ULONG)
-);
-unsupported_fn!(
-    /// `C_UnwrapKeyAuthenticated` (3.2).
-    C_UnwrapKeyAuthenticated(pMechanism: *mut CK_MECHANISM, hUnwrappingKey: CK_OBJECT_HANDLE, pWrappedKey: *mut CK_BYTE, ulWrappedKeyLen: CK_ULONG, pTemplate: *mut CK_ATTRIBUTE, ulAttributeCount: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG, phKey: *mut CK_OBJECT_HANDLE)
-);
