@@ -387,6 +387,12 @@ impl Module {
                 "CKF_SERIAL_SESSION must be set"
             );
         }
+        if flags & CKF_ASYNC_SESSION != 0 {
+            fail!(
+                CKR_SESSION_ASYNC_NOT_SUPPORTED,
+                "asynchronous sessions are not supported: every call completes before it returns"
+            );
+        }
         let slot = self.slot(slot_id)?.clone();
         if !slot.configured() {
             fail!(CKR_TOKEN_NOT_PRESENT, "slot {slot_id} has no credentials");

@@ -814,6 +814,39 @@ impl Raw {
             call!(self, C_OpenSession(7, 0, ptr::null_mut(), None, &mut dummy)),
             sys::CKR_SESSION_PARALLEL_NOT_SUPPORTED
         );
+        // No asynchronous sessions (the token lacks CKF_ASYNC_SESSION_SUPPORTED), so the
+        // C_Async* functions have nothing to complete.
+        assert_eq!(
+            call!(
+                self,
+                C_OpenSession(
+                    7,
+                    sys::CKF_SERIAL_SESSION | sys::CKF_ASYNC_SESSION,
+                    ptr::null_mut(),
+                    None,
+                    &mut dummy
+                )
+            ),
+            sys::CKR_SESSION_ASYNC_NOT_SUPPORTED
+        );
+        let mut tinfo = sys::CK_TOKEN_INFO::default();
+        assert_eq!(call!(self, C_GetTokenInfo(7, &mut tinfo)), sys::CKR_OK);
+        assert_eq!(tinfo.flags & sys::CKF_ASYNC_SESSION_SUPPORTED, 0);
+        let mut id: sys::CK_ULONG = 0;
+        assert_eq!(
+            call!(
+                self,
+                C_AsyncGetID(h, c"C_Sign".as_ptr() as *mut u8, &mut id)
+            ),
+            sys::CKR_FUNCTION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            call!(
+                self,
+                C_AsyncComplete(h, c"C_Sign".as_ptr() as *mut u8, ptr::null_mut())
+            ),
+            sys::CKR_FUNCTION_NOT_SUPPORTED
+        );
         assert_eq!(
             call!(
                 self,
