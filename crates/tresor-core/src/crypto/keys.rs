@@ -66,11 +66,11 @@ impl fmt::Debug for LoadedKey {
     }
 }
 
-/// The error for a mechanism that does not fit the key.
 /// Shortest AEAD tag accepted for wrapping: a wrapped key is kept and replayed for years, so
 /// the truncated GCM tags that `C_Encrypt` allows (32–88 bits) are refused here.
 const MIN_WRAP_TAG_BITS: usize = 96;
 
+/// Refuses an AES-GCM wrapping mechanism whose tag is shorter than [`MIN_WRAP_TAG_BITS`].
 fn wrap_tag_ok(m: &Mechanism) -> Result<()> {
     if let Mechanism::AesGcm(p) = m {
         if p.tag_bits < MIN_WRAP_TAG_BITS {
@@ -84,6 +84,7 @@ fn wrap_tag_ok(m: &Mechanism) -> Result<()> {
     Ok(())
 }
 
+/// The error for a mechanism that does not fit the key.
 pub(crate) fn mismatch(m: &Mechanism) -> Error {
     if matches!(m, Mechanism::Digest(_)) {
         Error::new(Rv::MechanismInvalid, "digest is not a key operation")
