@@ -25,7 +25,8 @@
 #                openssl with an imported key, AES key wrap/unwrap checked against openssl,
 #                `--test-threads`, `--test-fork`, parallel processes; also multi-part signing,
 #                P-384, ECDH against openssl, digest, random, C_Verify refusing a changed
-#                message, sensitive keys not readable; last, C_SetPIN to a new PIN and back.
+#                message, sensitive keys not readable, --allowed-mechanisms enforced;
+#                last, C_SetPIN to a new PIN and back.
 #   openssl      the libp11 engine: dgst -sign, pkeyutl -decrypt (PKCS#1 v1.5, OAEP), req -x509
 #                with the key in the token,
 #                s_server with that key and s_client connecting (TLS 1.3; RSA-PSS and ECDSA).
@@ -285,7 +286,7 @@ echo "run:     objects with IDs $RUN.. and labels $PFX-..; $(wc -l <<<"$MECHS") 
 
 ID_RSA="${RUN}01" ID_EC="${RUN}02" ID_ED="${RUN}03" ID_AES="${RUN}04"
 ID_WK="${RUN}05" ID_TK="${RUN}06" ID_UNW="${RUN}07" ID_AESK="${RUN}08" ID_ECDH="${RUN}09" ID_EC384="${RUN}0c" ID_ECDHI="${RUN}0d" ID_TEC="${RUN}0e" ID_P11KIT="${RUN}0f"
-ID_GEC="${RUN}0a" ID_GRSA="${RUN}0b"
+ID_GEC="${RUN}0a" ID_GRSA="${RUN}0b" ID_ALLOW="${RUN}10"
 
 head -c 1000 /dev/urandom >"$T/data"
 printf 'Tresor interop %s\n' "$RUN" >"$T/msg"
@@ -595,6 +596,34 @@ t_unwrap() {
   cmp -s "$T/msg" "$T/msg.unw.dec" || die "the unwrapped key does not encrypt like the key openssl wrapped"
 }
 
+# --allowed-mechanisms (CKA_ALLOWED_MECHANISMS): the list is shown by --list-objects, a listed
+# mechanism signs (checked by openssl), one not listed is refused with CKR_MECHANISM_INVALID.
+t_allowed_mechanisms() {
+  need_mech RSA-PKCS-KEY-PAIR-GEN; need_mech SHA256-RSA-PKCS; need_mech SHA512-RSA-PKCS
+  grep -q -- '--allowed-mechanisms' <<<"$(pkcs11-tool --help 2>&1)" ||
+    skipit "this pkcs11-tool has no --allowed-mechanisms"
+  p11l --keypairgen --key-type rsa:2048 --id "$ID_ALLOW" --label "$PFX-allowed" --usage-sign \
+    --allowed-mechanisms SHA256-RSA-PKCS,SHA384-RSA-PKCS
+  # The key goes when the check ends, pass or fail: pkcs11-tool --test, later, signs with every
+  # key it finds, with mechanisms this one does not allow.
+  trap 'p11l --delete-object --type privkey --id "$ID_ALLOW" >/dev/null 2>&1 || true
+        p11l --delete-object --type pubkey --id "$ID_ALLOW" >/dev/null 2>&1 || true' EXIT
+  obj privkey "$ID_ALLOW" | tee "$T/allowed.obj"
+  grep -q 'Allowed mechanisms:.*SHA256-RSA-PKCS,SHA384-RSA-PKCS' "$T/allowed.obj" ||
+    die "--list-objects does not show the allowed mechanisms SHA256-RSA-PKCS,SHA384-RSA-PKCS"
+  export_pub "$ID_ALLOW" "$T/allowed.pub.pem"
+  p11l --sign --id "$ID_ALLOW" -m SHA256-RSA-PKCS -i "$T/msg" -o "$T/allowed.sig"
+  openssl dgst -sha256 -verify "$T/allowed.pub.pem" -signature "$T/allowed.sig" "$T/msg" ||
+    die "openssl does not verify the signature made with an allowed mechanism"
+  if p11l --sign --id "$ID_ALLOW" -m SHA512-RSA-PKCS -i "$T/msg" -o "$T/forbidden.sig" \
+    >"$T/forbidden.log" 2>&1; then
+    die "a mechanism not in CKA_ALLOWED_MECHANISMS (SHA512-RSA-PKCS) signed"
+  fi
+  cat "$T/forbidden.log"
+  grep -q CKR_MECHANISM_INVALID "$T/forbidden.log" ||
+    die "the refusal is not CKR_MECHANISM_INVALID"
+}
+
 P11_HELP="$(pkcs11-tool --help 2>&1 || true)"
 tool_has() { grep -q -- "$1" <<<"$P11_HELP" || skipit "this pkcs11-tool has no $1 (parallel-processes checks concurrency with several processes)"; }
 
@@ -697,6 +726,7 @@ if group_on pkcs11-tool; then
   check aes-gcm t_aes_gcm
   check wrap-aes-key-wrap t_wrap
   check unwrap-aes-key-wrap t_unwrap
+  check allowed-mechanisms t_allowed_mechanisms
   check list-interfaces t_list_interfaces
   check test-ec t_test_ec
   check test-threads t_test_threads

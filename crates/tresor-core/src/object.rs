@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ck::*;
-use crate::crypto::{KeyAlg, MlDsaParam, MlKemParam, PublicInfo, SlhDsaParam};
+use crate::crypto::{KeyAlg, Mechanism, MlDsaParam, MlKemParam, PublicInfo, SlhDsaParam};
 use crate::error::{Error, Result, Rv};
 use crate::policy::Policy;
 use crate::template::{AttrValue, Template};
@@ -278,6 +278,10 @@ pub struct ObjectRecord {
     /// The key's password (private and secret keys), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<KeyPasswordState>,
+    /// Keys: `CKA_ALLOWED_MECHANISMS`, the `CKM_*` values the key may be used with; empty = any.
+    /// Set at creation only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_mechanisms: Vec<u64>,
 }
 
 /// A key password as the engine keeps it, sealed in the key's record: the Argon2id hash and
@@ -318,6 +322,15 @@ impl ObjectRecord {
     /// The `CKK_*` value of a key.
     pub fn ckk(&self) -> Option<u64> {
         self.alg.map(alg_to_ckk)
+    }
+
+    /// Whether `CKA_ALLOWED_MECHANISMS` lets the key be used with `m` (an empty list allows
+    /// every mechanism the key type can do, as in SoftHSM and OpenSC).
+    pub fn allows_mechanism(&self, m: &Mechanism) -> bool {
+        self.allowed_mechanisms.is_empty()
+            || m.ck_types()
+                .iter()
+                .any(|t| self.allowed_mechanisms.contains(t))
     }
 
     /// Whether the key is blocked (SKA).
@@ -496,6 +509,7 @@ fn settable_at_creation(class: ObjectClass, ty: u64) -> bool {
                     | CKA_DERIVE
                     | CKA_SUBJECT
                     | CKA_TRESOR_POLICY
+                    | CKA_ALLOWED_MECHANISMS
             ) || ALL_USAGES.iter().any(|u| u.attr() == ty)
                 || (class.has_secret() && ty == CKA_TRESOR_KEY_PASSWORD);
             key_common
@@ -622,6 +636,41 @@ pub fn check_creation_template(
         ));
     }
     Ok(())
+}
+
+/// The most mechanisms `CKA_ALLOWED_MECHANISMS` may list (the catalogue has under 100).
+pub const MAX_ALLOWED_MECHANISMS: usize = 256;
+
+/// `CKA_ALLOWED_MECHANISMS` of a creation template: an array of `CK_MECHANISM_TYPE`, 8 bytes
+/// each in the engine's byte order (the PKCS#11 library widens a 4-byte `CK_ULONG`). Absent or
+/// empty = no restriction. Values the engine does not know are kept: they never match, and an
+/// application that lists a mechanism of another token's reads its list back as it gave it.
+pub fn allowed_mechanisms(t: &Template) -> Result<Vec<u64>> {
+    let Some(raw) = t.bytes(CKA_ALLOWED_MECHANISMS) else {
+        return Ok(Vec::new());
+    };
+    if raw.len() % 8 != 0 {
+        return Err(Error::new(
+            Rv::AttributeValueInvalid,
+            format!(
+                "CKA_ALLOWED_MECHANISMS is an array of 8-byte CK_MECHANISM_TYPE, got {} bytes",
+                raw.len()
+            ),
+        ));
+    }
+    if raw.len() / 8 > MAX_ALLOWED_MECHANISMS {
+        return Err(Error::new(
+            Rv::AttributeValueInvalid,
+            format!("CKA_ALLOWED_MECHANISMS lists more than {MAX_ALLOWED_MECHANISMS} mechanisms"),
+        ));
+    }
+    let mut out = Vec::with_capacity(raw.len() / 8);
+    for c in raw.chunks_exact(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        out.push(u64::from_ne_bytes(b));
+    }
+    Ok(out)
 }
 
 /// Compute the flags of a new key from its template, origin and algorithm.
@@ -898,6 +947,12 @@ pub fn read_attribute(rec: &ObjectRecord, usage_count: i64, ty: u64) -> AttrRead
             None => AttrRead::Value(Vec::new()),
         },
         CKA_TRESOR_BLOCKED if rec.class.is_key() => boolean(rec.blocked()),
+        CKA_ALLOWED_MECHANISMS if rec.class.is_key() => AttrRead::Value(
+            rec.allowed_mechanisms
+                .iter()
+                .flat_map(|m| m.to_ne_bytes())
+                .collect(),
+        ),
         // Write-only: the hash is never answered.
         CKA_TRESOR_KEY_PASSWORD if rec.class.has_secret() => AttrRead::Sensitive,
         CKA_PARAMETER_SET => rec

@@ -106,7 +106,9 @@ pub fn attr_kind(ty: u64) -> Option<AttrKind> {
         | CKA_TRESOR_POLICY
         | CKA_TRESOR_PKCS8
         | CKA_TRESOR_UUID
-        | CKA_TRESOR_KEY_PASSWORD => Bytes,
+        | CKA_TRESOR_KEY_PASSWORD
+        // An array of `CK_MECHANISM_TYPE`, 8 bytes each in the engine's byte order.
+        | CKA_ALLOWED_MECHANISMS => Bytes,
         _ => return None,
     })
 }

@@ -63,6 +63,7 @@ fn record(flags: tresor_core::object::Flags, class: ObjectClass, origin: Origin)
         data: None,
         policy: None,
         password: None,
+        allowed_mechanisms: Vec::new(),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Kind {
     Ulong,
     /// A byte string.
     Bytes,
+    /// An array of `CK_MECHANISM_TYPE` (`CKA_ALLOWED_MECHANISMS`): sent as 8-byte values.
+    Mechanisms,
 }
 
 /// The encoding of every attribute this library passes on; `None` = unknown type.
@@ -89,6 +91,7 @@ pub fn kind(ty: u64) -> Option<Kind> {
         | CKA_TRESOR_PKCS8
         | CKA_TRESOR_UUID
         | CKA_TRESOR_KEY_PASSWORD => Kind::Bytes,
+        CKA_ALLOWED_MECHANISMS => Kind::Mechanisms,
         _ => return None,
     })
 }
@@ -121,6 +124,7 @@ pub fn is_immutable(ty: u64) -> bool {
             | CKA_PARAMETER_SET
             | CKA_UNIQUE_ID
             | CKA_PUBLIC_KEY_INFO
+            | CKA_ALLOWED_MECHANISMS
     )
 }
 
@@ -147,7 +151,27 @@ fn value(ty: u64, bytes: &[u8]) -> Result<AttrValue> {
         },
         Kind::Ulong => AttrValue::Ulong(ulong(ty, bytes)?),
         Kind::Bytes => AttrValue::Bytes(Secret::from_slice(bytes)),
+        Kind::Mechanisms => AttrValue::Bytes(Secret::from_slice(&mechanisms(ty, bytes)?)),
     })
+}
+
+/// An array of native `CK_ULONG` as the engine takes it: 8 bytes per value.
+fn mechanisms(ty: u64, bytes: &[u8]) -> Result<Vec<u8>> {
+    let width = std::mem::size_of::<cryptoki_sys::CK_ULONG>();
+    if bytes.len() % width != 0 {
+        return Err(Error::new(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            format!(
+                "attribute {ty:#x} is an array of {width}-byte CK_MECHANISM_TYPE, got {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(bytes.len() / width * 8);
+    for c in bytes.chunks_exact(width) {
+        out.extend_from_slice(&ulong(ty, c)?.to_ne_bytes());
+    }
+    Ok(out)
 }
 
 /// A `CK_ULONG` in native byte order, 4 or 8 bytes wide.
@@ -227,6 +251,26 @@ mod tests {
         let bad = template(&[(0x7fff_0000, z(vec![]))]);
         assert_eq!(bad.map_err(|e| e.rv), Err(CKR_ATTRIBUTE_TYPE_INVALID));
         assert_eq!(ulong(CKA_CLASS, &4u32.to_ne_bytes()).ok(), Some(4));
+    }
+
+    #[test]
+    fn allowed_mechanisms_are_an_array_of_ulongs() {
+        let z = |v: Vec<u8>| Zeroizing::new(v);
+        let list: Vec<u8> = [CKM_ECDSA, 0x1234_5678]
+            .iter()
+            .flat_map(|m| (*m as cryptoki_sys::CK_ULONG).to_ne_bytes())
+            .collect();
+        let t = template(&[(CKA_ALLOWED_MECHANISMS, z(list))]).unwrap_or_default();
+        let want: Vec<u8> = [CKM_ECDSA, 0x1234_5678]
+            .iter()
+            .flat_map(|m| m.to_ne_bytes())
+            .collect();
+        assert!(matches!(&t.0[..], [a] if a.value == AttrValue::Bytes(Secret::from_slice(&want))));
+        // An empty list is a list (no restriction), a cut one is refused.
+        assert!(template(&[(CKA_ALLOWED_MECHANISMS, z(vec![]))]).is_ok());
+        let bad = template(&[(CKA_ALLOWED_MECHANISMS, z(vec![1, 2, 3]))]);
+        assert_eq!(bad.map_err(|e| e.rv), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+        assert!(is_immutable(CKA_ALLOWED_MECHANISMS));
     }
 
     /// Every Tresor vendor attribute has a number of its own (the engine's key password and

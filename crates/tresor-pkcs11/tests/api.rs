@@ -118,6 +118,7 @@ fn library_against_a_real_stack() {
         ("keys raw", Box::new(|| raw.key_rules(&p))),
         ("messages", Box::new(|| raw.message_aead(&p))),
         ("threads", Box::new(|| eight_threads_sign(&p))),
+        ("allowed", Box::new(|| allowed_mechanisms(&p))),
         ("reinit", Box::new(|| raw.initialize_rules())),
         ("log", Box::new(|| log_block_is_honoured(&stack))),
     ];
@@ -712,6 +713,87 @@ fn eight_threads_sign(p: &Pkcs11) {
     }
     setup.destroy_object(private).unwrap();
     setup.destroy_object(public).unwrap();
+}
+
+/// `CKA_ALLOWED_MECHANISMS` as pkcs11-tool `--allowed-mechanisms` sets it: given in the
+/// generation template, read back (size query first), enforced by the node on use
+/// (`CKR_MECHANISM_INVALID`), never changed afterwards.
+fn allowed_mechanisms(p: &Pkcs11) {
+    let s = user_session(p, 11);
+    let allowed = vec![MechanismType::ECDSA_SHA256, MechanismType::ECDSA_SHA384];
+    let (public, private) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(false), Attribute::EcParams(P256.to_vec())],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::AllowedMechanisms(allowed.clone()),
+            ],
+        )
+        .unwrap();
+    let sig = s.sign(&Mechanism::EcdsaSha256, private, b"data").unwrap();
+    s.verify(&Mechanism::EcdsaSha256, public, b"data", &sig)
+        .unwrap();
+    s.sign(&Mechanism::EcdsaSha384, private, b"data").unwrap();
+    // Not listed: refused by the node, for single and multi-part signing alike.
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[1u8; 32])),
+        RvError::MechanismInvalid
+    );
+    assert_eq!(
+        rv(s.sign(&Mechanism::EcdsaSha512, private, b"data")),
+        RvError::MechanismInvalid
+    );
+    s.sign_init(&Mechanism::EcdsaSha512, private).unwrap();
+    s.sign_update(b"da").unwrap();
+    assert_eq!(rv(s.sign_final()), RvError::MechanismInvalid);
+    // The operation has ended: the next one starts clean.
+    s.sign(&Mechanism::EcdsaSha256, private, b"data").unwrap();
+    // Read back as given (the cryptoki crate asks the size first).
+    let attrs = s
+        .get_attributes(private, &[AttributeType::AllowedMechanisms])
+        .unwrap();
+    assert!(
+        matches!(&attrs[..], [Attribute::AllowedMechanisms(v)] if *v == allowed),
+        "{attrs:?}"
+    );
+    let attrs = s
+        .get_attributes(public, &[AttributeType::AllowedMechanisms])
+        .unwrap();
+    assert!(
+        matches!(&attrs[..], [Attribute::AllowedMechanisms(v)] if v.is_empty()),
+        "{attrs:?}"
+    );
+    // Read-only once the key exists.
+    assert_eq!(
+        rv(s.update_attributes(
+            private,
+            &[Attribute::AllowedMechanisms(vec![MechanismType::ECDSA])]
+        )),
+        RvError::AttributeReadOnly
+    );
+    // A secret key limited to AES-GCM.
+    let aes = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::AllowedMechanisms(vec![MechanismType::AES_GCM]),
+            ],
+        )
+        .unwrap();
+    let mut iv = [3u8; 12];
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, &[], 128.into()).unwrap());
+    s.encrypt(&gcm, aes, b"plaintext").unwrap();
+    assert_eq!(
+        rv(s.encrypt(&Mechanism::AesEcb, aes, &[0u8; 16])),
+        RvError::MechanismInvalid
+    );
+    for h in [private, public, aes] {
+        s.destroy_object(h).unwrap();
+    }
 }
 
 /// The library through its raw function lists (cryptoki-sys + libloading), for the rules

@@ -180,6 +180,130 @@ pub enum Mechanism {
     Digest(HashAlg),
 }
 
+/// `CK_MECHANISM_TYPE` as `u64` (`CK_ULONG` is `c_ulong`; the cast is for non-LP64 targets).
+#[allow(clippy::unnecessary_cast)]
+const fn ckm(m: cryptoki_sys::CK_MECHANISM_TYPE) -> u64 {
+    m as u64
+}
+
+/// The `CKM_*` of a hash-and-X family for a hash, the family listed as SHA-1, SHA-224,
+/// SHA-256, SHA-384, SHA-512, SHA3-224, SHA3-256, SHA3-384, SHA3-512. Keccak has no PKCS#11
+/// number.
+fn by_hash(h: HashAlg, family: [cryptoki_sys::CK_MECHANISM_TYPE; 9]) -> Option<u64> {
+    let i = match h {
+        HashAlg::Sha1 => 0,
+        HashAlg::Sha224 => 1,
+        HashAlg::Sha256 => 2,
+        HashAlg::Sha384 => 3,
+        HashAlg::Sha512 => 4,
+        HashAlg::Sha3_224 => 5,
+        HashAlg::Sha3_256 => 6,
+        HashAlg::Sha3_384 => 7,
+        HashAlg::Sha3_512 => 8,
+        HashAlg::Keccak224 | HashAlg::Keccak256 | HashAlg::Keccak384 | HashAlg::Keccak512 => {
+            return None
+        }
+    };
+    Some(ckm(family[i]))
+}
+
+impl Mechanism {
+    /// The `CKM_*` values that name this mechanism, for `CKA_ALLOWED_MECHANISMS`: one as a
+    /// rule; two for RFC 5649 wrapping (`CKM_AES_KEY_WRAP_PAD` and `CKM_AES_KEY_WRAP_KWP`,
+    /// which the engine performs alike); none where PKCS#11 has no number (ECDSA over a Keccak
+    /// hash). The forms only the REST API reaches are named by the PKCS#11 mechanism that can
+    /// produce the same results: deterministic ECDSA by `CKM_ECDSA_SHAxxx` (only the nonce
+    /// differs), ECDSA over a double SHA-256 by `CKM_ECDSA_SHA256` (applied to the first hash).
+    pub fn ck_types(&self) -> Vec<u64> {
+        use cryptoki_sys as ck;
+        let rsa_pkcs = [
+            ck::CKM_SHA1_RSA_PKCS,
+            ck::CKM_SHA224_RSA_PKCS,
+            ck::CKM_SHA256_RSA_PKCS,
+            ck::CKM_SHA384_RSA_PKCS,
+            ck::CKM_SHA512_RSA_PKCS,
+            ck::CKM_SHA3_224_RSA_PKCS,
+            ck::CKM_SHA3_256_RSA_PKCS,
+            ck::CKM_SHA3_384_RSA_PKCS,
+            ck::CKM_SHA3_512_RSA_PKCS,
+        ];
+        let rsa_pss = [
+            ck::CKM_SHA1_RSA_PKCS_PSS,
+            ck::CKM_SHA224_RSA_PKCS_PSS,
+            ck::CKM_SHA256_RSA_PKCS_PSS,
+            ck::CKM_SHA384_RSA_PKCS_PSS,
+            ck::CKM_SHA512_RSA_PKCS_PSS,
+            ck::CKM_SHA3_224_RSA_PKCS_PSS,
+            ck::CKM_SHA3_256_RSA_PKCS_PSS,
+            ck::CKM_SHA3_384_RSA_PKCS_PSS,
+            ck::CKM_SHA3_512_RSA_PKCS_PSS,
+        ];
+        let ecdsa = [
+            ck::CKM_ECDSA_SHA1,
+            ck::CKM_ECDSA_SHA224,
+            ck::CKM_ECDSA_SHA256,
+            ck::CKM_ECDSA_SHA384,
+            ck::CKM_ECDSA_SHA512,
+            ck::CKM_ECDSA_SHA3_224,
+            ck::CKM_ECDSA_SHA3_256,
+            ck::CKM_ECDSA_SHA3_384,
+            ck::CKM_ECDSA_SHA3_512,
+        ];
+        let hmac = [
+            ck::CKM_SHA_1_HMAC,
+            ck::CKM_SHA224_HMAC,
+            ck::CKM_SHA256_HMAC,
+            ck::CKM_SHA384_HMAC,
+            ck::CKM_SHA512_HMAC,
+            ck::CKM_SHA3_224_HMAC,
+            ck::CKM_SHA3_256_HMAC,
+            ck::CKM_SHA3_384_HMAC,
+            ck::CKM_SHA3_512_HMAC,
+        ];
+        let digest = [
+            ck::CKM_SHA_1,
+            ck::CKM_SHA224,
+            ck::CKM_SHA256,
+            ck::CKM_SHA384,
+            ck::CKM_SHA512,
+            ck::CKM_SHA3_224,
+            ck::CKM_SHA3_256,
+            ck::CKM_SHA3_384,
+            ck::CKM_SHA3_512,
+        ];
+        let one = |m| vec![ckm(m)];
+        let hashed = |h, family| by_hash(h, family).into_iter().collect();
+        match self {
+            Mechanism::RsaPkcs => one(ck::CKM_RSA_PKCS),
+            Mechanism::RsaX509 => one(ck::CKM_RSA_X_509),
+            Mechanism::RsaPkcsHash(h) => hashed(*h, rsa_pkcs),
+            Mechanism::RsaPss(_) => one(ck::CKM_RSA_PKCS_PSS),
+            Mechanism::RsaPssHash(h, _) => hashed(*h, rsa_pss),
+            Mechanism::RsaOaep(_) => one(ck::CKM_RSA_PKCS_OAEP),
+            Mechanism::Ecdsa => one(ck::CKM_ECDSA),
+            Mechanism::EcdsaHash(h) | Mechanism::EcdsaDeterministic(h) => hashed(*h, ecdsa),
+            Mechanism::EcdsaDoubleSha256 => one(ck::CKM_ECDSA_SHA256),
+            Mechanism::Eddsa => one(ck::CKM_EDDSA),
+            Mechanism::MlDsa { .. } => one(ck::CKM_ML_DSA),
+            Mechanism::SlhDsa { .. } => one(ck::CKM_SLH_DSA),
+            Mechanism::Hmac(h) => hashed(*h, hmac),
+            Mechanism::AesEcb => one(ck::CKM_AES_ECB),
+            Mechanism::AesCbc { .. } => one(ck::CKM_AES_CBC),
+            Mechanism::AesCbcPad { .. } => one(ck::CKM_AES_CBC_PAD),
+            Mechanism::AesCtr { .. } => one(ck::CKM_AES_CTR),
+            Mechanism::AesGcm(_) => one(ck::CKM_AES_GCM),
+            Mechanism::ChaCha20Poly1305 { .. } => one(ck::CKM_CHACHA20_POLY1305),
+            Mechanism::AesKeyWrap => one(ck::CKM_AES_KEY_WRAP),
+            Mechanism::AesKeyWrapPad => {
+                vec![ckm(ck::CKM_AES_KEY_WRAP_PAD), ckm(ck::CKM_AES_KEY_WRAP_KWP)]
+            }
+            Mechanism::MlKem => one(ck::CKM_ML_KEM),
+            Mechanism::Ecdh1Derive(_) => one(ck::CKM_ECDH1_DERIVE),
+            Mechanism::Digest(h) => hashed(*h, digest),
+        }
+    }
+}
+
 /// Secret key material: PKCS#8 `PrivateKeyInfo` DER for private keys, the raw value for
 /// secret keys. Zeroized on drop; never printed.
 pub struct KeyMaterial(pub Zeroizing<Vec<u8>>);

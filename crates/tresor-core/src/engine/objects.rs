@@ -84,6 +84,11 @@ fn base_record(
         data: None,
         policy: None,
         password: None,
+        allowed_mechanisms: if class.is_key() {
+            object::allowed_mechanisms(t)?
+        } else {
+            Vec::new()
+        },
     })
 }
 

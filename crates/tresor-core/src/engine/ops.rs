@@ -67,7 +67,12 @@ fn class_allows(class: ObjectClass, u: Usage) -> bool {
 
 impl Context {
     /// Fetch a key for a use and enforce every rule on it.
-    pub(crate) async fn key_for(&self, oid: ObjectId, u: Usage) -> Result<Arc<Cached>> {
+    pub(crate) async fn key_for(
+        &self,
+        oid: ObjectId,
+        u: Usage,
+        m: &Mechanism,
+    ) -> Result<Arc<Cached>> {
         self.require_user()?;
         let c = self.object(oid).await?;
         if !c.rec.class.is_key() || !class_allows(c.rec.class, u) {
@@ -83,6 +88,15 @@ impl Context {
                     "key {oid} does not allow {} ({} = false)",
                     u.name(),
                     u.name()
+                ),
+            ));
+        }
+        if !c.rec.allows_mechanism(m) {
+            return Err(Error::new(
+                Rv::MechanismInvalid,
+                format!(
+                    "key {oid} may not be used with {} (CKA_ALLOWED_MECHANISMS)",
+                    mechanism_name(m)
                 ),
             ));
         }
@@ -122,7 +136,7 @@ impl Context {
 
     /// `C_Sign` (also HMAC with a generic secret key).
     pub async fn sign(&self, key: ObjectId, m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
-        let c = self.key_for(key, Usage::Sign).await?;
+        let c = self.key_for(key, Usage::Sign, m).await?;
         let sig = c.loaded()?.sign(m, data)?;
         self.used(&c, "key.sign", m, data.len());
         Ok(sig)
@@ -130,7 +144,7 @@ impl Context {
 
     /// The signature length `sign` will produce (for length queries), without signing.
     pub async fn signature_len(&self, key: ObjectId, m: &Mechanism) -> Result<usize> {
-        let c = self.key_for(key, Usage::Sign).await?;
+        let c = self.key_for(key, Usage::Sign, m).await?;
         c.loaded()?.signature_len(m)
     }
 
@@ -142,7 +156,7 @@ impl Context {
         data: &[u8],
         signature: &[u8],
     ) -> Result<()> {
-        let c = self.key_for(key, Usage::Verify).await?;
+        let c = self.key_for(key, Usage::Verify, m).await?;
         let r = c.loaded()?.verify(m, data, signature);
         self.used(&c, "key.verify", m, data.len());
         r
@@ -150,7 +164,7 @@ impl Context {
 
     /// `C_Encrypt`.
     pub async fn encrypt(&self, key: ObjectId, m: &Mechanism, data: &[u8]) -> Result<Vec<u8>> {
-        let c = self.key_for(key, Usage::Encrypt).await?;
+        let c = self.key_for(key, Usage::Encrypt, m).await?;
         let out = c.loaded()?.encrypt(m, data)?;
         self.used(&c, "key.encrypt", m, data.len());
         Ok(out)
@@ -163,7 +177,7 @@ impl Context {
         m: &Mechanism,
         data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let c = self.key_for(key, Usage::Decrypt).await?;
+        let c = self.key_for(key, Usage::Decrypt, m).await?;
         let out = c.loaded()?.decrypt(m, data)?;
         self.used(&c, "key.decrypt", m, data.len());
         Ok(out)
@@ -178,7 +192,7 @@ impl Context {
         m: &Mechanism,
         target: ObjectId,
     ) -> Result<Vec<u8>> {
-        let w = self.key_for(wrapping, Usage::Wrap).await?;
+        let w = self.key_for(wrapping, Usage::Wrap, m).await?;
         let t = self.object(target).await?;
         self.key_unlocked(&t)?;
         if !t.rec.class.has_secret() {
@@ -225,7 +239,7 @@ impl Context {
         wrapped: &[u8],
         t: &Template,
     ) -> Result<ObjectId> {
-        let u = self.key_for(unwrapping, Usage::Unwrap).await?;
+        let u = self.key_for(unwrapping, Usage::Unwrap, m).await?;
         let bytes = match (m, u.rec.alg) {
             (Mechanism::MlKem, Some(KeyAlg::MlKem(p))) => {
                 let n = mlkem_ct_len(p);
@@ -264,7 +278,7 @@ impl Context {
         m: &Mechanism,
         t: &Template,
     ) -> Result<ObjectId> {
-        let b = self.key_for(base, Usage::Derive).await?;
+        let b = self.key_for(base, Usage::Derive, m).await?;
         let len = t.ulong(CKA_VALUE_LEN).map(|l| l as usize);
         let want = match (t.ulong(CKA_KEY_TYPE), len) {
             (_, Some(l)) => l,
@@ -296,7 +310,7 @@ impl Context {
         m: &Mechanism,
         t: &Template,
     ) -> Result<(Vec<u8>, ObjectId)> {
-        let k = self.key_for(key, Usage::Encapsulate).await?;
+        let k = self.key_for(key, Usage::Encapsulate, m).await?;
         let (ct, ss) = k.loaded()?.encapsulate(m)?;
         self.used(&k, "key.encapsulate", m, 0);
         let obj = self
@@ -325,7 +339,7 @@ impl Context {
         ciphertext: &[u8],
         t: &Template,
     ) -> Result<ObjectId> {
-        let k = self.key_for(key, Usage::Decapsulate).await?;
+        let k = self.key_for(key, Usage::Decapsulate, m).await?;
         let ss = k.loaded()?.decapsulate(m, ciphertext)?;
         self.used(&k, "key.decapsulate", m, ciphertext.len());
         let obj = self
@@ -438,12 +452,13 @@ impl Context {
             value_len,
             public,
             subject: t.bytes(CKA_SUBJECT).unwrap_or_default().to_vec(),
-            start_date: Vec::new(),
-            end_date: Vec::new(),
+            start_date: t.bytes(CKA_START_DATE).unwrap_or_default().to_vec(),
+            end_date: t.bytes(CKA_END_DATE).unwrap_or_default().to_vec(),
             cert: None,
             data: None,
             policy: None,
             password: None,
+            allowed_mechanisms: object::allowed_mechanisms(t)?,
         };
         if let Some(json) = t.bytes(CKA_TRESOR_POLICY) {
             if rec.flags.extractable {
