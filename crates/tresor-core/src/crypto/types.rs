@@ -186,10 +186,92 @@ const fn ckm(m: cryptoki_sys::CK_MECHANISM_TYPE) -> u64 {
     m as u64
 }
 
-/// The `CKM_*` of a hash-and-X family for a hash, the family listed as SHA-1, SHA-224,
-/// SHA-256, SHA-384, SHA-512, SHA3-224, SHA3-256, SHA3-384, SHA3-512. Keccak has no PKCS#11
-/// number.
-fn by_hash(h: HashAlg, family: [cryptoki_sys::CK_MECHANISM_TYPE; 9]) -> Option<u64> {
+/// A hash-and-X mechanism family, listed SHA-1, SHA-224, SHA-256, SHA-384, SHA-512, SHA3-224,
+/// SHA3-256, SHA3-384, SHA3-512 (the order of [`by_hash`]).
+pub type HashFamily = [cryptoki_sys::CK_MECHANISM_TYPE; 9];
+
+/// `CKM_SHAxxx_RSA_PKCS`.
+pub const RSA_PKCS_BY_HASH: HashFamily = {
+    use cryptoki_sys as ck;
+    [
+        ck::CKM_SHA1_RSA_PKCS,
+        ck::CKM_SHA224_RSA_PKCS,
+        ck::CKM_SHA256_RSA_PKCS,
+        ck::CKM_SHA384_RSA_PKCS,
+        ck::CKM_SHA512_RSA_PKCS,
+        ck::CKM_SHA3_224_RSA_PKCS,
+        ck::CKM_SHA3_256_RSA_PKCS,
+        ck::CKM_SHA3_384_RSA_PKCS,
+        ck::CKM_SHA3_512_RSA_PKCS,
+    ]
+};
+
+/// `CKM_SHAxxx_RSA_PKCS_PSS`.
+pub const RSA_PSS_BY_HASH: HashFamily = {
+    use cryptoki_sys as ck;
+    [
+        ck::CKM_SHA1_RSA_PKCS_PSS,
+        ck::CKM_SHA224_RSA_PKCS_PSS,
+        ck::CKM_SHA256_RSA_PKCS_PSS,
+        ck::CKM_SHA384_RSA_PKCS_PSS,
+        ck::CKM_SHA512_RSA_PKCS_PSS,
+        ck::CKM_SHA3_224_RSA_PKCS_PSS,
+        ck::CKM_SHA3_256_RSA_PKCS_PSS,
+        ck::CKM_SHA3_384_RSA_PKCS_PSS,
+        ck::CKM_SHA3_512_RSA_PKCS_PSS,
+    ]
+};
+
+/// `CKM_ECDSA_SHAxxx`.
+pub const ECDSA_BY_HASH: HashFamily = {
+    use cryptoki_sys as ck;
+    [
+        ck::CKM_ECDSA_SHA1,
+        ck::CKM_ECDSA_SHA224,
+        ck::CKM_ECDSA_SHA256,
+        ck::CKM_ECDSA_SHA384,
+        ck::CKM_ECDSA_SHA512,
+        ck::CKM_ECDSA_SHA3_224,
+        ck::CKM_ECDSA_SHA3_256,
+        ck::CKM_ECDSA_SHA3_384,
+        ck::CKM_ECDSA_SHA3_512,
+    ]
+};
+
+/// `CKM_SHAxxx_HMAC`.
+pub const HMAC_BY_HASH: HashFamily = {
+    use cryptoki_sys as ck;
+    [
+        ck::CKM_SHA_1_HMAC,
+        ck::CKM_SHA224_HMAC,
+        ck::CKM_SHA256_HMAC,
+        ck::CKM_SHA384_HMAC,
+        ck::CKM_SHA512_HMAC,
+        ck::CKM_SHA3_224_HMAC,
+        ck::CKM_SHA3_256_HMAC,
+        ck::CKM_SHA3_384_HMAC,
+        ck::CKM_SHA3_512_HMAC,
+    ]
+};
+
+/// The digests `CKM_SHA_1` … `CKM_SHA3_512`.
+pub const DIGEST_BY_HASH: HashFamily = {
+    use cryptoki_sys as ck;
+    [
+        ck::CKM_SHA_1,
+        ck::CKM_SHA224,
+        ck::CKM_SHA256,
+        ck::CKM_SHA384,
+        ck::CKM_SHA512,
+        ck::CKM_SHA3_224,
+        ck::CKM_SHA3_256,
+        ck::CKM_SHA3_384,
+        ck::CKM_SHA3_512,
+    ]
+};
+
+/// The member of a [`HashFamily`] for a hash; Keccak has no PKCS#11 number.
+pub fn by_hash(h: HashAlg, family: HashFamily) -> Option<u64> {
     let i = match h {
         HashAlg::Sha1 => 0,
         HashAlg::Sha224 => 1,
@@ -216,77 +298,22 @@ impl Mechanism {
     /// differs), ECDSA over a double SHA-256 by `CKM_ECDSA_SHA256` (applied to the first hash).
     pub fn ck_types(&self) -> Vec<u64> {
         use cryptoki_sys as ck;
-        let rsa_pkcs = [
-            ck::CKM_SHA1_RSA_PKCS,
-            ck::CKM_SHA224_RSA_PKCS,
-            ck::CKM_SHA256_RSA_PKCS,
-            ck::CKM_SHA384_RSA_PKCS,
-            ck::CKM_SHA512_RSA_PKCS,
-            ck::CKM_SHA3_224_RSA_PKCS,
-            ck::CKM_SHA3_256_RSA_PKCS,
-            ck::CKM_SHA3_384_RSA_PKCS,
-            ck::CKM_SHA3_512_RSA_PKCS,
-        ];
-        let rsa_pss = [
-            ck::CKM_SHA1_RSA_PKCS_PSS,
-            ck::CKM_SHA224_RSA_PKCS_PSS,
-            ck::CKM_SHA256_RSA_PKCS_PSS,
-            ck::CKM_SHA384_RSA_PKCS_PSS,
-            ck::CKM_SHA512_RSA_PKCS_PSS,
-            ck::CKM_SHA3_224_RSA_PKCS_PSS,
-            ck::CKM_SHA3_256_RSA_PKCS_PSS,
-            ck::CKM_SHA3_384_RSA_PKCS_PSS,
-            ck::CKM_SHA3_512_RSA_PKCS_PSS,
-        ];
-        let ecdsa = [
-            ck::CKM_ECDSA_SHA1,
-            ck::CKM_ECDSA_SHA224,
-            ck::CKM_ECDSA_SHA256,
-            ck::CKM_ECDSA_SHA384,
-            ck::CKM_ECDSA_SHA512,
-            ck::CKM_ECDSA_SHA3_224,
-            ck::CKM_ECDSA_SHA3_256,
-            ck::CKM_ECDSA_SHA3_384,
-            ck::CKM_ECDSA_SHA3_512,
-        ];
-        let hmac = [
-            ck::CKM_SHA_1_HMAC,
-            ck::CKM_SHA224_HMAC,
-            ck::CKM_SHA256_HMAC,
-            ck::CKM_SHA384_HMAC,
-            ck::CKM_SHA512_HMAC,
-            ck::CKM_SHA3_224_HMAC,
-            ck::CKM_SHA3_256_HMAC,
-            ck::CKM_SHA3_384_HMAC,
-            ck::CKM_SHA3_512_HMAC,
-        ];
-        let digest = [
-            ck::CKM_SHA_1,
-            ck::CKM_SHA224,
-            ck::CKM_SHA256,
-            ck::CKM_SHA384,
-            ck::CKM_SHA512,
-            ck::CKM_SHA3_224,
-            ck::CKM_SHA3_256,
-            ck::CKM_SHA3_384,
-            ck::CKM_SHA3_512,
-        ];
         let one = |m| vec![ckm(m)];
         let hashed = |h, family| by_hash(h, family).into_iter().collect();
         match self {
             Mechanism::RsaPkcs => one(ck::CKM_RSA_PKCS),
             Mechanism::RsaX509 => one(ck::CKM_RSA_X_509),
-            Mechanism::RsaPkcsHash(h) => hashed(*h, rsa_pkcs),
+            Mechanism::RsaPkcsHash(h) => hashed(*h, RSA_PKCS_BY_HASH),
             Mechanism::RsaPss(_) => one(ck::CKM_RSA_PKCS_PSS),
-            Mechanism::RsaPssHash(h, _) => hashed(*h, rsa_pss),
+            Mechanism::RsaPssHash(h, _) => hashed(*h, RSA_PSS_BY_HASH),
             Mechanism::RsaOaep(_) => one(ck::CKM_RSA_PKCS_OAEP),
             Mechanism::Ecdsa => one(ck::CKM_ECDSA),
-            Mechanism::EcdsaHash(h) | Mechanism::EcdsaDeterministic(h) => hashed(*h, ecdsa),
+            Mechanism::EcdsaHash(h) | Mechanism::EcdsaDeterministic(h) => hashed(*h, ECDSA_BY_HASH),
             Mechanism::EcdsaDoubleSha256 => one(ck::CKM_ECDSA_SHA256),
             Mechanism::Eddsa => one(ck::CKM_EDDSA),
             Mechanism::MlDsa { .. } => one(ck::CKM_ML_DSA),
             Mechanism::SlhDsa { .. } => one(ck::CKM_SLH_DSA),
-            Mechanism::Hmac(h) => hashed(*h, hmac),
+            Mechanism::Hmac(h) => hashed(*h, HMAC_BY_HASH),
             Mechanism::AesEcb => one(ck::CKM_AES_ECB),
             Mechanism::AesCbc { .. } => one(ck::CKM_AES_CBC),
             Mechanism::AesCbcPad { .. } => one(ck::CKM_AES_CBC_PAD),
@@ -299,7 +326,7 @@ impl Mechanism {
             }
             Mechanism::MlKem => one(ck::CKM_ML_KEM),
             Mechanism::Ecdh1Derive(_) => one(ck::CKM_ECDH1_DERIVE),
-            Mechanism::Digest(h) => hashed(*h, digest),
+            Mechanism::Digest(h) => hashed(*h, DIGEST_BY_HASH),
         }
     }
 }

@@ -20,6 +20,10 @@
 
 use cryptoki_sys as ck;
 
+use crate::crypto::{
+    DIGEST_BY_HASH, ECDSA_BY_HASH, HMAC_BY_HASH, RSA_PKCS_BY_HASH, RSA_PSS_BY_HASH,
+};
+
 /// `CK_MECHANISM_INFO` of one mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MechanismInfo {
@@ -128,52 +132,13 @@ pub fn catalogue() -> Vec<MechanismInfo> {
             SIGN_VERIFY | MESSAGE_SIGN_VERIFY,
         ),
     ];
-    for m in [
-        ck::CKM_SHA1_RSA_PKCS,
-        ck::CKM_SHA224_RSA_PKCS,
-        ck::CKM_SHA256_RSA_PKCS,
-        ck::CKM_SHA384_RSA_PKCS,
-        ck::CKM_SHA512_RSA_PKCS,
-        ck::CKM_SHA3_224_RSA_PKCS,
-        ck::CKM_SHA3_256_RSA_PKCS,
-        ck::CKM_SHA3_384_RSA_PKCS,
-        ck::CKM_SHA3_512_RSA_PKCS,
-        ck::CKM_SHA1_RSA_PKCS_PSS,
-        ck::CKM_SHA224_RSA_PKCS_PSS,
-        ck::CKM_SHA256_RSA_PKCS_PSS,
-        ck::CKM_SHA384_RSA_PKCS_PSS,
-        ck::CKM_SHA512_RSA_PKCS_PSS,
-        ck::CKM_SHA3_224_RSA_PKCS_PSS,
-        ck::CKM_SHA3_256_RSA_PKCS_PSS,
-        ck::CKM_SHA3_384_RSA_PKCS_PSS,
-        ck::CKM_SHA3_512_RSA_PKCS_PSS,
-    ] {
+    for m in RSA_PKCS_BY_HASH.into_iter().chain(RSA_PSS_BY_HASH) {
         v.push(info(m, RSA_BITS, SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI));
     }
-    for m in [
-        ck::CKM_SHA_1,
-        ck::CKM_SHA224,
-        ck::CKM_SHA256,
-        ck::CKM_SHA384,
-        ck::CKM_SHA512,
-        ck::CKM_SHA3_224,
-        ck::CKM_SHA3_256,
-        ck::CKM_SHA3_384,
-        ck::CKM_SHA3_512,
-    ] {
+    for m in DIGEST_BY_HASH {
         v.push(info(m, (0, 0), CKF_DIGEST));
     }
-    for m in [
-        ck::CKM_SHA_1_HMAC,
-        ck::CKM_SHA224_HMAC,
-        ck::CKM_SHA256_HMAC,
-        ck::CKM_SHA384_HMAC,
-        ck::CKM_SHA512_HMAC,
-        ck::CKM_SHA3_224_HMAC,
-        ck::CKM_SHA3_256_HMAC,
-        ck::CKM_SHA3_384_HMAC,
-        ck::CKM_SHA3_512_HMAC,
-    ] {
+    for m in HMAC_BY_HASH {
         v.push(info(m, HMAC_BYTES, SIGN_VERIFY | MESSAGE_SIGN_VERIFY_MULTI));
     }
     v.push(info(ck::CKM_GENERIC_SECRET_KEY_GEN, (8, 4096), GENERATE));
@@ -187,17 +152,7 @@ pub fn catalogue() -> Vec<MechanismInfo> {
         EC_BITS,
         SIGN_VERIFY | MESSAGE_SIGN_VERIFY | EC_CAPS,
     ));
-    for m in [
-        ck::CKM_ECDSA_SHA1,
-        ck::CKM_ECDSA_SHA224,
-        ck::CKM_ECDSA_SHA256,
-        ck::CKM_ECDSA_SHA384,
-        ck::CKM_ECDSA_SHA512,
-        ck::CKM_ECDSA_SHA3_224,
-        ck::CKM_ECDSA_SHA3_256,
-        ck::CKM_ECDSA_SHA3_384,
-        ck::CKM_ECDSA_SHA3_512,
-    ] {
+    for m in ECDSA_BY_HASH {
         v.push(info(
             m,
             EC_BITS,
