@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-use crate::ck::*;
 use crate::error::{Error, Result, Rv};
 
 /// The value of one attribute.
@@ -32,86 +31,7 @@ impl std::fmt::Debug for AttrValue {
     }
 }
 
-/// How an attribute's value is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttrKind {
-    Bool,
-    Ulong,
-    Bytes,
-}
-
-/// The encoding of every attribute the engine knows; `None` = unknown type.
-pub fn attr_kind(ty: u64) -> Option<AttrKind> {
-    use AttrKind::*;
-    Some(match ty {
-        CKA_TOKEN
-        | CKA_PRIVATE
-        | CKA_TRUSTED
-        | CKA_SENSITIVE
-        | CKA_ENCRYPT
-        | CKA_DECRYPT
-        | CKA_WRAP
-        | CKA_UNWRAP
-        | CKA_SIGN
-        | CKA_SIGN_RECOVER
-        | CKA_VERIFY
-        | CKA_VERIFY_RECOVER
-        | CKA_DERIVE
-        | CKA_EXTRACTABLE
-        | CKA_LOCAL
-        | CKA_NEVER_EXTRACTABLE
-        | CKA_ALWAYS_SENSITIVE
-        | CKA_MODIFIABLE
-        | CKA_COPYABLE
-        | CKA_DESTROYABLE
-        | CKA_ALWAYS_AUTHENTICATE
-        | CKA_WRAP_WITH_TRUSTED
-        | CKA_ENCAPSULATE
-        | CKA_DECAPSULATE
-        | CKA_TRESOR_BLOCKED => Bool,
-        CKA_CLASS
-        | CKA_CERTIFICATE_TYPE
-        | CKA_CERTIFICATE_CATEGORY
-        | CKA_KEY_TYPE
-        | CKA_MODULUS_BITS
-        | CKA_VALUE_LEN
-        | CKA_KEY_GEN_MECHANISM
-        | CKA_PARAMETER_SET
-        | CKA_TRESOR_USAGE_COUNT
-        | CKA_TRESOR_CREATE_TIME
-        | CKA_TRESOR_UNIQUE_LABEL => Ulong,
-        CKA_LABEL
-        | CKA_UNIQUE_ID
-        | CKA_APPLICATION
-        | CKA_VALUE
-        | CKA_OBJECT_ID
-        | CKA_ISSUER
-        | CKA_SERIAL_NUMBER
-        | CKA_CHECK_VALUE
-        | CKA_SUBJECT
-        | CKA_ID
-        | CKA_START_DATE
-        | CKA_END_DATE
-        | CKA_MODULUS
-        | CKA_PUBLIC_EXPONENT
-        | CKA_PRIVATE_EXPONENT
-        | CKA_PRIME_1
-        | CKA_PRIME_2
-        | CKA_EXPONENT_1
-        | CKA_EXPONENT_2
-        | CKA_COEFFICIENT
-        | CKA_PUBLIC_KEY_INFO
-        | CKA_EC_PARAMS
-        | CKA_EC_POINT
-        | CKA_TRESOR_POLICY
-        | CKA_TRESOR_PKCS8
-        | CKA_TRESOR_UUID
-        | CKA_TRESOR_KEY_PASSWORD
-        // An array of `CK_MECHANISM_TYPE`, 8 bytes each in the engine's byte order.
-        | CKA_ALLOWED_MECHANISMS => Bytes,
-        _ => return None,
-    })
-}
+pub use tresor_ck::{attr_kind, AttrKind};
 
 /// A parsed template: at most one value per attribute type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,7 +90,11 @@ impl Template {
                         ))
                     }
                 }),
-                AttrKind::Bytes => AttrValue::Bytes(Zeroizing::new(bytes.to_vec())),
+                // An array of 8-byte mechanism numbers: checked where it is used
+                // (`object::allowed_mechanisms`).
+                AttrKind::Bytes | AttrKind::Mechanisms => {
+                    AttrValue::Bytes(Zeroizing::new(bytes.to_vec()))
+                }
             };
             t.insert(ty, value)?;
         }
@@ -210,7 +134,7 @@ impl Template {
             (kind, &value),
             (AttrKind::Bool, AttrValue::Bool(_))
                 | (AttrKind::Ulong, AttrValue::Ulong(_))
-                | (AttrKind::Bytes, AttrValue::Bytes(_))
+                | (AttrKind::Bytes | AttrKind::Mechanisms, AttrValue::Bytes(_))
         );
         if !ok {
             return Err(Error::new(
@@ -301,6 +225,7 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ck::*;
 
     #[test]
     fn raw_parsing_gives_precise_errors() {

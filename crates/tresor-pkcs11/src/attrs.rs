@@ -12,89 +12,8 @@ use crate::error::{Error, Result};
 /// may be key material).
 pub type RawAttr = (u64, Zeroizing<Vec<u8>>);
 
-/// How an attribute's value is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `CK_BBOOL`.
-    Bool,
-    /// `CK_ULONG`.
-    Ulong,
-    /// A byte string.
-    Bytes,
-    /// An array of `CK_MECHANISM_TYPE` (`CKA_ALLOWED_MECHANISMS`): sent as 8-byte values.
-    Mechanisms,
-}
-
-/// The encoding of every attribute this library passes on; `None` = unknown type.
-pub fn kind(ty: u64) -> Option<Kind> {
-    Some(match ty {
-        CKA_TOKEN
-        | CKA_PRIVATE
-        | CKA_TRUSTED
-        | CKA_SENSITIVE
-        | CKA_ENCRYPT
-        | CKA_DECRYPT
-        | CKA_WRAP
-        | CKA_UNWRAP
-        | CKA_SIGN
-        | CKA_SIGN_RECOVER
-        | CKA_VERIFY
-        | CKA_VERIFY_RECOVER
-        | CKA_DERIVE
-        | CKA_EXTRACTABLE
-        | CKA_LOCAL
-        | CKA_NEVER_EXTRACTABLE
-        | CKA_ALWAYS_SENSITIVE
-        | CKA_MODIFIABLE
-        | CKA_COPYABLE
-        | CKA_DESTROYABLE
-        | CKA_ALWAYS_AUTHENTICATE
-        | CKA_WRAP_WITH_TRUSTED
-        | CKA_ENCAPSULATE
-        | CKA_DECAPSULATE
-        | CKA_TRESOR_BLOCKED => Kind::Bool,
-        CKA_CLASS
-        | CKA_CERTIFICATE_TYPE
-        | CKA_CERTIFICATE_CATEGORY
-        | CKA_KEY_TYPE
-        | CKA_MODULUS_BITS
-        | CKA_VALUE_LEN
-        | CKA_KEY_GEN_MECHANISM
-        | CKA_PARAMETER_SET
-        | CKA_TRESOR_USAGE_COUNT
-        | CKA_TRESOR_CREATE_TIME
-        | CKA_TRESOR_UNIQUE_LABEL => Kind::Ulong,
-        CKA_LABEL
-        | CKA_UNIQUE_ID
-        | CKA_APPLICATION
-        | CKA_VALUE
-        | CKA_OBJECT_ID
-        | CKA_ISSUER
-        | CKA_SERIAL_NUMBER
-        | CKA_CHECK_VALUE
-        | CKA_SUBJECT
-        | CKA_ID
-        | CKA_START_DATE
-        | CKA_END_DATE
-        | CKA_MODULUS
-        | CKA_PUBLIC_EXPONENT
-        | CKA_PRIVATE_EXPONENT
-        | CKA_PRIME_1
-        | CKA_PRIME_2
-        | CKA_EXPONENT_1
-        | CKA_EXPONENT_2
-        | CKA_COEFFICIENT
-        | CKA_PUBLIC_KEY_INFO
-        | CKA_EC_PARAMS
-        | CKA_EC_POINT
-        | CKA_TRESOR_POLICY
-        | CKA_TRESOR_PKCS8
-        | CKA_TRESOR_UUID
-        | CKA_TRESOR_KEY_PASSWORD => Kind::Bytes,
-        CKA_ALLOWED_MECHANISMS => Kind::Mechanisms,
-        _ => return None,
-    })
-}
+/// How an attribute's value is encoded (the table is shared with the engine).
+pub use tresor_ck::{attr_kind as kind, AttrKind as Kind};
 
 /// True for the attributes computed by this library (from an `Attest` request), not stored.
 pub fn is_attestation(ty: u64) -> bool {
@@ -271,31 +190,5 @@ mod tests {
         let bad = template(&[(CKA_ALLOWED_MECHANISMS, z(vec![1, 2, 3]))]);
         assert_eq!(bad.map_err(|e| e.rv), Err(CKR_ATTRIBUTE_VALUE_INVALID));
         assert!(is_immutable(CKA_ALLOWED_MECHANISMS));
-    }
-
-    /// Every Tresor vendor attribute has a number of its own (the engine's key password and
-    /// unique label once shared theirs with two attestation attributes of this library).
-    #[test]
-    fn vendor_attributes_are_distinct() {
-        let all = [
-            CKA_TRESOR_POLICY,
-            CKA_TRESOR_BLOCKED,
-            CKA_TRESOR_USAGE_COUNT,
-            CKA_TRESOR_CREATE_TIME,
-            CKA_TRESOR_PKCS8,
-            CKA_TRESOR_UUID,
-            CKA_TRESOR_ATTESTATION,
-            CKA_TRESOR_ATTESTATION_SIGNATURE,
-            CKA_TRESOR_ATTESTATION_CHAIN,
-            CKA_TRESOR_KEY_PASSWORD,
-            CKA_TRESOR_UNIQUE_LABEL,
-        ];
-        let mut v = all.to_vec();
-        v.sort_unstable();
-        v.dedup();
-        assert_eq!(v.len(), all.len());
-        assert!(all.iter().all(|a| a & 0x8000_0000 != 0));
-        assert_eq!(kind(CKA_TRESOR_KEY_PASSWORD), Some(Kind::Bytes));
-        assert_eq!(kind(CKA_TRESOR_UNIQUE_LABEL), Some(Kind::Ulong));
     }
 }

@@ -19,77 +19,11 @@ use tresor_proto::{Request, Response, Template};
 use crate::auth::ApiKeys;
 use crate::error::{ApiError, ApiResult};
 
-/// PKCS#11 numbers the face uses: the standard ones from `cryptoki-sys` (PKCS#11 3.2 tables),
-/// as `u64`, and Tresor's vendor attributes (the engine's numbers, `tresor_core::ck`; a test
-/// checks that they agree).
-#[allow(missing_docs)]
+/// PKCS#11 numbers the face uses: the shared `tresor-ck` crate (the engine's numbers), and the
+/// unique-label conditions the face sets.
 pub mod ck {
-    macro_rules! ck_consts {
-        ($($name:ident),* $(,)?) => {
-            $(pub const $name: u64 = cryptoki_sys::$name as u64;)*
-        };
-    }
+    pub use tresor_ck::*;
 
-    ck_consts!(
-        CKO_DATA,
-        CKO_CERTIFICATE,
-        CKO_PUBLIC_KEY,
-        CKO_PRIVATE_KEY,
-        CKO_SECRET_KEY,
-        CKK_RSA,
-        CKK_EC,
-        CKK_GENERIC_SECRET,
-        CKK_AES,
-        CKK_EC_EDWARDS,
-        CKC_X_509,
-        CKA_CLASS,
-        CKA_TOKEN,
-        CKA_PRIVATE,
-        CKA_LABEL,
-        CKA_VALUE,
-        CKA_APPLICATION,
-        CKA_CERTIFICATE_TYPE,
-        CKA_SUBJECT,
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_SENSITIVE,
-        CKA_ENCRYPT,
-        CKA_DECRYPT,
-        CKA_WRAP,
-        CKA_UNWRAP,
-        CKA_SIGN,
-        CKA_VERIFY,
-        CKA_DERIVE,
-        CKA_MODULUS_BITS,
-        CKA_PUBLIC_KEY_INFO,
-        CKA_VALUE_LEN,
-        CKA_EXTRACTABLE,
-        CKA_MODIFIABLE,
-        CKA_COPYABLE,
-        CKA_DESTROYABLE,
-        CKA_EC_PARAMS,
-        CKA_PARAMETER_SET,
-        CKM_RSA_PKCS_KEY_PAIR_GEN,
-        CKM_GENERIC_SECRET_KEY_GEN,
-        CKM_EC_KEY_PAIR_GEN,
-        CKM_EC_EDWARDS_KEY_PAIR_GEN,
-        CKM_AES_KEY_GEN,
-        CKM_CHACHA20_KEY_GEN,
-        CKK_CHACHA20,
-        CKK_ML_KEM,
-        CKK_ML_DSA,
-        CKK_SLH_DSA,
-        CKM_ML_KEM_KEY_PAIR_GEN,
-        CKM_ML_DSA_KEY_PAIR_GEN,
-        CKM_SLH_DSA_KEY_PAIR_GEN,
-    );
-    /// Tresor vendor attributes (`CKA_VENDOR_DEFINED | 0x5452_0000`).
-    pub const CKA_TRESOR_POLICY: u64 = 0x8000_0000 | 0x5452_0000 | 1;
-    pub const CKA_TRESOR_PKCS8: u64 = 0x8000_0000 | 0x5452_0000 | 5;
-    /// A new key's password (creation only; the engine keeps an Argon2id hash).
-    pub const CKA_TRESOR_KEY_PASSWORD: u64 = 0x8000_0000 | 0x5452_0000 | 0x20;
-    /// Creation only: refuse if a token object of these classes (bit `1 << CKO_*`) has the label.
-    pub const CKA_TRESOR_UNIQUE_LABEL: u64 = 0x8000_0000 | 0x5452_0000 | 0x21;
     /// `CKA_TRESOR_UNIQUE_LABEL` for a new key name: no key or certificate of that name.
     pub const UNIQUE_KEY_NAME: u64 = (1 << CKO_CERTIFICATE)
         | (1 << CKO_PUBLIC_KEY)
