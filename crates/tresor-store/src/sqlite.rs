@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -29,7 +28,7 @@ use sqlx::AssertSqlSafe;
 use crate::sql::FINISHED_REQUEST_STATES;
 use crate::{
     AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, RequestRow,
-    ServiceRow, Store, StoreError, StoreResult, WriteBatch,
+    ServiceRow, StoreError, StoreResult, WriteBatch,
 };
 
 /// The schema migrations, embedded at compile time.
@@ -629,232 +628,7 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn cluster_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        sqlx::query_scalar("SELECT value FROM cluster WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error(format_args!("reading cluster setting {key:?}"), e))
-    }
-
-    async fn partitions(&self) -> StoreResult<Vec<PartitionRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            partition_columns!(),
-            " FROM partitions ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing partitions", e))?;
-        rows.iter().map(partition_from_row).collect()
-    }
-
-    async fn partition_versions(&self) -> StoreResult<Vec<(i64, i64)>> {
-        sqlx::query_as::<_, (i64, i64)>("SELECT id, version FROM partitions")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("reading partition versions", e))
-    }
-
-    async fn partition(&self, id: i64) -> StoreResult<Option<PartitionRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            partition_columns!(),
-            " FROM partitions WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error(format_args!("reading partition {id}"), e))?;
-        row.as_ref().map(partition_from_row).transpose()
-    }
-
-    async fn partition_by_name(&self, name: &str) -> StoreResult<Option<PartitionRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            partition_columns!(),
-            " FROM partitions WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error(format_args!("reading partition {name:?}"), e))?;
-        row.as_ref().map(partition_from_row).transpose()
-    }
-
-    async fn object(&self, partition_id: i64, object_id: i64) -> StoreResult<Option<ObjectRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            object_columns!(),
-            " FROM objects WHERE partition_id = ? AND object_id = ?"
-        ))
-        .bind(partition_id)
-        .bind(object_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("reading object {object_id} of partition {partition_id}"),
-                e,
-            )
-        })?;
-        row.as_ref().map(object_from_row).transpose()
-    }
-
-    async fn find_objects(
-        &self,
-        partition_id: i64,
-        filter: &ObjectFilter,
-    ) -> StoreResult<Vec<ObjectRow>> {
-        let sql = find_objects_sql(filter);
-        let q = bind_object_filter!(sqlx::query(AssertSqlSafe(sql)).bind(partition_id), filter);
-        let rows = q.fetch_all(&self.pool).await.map_err(|e| {
-            db_error(
-                format_args!("searching objects of partition {partition_id}"),
-                e,
-            )
-        })?;
-        rows.iter().map(object_from_row).collect()
-    }
-
-    async fn object_versions(&self, partition_id: i64) -> StoreResult<Vec<(i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT object_id, version FROM objects WHERE partition_id = ? ORDER BY object_id",
-        )
-        .bind(partition_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("listing object versions of partition {partition_id}"),
-                e,
-            )
-        })?;
-        rows.iter()
-            .map(|r| Ok((get(r, "object_id")?, get(r, "version")?)))
-            .collect()
-    }
-
-    async fn count_objects(&self, partition_id: i64) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE partition_id = ?")
-            .bind(partition_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| {
-                db_error(
-                    format_args!("counting objects of partition {partition_id}"),
-                    e,
-                )
-            })
-    }
-
-    async fn audit_head(&self, partition_id: i64) -> StoreResult<Option<AuditRow>> {
-        let row = sqlx::query(AUDIT_HEAD_SQL)
-            .bind(partition_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| {
-                db_error(
-                    format_args!("reading the audit head of partition {partition_id}"),
-                    e,
-                )
-            })?;
-        row.as_ref().map(audit_from_row).transpose()
-    }
-
-    async fn audit_range(
-        &self,
-        partition_id: i64,
-        from_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit WHERE partition_id = ? AND seq >= ? ORDER BY seq LIMIT ?"
-        ))
-        .bind(partition_id)
-        .bind(from_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("reading the audit chain of partition {partition_id} from {from_seq}"),
-                e,
-            )
-        })?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    async fn audit_partitions(&self) -> StoreResult<Vec<i64>> {
-        sqlx::query_scalar("SELECT DISTINCT partition_id FROM audit ORDER BY partition_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("listing audit chains", e))
-    }
-
-    async fn last_checkpoint(&self, partition_id: i64) -> StoreResult<Option<CheckpointRow>> {
-        let row = sqlx::query(
-            "SELECT partition_id, seq, hash, time_ns, signer_cert, signature \
-             FROM checkpoints WHERE partition_id = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(partition_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("reading the last checkpoint of partition {partition_id}"),
-                e,
-            )
-        })?;
-        row.as_ref().map(checkpoint_from_row).transpose()
-    }
-
-    async fn checkpoints(&self, partition_id: i64) -> StoreResult<Vec<CheckpointRow>> {
-        let rows = sqlx::query(
-            "SELECT partition_id, seq, hash, time_ns, signer_cert, signature \
-             FROM checkpoints WHERE partition_id = ? ORDER BY seq",
-        )
-        .bind(partition_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!("listing checkpoints of partition {partition_id}"),
-                e,
-            )
-        })?;
-        rows.iter().map(checkpoint_from_row).collect()
-    }
-
-    async fn services(&self) -> StoreResult<Vec<ServiceRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            service_columns!(),
-            " FROM services ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing services", e))?;
-        rows.iter().map(service_from_row).collect()
-    }
-
-    async fn service_by_user(&self, service_user: &str) -> StoreResult<Option<ServiceRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            service_columns!(),
-            " FROM services WHERE service_user = ?"
-        ))
-        .bind(service_user)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error(format_args!("reading service {service_user:?}"), e))?;
-        row.as_ref().map(service_from_row).transpose()
-    }
-
+store_impl!(SqliteStore, {
     async fn set_service_failures(
         &self,
         service_user: &str,
@@ -972,20 +746,6 @@ impl Store for SqliteStore {
             stored,
             row.version - 1,
         ))
-    }
-
-    async fn request(&self, tenant: &str, id: &str) -> StoreResult<Option<RequestRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM requests WHERE id = ? AND tenant = ?"
-        ))
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error(format_args!("reading request {id:?}"), e))?;
-        row.as_ref().map(request_from_row).transpose()
     }
 
     async fn delete_finished_requests(
@@ -1152,7 +912,7 @@ impl Store for SqliteStore {
         self.watch_counters();
         Some(self.changes.partitions.changed.subscribe())
     }
-}
+});
 
 /// Reads the change counters every [`CHANGE_POLL`] and reports each move that this store has
 /// not accounted for: another process changed a service or a partition. Ends when the store
@@ -1197,40 +957,6 @@ async fn poll_changes(pool: SqlitePool, changes: Weak<Changes>) {
             changes.partitions.report();
         }
     }
-}
-
-/// The SQL of [`Store::find_objects`] for `filter`: only constant fragments go into the text,
-/// every value is a bound parameter (partition id first, then the `Some` fields in the order
-/// class, key type, label, CKA_ID, UUID, after, limit).
-fn find_objects_sql(filter: &ObjectFilter) -> String {
-    let mut sql = String::from(concat!(
-        "SELECT ",
-        object_columns!(),
-        " FROM objects WHERE partition_id = ?"
-    ));
-    if filter.class.is_some() {
-        sql.push_str(" AND class = ?");
-    }
-    if filter.key_type.is_some() {
-        sql.push_str(" AND key_type = ?");
-    }
-    if filter.label.is_some() {
-        sql.push_str(" AND label = ?");
-    }
-    if filter.ckaid.is_some() {
-        sql.push_str(" AND ckaid = ?");
-    }
-    if filter.uuid.is_some() {
-        sql.push_str(" AND uuid = ?");
-    }
-    if filter.after.is_some() {
-        sql.push_str(" AND object_id > ?");
-    }
-    sql.push_str(" ORDER BY object_id");
-    if filter.limit.is_some() {
-        sql.push_str(" LIMIT ?");
-    }
-    sql
 }
 
 /// The version of an object, read inside the write transaction after a CAS miss.
@@ -1302,6 +1028,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::sql::find_objects_sql;
     use sqlx::Row;
 
     /// The plan SQLite picks for a search: it must use the matching index, never walk the
