@@ -6,8 +6,12 @@
 # the floor that any client → gateway → node path has on this machine.
 #
 #   scripts/bench-pkcs11.sh [--seconds S] [--threads 1,2,8,32] [--styles query,direct]
-#                           [--out FILE.md] [--stack dev|separate]
+#                           [--repeat N] [--out FILE.md] [--stack dev|separate]
 #
+# --repeat N runs the whole sequence N times (default 1); each cell of the table is then the
+# median round (ops/s, with that round's latencies), and each ratio the median of the rounds'
+# ratios with their range, so that a drift of the machine's speed shows as a range instead of
+# deciding one figure.
 # --stack dev (the default) measures against `tresor dev`: node, gateway (and the idle REST
 # service) in one process, as a newcomer runs it. --stack separate starts `tresor hsm` and
 # `tresor gateway` as two processes (scripts/interop/tresor-stack.sh), which costs extra
@@ -29,6 +33,7 @@ THREADS=1,2,8,32
 STYLES=query,direct
 OUT=target/bench/pkcs11.md
 STACK=dev
+REPEAT=1
 CASES=rsa2048-sign,ecdsa-p256-sign,ed25519-sign,aes256gcm-1k
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +42,8 @@ while [ $# -gt 0 ]; do
     --styles) STYLES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --stack) STACK="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-pkcs11.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -112,7 +118,7 @@ run_bench() { # NAME MODULE PIN STYLE CASE PIDS-FILE THREADS [extra args]
     --seconds "$SECONDS_PER_CASE" --call-style "$style" "$@" >"$T/run.out"
   c1="$(server_cpu "$pids")"
   grep -v -e '^P11BENCH_JSON' -e '^module' -e '^library' -e '^token' -e '^ *$' "$T/run.out"
-  sed -n "s/^P11BENCH_JSON /{\"who\":\"$name\",\"style\":\"$style\",\"server_cpu_s\":$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }'),\"run\":/p" \
+  sed -n "s/^P11BENCH_JSON /{\"who\":\"$name\",\"round\":$round,\"style\":\"$style\",\"server_cpu_s\":$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }'),\"run\":/p" \
     "$T/run.out" | sed 's/$/}/' >>"$raw"
 }
 
@@ -151,6 +157,9 @@ fi
 # rather than one side of a ratio, and the two call styles of one module (which should agree)
 # are compared on the same footing.
 IFS=, read -r -a thread_list <<<"$THREADS"
+case "$REPEAT" in ''|*[!0-9]*|0) echo "bench-pkcs11.sh: --repeat takes a positive number" >&2; exit 2 ;; esac
+for round in $(seq 1 "$REPEAT"); do
+[ "$REPEAT" -gt 1 ] && echo "== round $round of $REPEAT"
 for c in "${cases[@]}"; do
   for t in "${thread_list[@]}"; do
     for s in "${styles[@]}"; do run_bench softhsm "$softhsm" 1234 "$s" "$c" "" "$t" --token-label bench; done
@@ -161,7 +170,7 @@ for c in "${cases[@]}"; do
     target/release/tresor bench engine --cases "$(engine_case "$c")" \
       --threads "$t" --seconds "$SECONDS_PER_CASE" --lookup-keys 0 --dir "$T/engine" \
       2>/dev/null | tee "$T/engine.out" | grep -v -e '^TRESOR_BENCH_JSON' -e '^aud.wait' -e '^the benchmark waits'
-    sed -n 's/^TRESOR_BENCH_JSON /{"who":"engine","run":/p' "$T/engine.out" | sed 's/$/}/' >>"$raw"
+    sed -n "s/^TRESOR_BENCH_JSON /{\"who\":\"engine\",\"round\":$round,\"run\":/p" "$T/engine.out" | sed 's/$/}/' >>"$raw"
     # The floor under any client -> gateway -> node path on this machine: the bare two hops of
     # `tresor bench network` (blocking relay and signer threads, no TLS, no framing) with as
     # many client threads, for the cases it has.
@@ -171,9 +180,10 @@ for c in "${cases[@]}"; do
       target/release/tresor bench network --sides bare --cases "$nc" --clients "$t" \
         --seconds "$SECONDS_PER_CASE" --setups 0 2>/dev/null >"$T/bare.out"
       grep -e '^[a-z]' "$T/bare.out" | grep -v -e '^TRESOR_BENCH_JSON' -e '^thread hand-off' || true
-      sed -n 's/^TRESOR_BENCH_JSON /{"who":"bare","run":/p' "$T/bare.out" | sed 's/$/}/' >>"$raw"
+      sed -n "s/^TRESOR_BENCH_JSON /{\"who\":\"bare\",\"round\":$round,\"run\":/p" "$T/bare.out" | sed 's/$/}/' >>"$raw"
     fi
   done
+done
 done
 if [ "$STACK" = separate ]; then
   scripts/interop/tresor-stack.sh stop "$T/tresor"
@@ -184,27 +194,29 @@ fi
 
 if [ "$STACK" = separate ]; then STACK_DESC="tresor hsm and tresor gateway processes"; else STACK_DESC="tresor dev, one process"; fi
 export STACK_DESC
-python3 - "$raw" "$OUT" "$SECONDS_PER_CASE" "$STYLES" <<'EOF'
-import json, sys, os
-raw, out, secs, styles = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
-p11 = {}       # (who, style, case, threads) -> result
+python3 - "$raw" "$OUT" "$SECONDS_PER_CASE" "$STYLES" "$REPEAT" <<'EOF'
+import json, sys, os, statistics
+raw, out, secs, styles, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(","), int(sys.argv[5])
+# Every result is kept per round: (..., round) keys.
+p11 = {}       # (who, style, case, threads, round) -> result
 srv = {}       # (style, case) -> (server cpu s, ops, wall s) over the Tresor runs
-engine = {}    # (case, threads) -> row
-bare = {}      # (bench network case, clients) -> bare hops result
+engine = {}    # (case, threads, round) -> row
+bare = {}      # (bench network case, clients, round) -> bare hops result
 libs = {}
 for line in open(raw):
     d = json.loads(line)
+    rnd = d.get("round", 1)
     if d["who"] == "bare":
         for r in d["run"]["results"]:
-            bare[(r["case"], r["clients"])] = r["bare_hops"]
+            bare[(r["case"], r["clients"], rnd)] = r["bare_hops"]
         continue
     if d["who"] == "engine":
         for r in d["run"]["results"]:
-            engine[(r["case"], r["threads"])] = r
+            engine[(r["case"], r["threads"], rnd)] = r
     else:
         libs[d["who"]] = d["run"].get("library", "?")
         for r in d["run"]["results"]:
-            p11[(d["who"], d["style"], r["case"], r["threads"])] = r
+            p11[(d["who"], d["style"], r["case"], r["threads"], rnd)] = r
         if d["who"] == "tresor":
             # One run: its server CPU once, its operations and time summed over its results.
             done = [r for r in d["run"]["results"] if "ops" in r]
@@ -227,32 +239,51 @@ def cell(r, k, fmt):
     v = r.get(k)
     return "-" if v is None else fmt.format(v)
 
+def ops(r):
+    return r.get("ops_per_s") if r and "error" not in r and "skipped" not in r else None
+
+def median_round(results):
+    """The result of the median round by ops/s (its latencies with it); None if none ran."""
+    ok = sorted((r for r in results if ops(r) is not None), key=ops)
+    if not ok:
+        return results[0] if results else None
+    return ok[(len(ok) - 1) // 2]
+
+def ratio_cell(pairs):
+    """Median of the rounds' ratios, with their range when there are several."""
+    vals = sorted(a / b for a, b in pairs if a is not None and b)
+    if not vals:
+        return "-"
+    m = "{:.2f}".format(statistics.median(vals))
+    return m if len(vals) == 1 else "{} ({:.2f}–{:.2f})".format(m, vals[0], vals[-1])
+
 rows = []
-keys = sorted({(s, c, t) for (_, s, c, t) in p11},
+keys = sorted({(s, c, t) for (_, s, c, t, _) in p11},
               key=lambda k: (list(eng_case).index(k[1]) if k[1] in eng_case else 99,
                              styles.index(k[0]) if k[0] in styles else 99, k[2]))
 for style, case, thr in keys:
-    s = p11.get(("softhsm", style, case, thr))
-    t = p11.get(("tresor", style, case, thr))
-    ratio = "-"
-    if s and t and s.get("ops_per_s") and t.get("ops_per_s") is not None:
-        ratio = "{:.2f}".format(t["ops_per_s"] / s["ops_per_s"])
-    e = engine.get((eng_case.get(case, case), thr))
+    rs = range(1, rounds + 1)
+    s_r = {n: p11.get(("softhsm", style, case, thr, n)) for n in rs}
+    t_r = {n: p11.get(("tresor", style, case, thr, n)) for n in rs}
+    e_r = {n: engine.get((eng_case.get(case, case), thr, n)) for n in rs}
+    b_r = {n: bare.get((net_case.get(case), thr, n)) for n in rs}
+    s = median_round([r for r in s_r.values() if r])
+    t = median_round([r for r in t_r.values() if r])
+    raw_ops = lambda e: e.get("raw_ops_per_s") if e else None
+    ratio = ratio_cell([(ops(t_r[n]), ops(s_r[n])) for n in rs])
+    traw = ratio_cell([(ops(t_r[n]), raw_ops(e_r[n])) for n in rs])
+    es = [e for e in e_r.values() if e]
+    e = sorted(es, key=lambda e: e["engine"]["ops_per_s"])[(len(es) - 1) // 2] if es else None
     eng = "-" if e is None else "{:,.0f}".format(e["engine"]["ops_per_s"])
     rawc = "-" if e is None or e.get("raw_ops_per_s") is None else "{:,.0f} ({})".format(e["raw_ops_per_s"], e.get("raw_lib"))
-    traw = "-"
-    if e is not None and e.get("raw_ops_per_s") and t and t.get("ops_per_s") is not None:
-        traw = "{:.2f}".format(t["ops_per_s"] / e["raw_ops_per_s"])
-    cpu, ops, _ = srv.get((style, case), (0.0, 0, 0.0))
-    srv_us = "{:.0f}".format(cpu / ops * 1e6) if ops else "-"
-    b = bare.get((net_case.get(case), thr))
-    bcell, bsoft, braw = "-", "-", "-"
+    cpu, n_ops, _ = srv.get((style, case), (0.0, 0, 0.0))
+    srv_us = "{:.0f}".format(cpu / n_ops * 1e6) if n_ops else "-"
+    b = median_round([r for r in b_r.values() if r])
+    bcell = "-"
     if b and b.get("ops_per_s"):
         bcell = "{:,.0f} ({:.0f})".format(b["ops_per_s"], b["p50_us"])
-        if s and s.get("ops_per_s"):
-            bsoft = "{:.2f}".format(b["ops_per_s"] / s["ops_per_s"])
-        if e is not None and e.get("raw_ops_per_s"):
-            braw = "{:.2f}".format(b["ops_per_s"] / e["raw_ops_per_s"])
+    bsoft = ratio_cell([((b_r[n] or {}).get("ops_per_s"), ops(s_r[n])) for n in rs])
+    braw = ratio_cell([((b_r[n] or {}).get("ops_per_s"), raw_ops(e_r[n])) for n in rs])
     rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
         case, thr, style,
         cell(s, "ops_per_s", "{:,.0f}"), cell(s, "p50_us", "{:.0f}"), cell(s, "p99_us", "{:.0f}"),
@@ -260,7 +291,8 @@ for style, case, thr in keys:
         ratio, srv_us, eng, rawc, traw, bcell, bsoft, braw))
 load = os.getloadavg()
 head = [
-    "PKCS#11 benchmark ({} s per case, {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
+    "PKCS#11 benchmark ({} s per case, {} round(s): a cell is the median round, a ratio the median of the rounds'"
+    " ratios (range); {} cores, loadavg now {:.2f}). SoftHSM: {}; Tresor: libtresor_pkcs11.so"
     " through gateway and node on 127.0.0.1 ({}). Latencies in µs (one complete operation as the"
     " application sees it). Baseline: `tresor bench engine` — the Tresor engine in-process, and the faster"
     " of OpenSSL / aws-lc-rs called directly (raw crypto). Server µs/op: CPU time of the node and gateway"
@@ -269,7 +301,7 @@ head = [
     " --sides bare` with as many client threads (two plain loopback hops through blocking relay threads to a"
     " signer thread using the same engine; no TLS, framing, login or PKCS#11 layer), ops/s (p50 µs), and as a"
     " share of SoftHSM and of raw crypto. On 2 cores the client, gateway and node share the CPUs: Tresor's figures are a lower bound"
-    " for a deployment with its own HSM machine.".format(secs, os.cpu_count(), load[0], libs.get("softhsm", "?"),
+    " for a deployment with its own HSM machine.".format(secs, rounds, os.cpu_count(), load[0], libs.get("softhsm", "?"),
         os.environ.get("STACK_DESC", "?")),
     "",
     "| case | thr | style | SoftHSM ops/s | p50 | p99 | Tresor ops/s | p50 | p99 | Tresor/SoftHSM | Tresor server µs/op | engine in-process ops/s | raw crypto ops/s (lib) | Tresor/raw | bare hops ops/s (p50) | bare/SoftHSM | bare/raw |",
