@@ -135,6 +135,26 @@ proptest! {
         let _ = tresor_core::seal::Share::parse(&s);
     }
 
+    /// `CKA_ALLOWED_MECHANISMS` from arbitrary bytes: accepted exactly when it is a whole
+    /// number of 8-byte values and at most the limit, and then read back as given.
+    #[test]
+    fn allowed_mechanisms_decode(b in proptest::collection::vec(any::<u8>(), 0..2200)) {
+        use tresor_core::object::{allowed_mechanisms, MAX_ALLOWED_MECHANISMS};
+        let t = Template::new().with_bytes(CKA_ALLOWED_MECHANISMS, &b).unwrap();
+        let ok = b.len() % 8 == 0 && b.len() / 8 <= MAX_ALLOWED_MECHANISMS;
+        match allowed_mechanisms(&t) {
+            Ok(list) => {
+                prop_assert!(ok);
+                let back: Vec<u8> = list.iter().flat_map(|m| m.to_ne_bytes()).collect();
+                prop_assert_eq!(back, b);
+            }
+            Err(e) => {
+                prop_assert!(!ok);
+                prop_assert_eq!(e.rv(), tresor_core::Rv::AttributeValueInvalid);
+            }
+        }
+    }
+
     /// Key import from arbitrary bytes never panics.
     #[test]
     fn key_decoders_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
