@@ -10,14 +10,12 @@
 //! The schema lives in `migrations/` and is embedded with [`sqlx::migrate!`]; it is applied
 //! (idempotently) every time a store is opened.
 
-use std::fmt::Display;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -25,7 +23,9 @@ use sqlx::sqlite::{
 };
 use sqlx::AssertSqlSafe;
 
-use crate::sql::FINISHED_REQUEST_STATES;
+use crate::sql::{
+    cas_miss, db_error, unique_violation, write_error, Unique, FINISHED_REQUEST_STATES,
+};
 use crate::{
     AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, RequestRow,
     ServiceRow, StoreError, StoreResult, WriteBatch,
@@ -263,369 +263,30 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
 
-    /// Apply one mutation inside the open transaction.
-    async fn apply(conn: &mut SqliteConnection, m: &Mutation) -> StoreResult<()> {
-        match m {
-            Mutation::InsertCluster { key, value } => {
-                sqlx::query("INSERT INTO cluster (key, value) VALUES (?, ?)")
-                    .bind(key.as_str())
-                    .bind(value.as_slice())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| write_error(format_args!("cluster setting {key:?}"), e))?;
-            }
-            Mutation::PutCluster { key, value } => {
-                sqlx::query(
-                    "INSERT INTO cluster (key, value) VALUES (?, ?) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(key.as_str())
-                .bind(value.as_slice())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| write_error(format_args!("cluster setting {key:?}"), e))?;
-            }
-            Mutation::InsertPartition(p) => {
-                sqlx::query(concat!(
-                    "INSERT INTO partitions (",
-                    partition_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(p.id)
-                .bind(p.name.as_str())
-                .bind(p.created)
-                .bind(p.version)
-                .bind(p.sealed.as_slice())
-                .bind(p.so_failures)
-                .bind(p.user_failures)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(ref d)
-                        if d.kind() == ErrorKind::UniqueViolation
-                            && d.message().contains("partitions.name") =>
-                    {
-                        StoreError::Conflict(format!("partition name {:?} already exists", p.name))
-                    }
-                    e => write_error(format_args!("partition {} ({:?})", p.id, p.name), e),
-                })?;
-            }
-            Mutation::UpdatePartition {
-                row,
-                expected_version,
-            } => {
-                let done = sqlx::query(
-                    "UPDATE partitions SET sealed = ?, version = ? WHERE id = ? AND version = ?",
-                )
-                .bind(row.sealed.as_slice())
-                .bind(row.version)
-                .bind(row.id)
-                .bind(*expected_version)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| write_error(format_args!("updating partition {}", row.id), e))?;
-                if done.rows_affected() == 0 {
-                    let stored: Option<i64> =
-                        sqlx::query_scalar("SELECT version FROM partitions WHERE id = ?")
-                            .bind(row.id)
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(|e| {
-                                db_error(
-                                    format_args!("reading the version of partition {}", row.id),
-                                    e,
-                                )
-                            })?;
-                    return Err(cas_miss(
-                        format_args!("partition {}", row.id),
-                        stored,
-                        *expected_version,
-                    ));
-                }
-            }
-            Mutation::SetPinFailures {
-                partition_id,
-                so_failures,
-                user_failures,
-            } => {
-                let done = sqlx::query(
-                    "UPDATE partitions SET so_failures = ?, user_failures = ? WHERE id = ?",
-                )
-                .bind(*so_failures)
-                .bind(*user_failures)
-                .bind(*partition_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    write_error(
-                        format_args!("PIN failure counters of partition {partition_id}"),
-                        e,
-                    )
-                })?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("partition {partition_id}")));
-                }
-            }
-            Mutation::DeletePartition { partition_id } => {
-                // Explicit, so that the behaviour does not depend on ON DELETE CASCADE support.
-                sqlx::query("DELETE FROM objects WHERE partition_id = ?")
-                    .bind(*partition_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        write_error(
-                            format_args!("deleting the objects of partition {partition_id}"),
-                            e,
-                        )
-                    })?;
-                let done = sqlx::query("DELETE FROM partitions WHERE id = ?")
-                    .bind(*partition_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        write_error(format_args!("deleting partition {partition_id}"), e)
-                    })?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("partition {partition_id}")));
-                }
-            }
-            Mutation::InsertObject(o) => {
-                sqlx::query(concat!(
-                    "INSERT INTO objects (",
-                    object_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(o.partition_id)
-                .bind(o.object_id)
-                .bind(o.version)
-                .bind(o.class)
-                .bind(o.key_type)
-                .bind(o.label.as_str())
-                .bind(o.ckaid.as_slice())
-                .bind(o.uuid.as_str())
-                .bind(o.usage_count)
-                .bind(o.sealed.as_slice())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    write_error(
-                        format_args!("object {} of partition {}", o.object_id, o.partition_id),
-                        e,
-                    )
-                })?;
-            }
-            Mutation::UpdateObject {
-                row: o,
-                expected_version,
-            } => {
-                // usage_count never decreases: see the doc of `SqliteStore`.
-                let done = sqlx::query(
-                    "UPDATE objects SET version = ?, class = ?, key_type = ?, label = ?, ckaid = ?, uuid = ?, \
-                     usage_count = CASE WHEN usage_count > ? THEN usage_count ELSE ? END, sealed = ? \
-                     WHERE partition_id = ? AND object_id = ? AND version = ?",
-                )
-                .bind(o.version)
-                .bind(o.class)
-                .bind(o.key_type)
-                .bind(o.label.as_str())
-                .bind(o.ckaid.as_slice())
-                .bind(o.uuid.as_str())
-                .bind(o.usage_count)
-                .bind(o.usage_count)
-                .bind(o.sealed.as_slice())
-                .bind(o.partition_id)
-                .bind(o.object_id)
-                .bind(*expected_version)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    write_error(format_args!("updating object {} of partition {}", o.object_id, o.partition_id), e)
-                })?;
-                if done.rows_affected() == 0 {
-                    let stored = object_version(conn, o.partition_id, o.object_id).await?;
-                    return Err(cas_miss(
-                        format_args!("object {}", o.object_id),
-                        stored,
-                        *expected_version,
-                    ));
-                }
-            }
-            Mutation::DeleteObject {
-                partition_id,
-                object_id,
-                expected_version,
-            } => {
-                let done = sqlx::query(
-                    "DELETE FROM objects WHERE partition_id = ? AND object_id = ? AND version = ?",
-                )
-                .bind(*partition_id)
-                .bind(*object_id)
-                .bind(*expected_version)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    write_error(
-                        format_args!("deleting object {object_id} of partition {partition_id}"),
-                        e,
-                    )
-                })?;
-                if done.rows_affected() == 0 {
-                    let stored = object_version(conn, *partition_id, *object_id).await?;
-                    return Err(cas_miss(
-                        format_args!("object {object_id}"),
-                        stored,
-                        *expected_version,
-                    ));
-                }
-            }
-            Mutation::AddUsage {
-                partition_id,
-                object_id,
-                n,
-            } => {
-                // A missing object is not an error: it may have been deleted meanwhile.
-                sqlx::query("UPDATE objects SET usage_count = usage_count + ? WHERE partition_id = ? AND object_id = ?")
-                    .bind(*n)
-                    .bind(*partition_id)
-                    .bind(*object_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        write_error(format_args!("usage count of object {object_id} of partition {partition_id}"), e)
-                    })?;
-            }
-            Mutation::AppendAudit(a) => {
-                sqlx::query(concat!(
-                    "INSERT INTO audit (",
-                    audit_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(a.partition_id)
-                .bind(a.seq)
-                .bind(a.time_ns)
-                .bind(a.actor.as_str())
-                .bind(a.action.as_str())
-                .bind(a.object_id)
-                .bind(a.detail.as_str())
-                .bind(a.prev_hash.as_slice())
-                .bind(a.hash.as_slice())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    write_error(
-                        format_args!("audit entry {} of partition {}", a.seq, a.partition_id),
-                        e,
-                    )
-                })?;
-            }
-            Mutation::PutCheckpoint(c) => {
-                sqlx::query(
-                    "INSERT INTO checkpoints (partition_id, seq, hash, time_ns, signer_cert, signature) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(c.partition_id)
-                .bind(c.seq)
-                .bind(c.hash.as_slice())
-                .bind(c.time_ns)
-                .bind(c.signer_cert.as_slice())
-                .bind(c.signature.as_slice())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| write_error(format_args!("checkpoint {} of partition {}", c.seq, c.partition_id), e))?;
-            }
-            Mutation::PutService(sv) if sv.version == 1 => {
-                sqlx::query(concat!(
-                    "INSERT INTO services (",
-                    service_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?)"
-                ))
-                .bind(sv.name.as_str())
-                .bind(sv.service_user.as_str())
-                .bind(sv.record_json.as_slice())
-                .bind(sv.failures)
-                .bind(sv.locked_until)
-                .bind(sv.version)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(ref d) if d.kind() == ErrorKind::UniqueViolation => {
-                        if d.message().contains("services.name") {
-                            StoreError::Conflict(format!(
-                                "service name {:?} already exists",
-                                sv.name
-                            ))
-                        } else {
-                            StoreError::Conflict(format!(
-                                "service user {:?} already exists",
-                                sv.service_user
-                            ))
-                        }
-                    }
-                    e => write_error(format_args!("service {:?}", sv.service_user), e),
-                })?;
-            }
-            Mutation::PutService(sv) => {
-                let expected = sv.version - 1;
-                let done = sqlx::query(
-                    "UPDATE services SET name = ?, record_json = ?, failures = ?, locked_until = ?, version = ? \
-                     WHERE service_user = ? AND version = ?",
-                )
-                .bind(sv.name.as_str())
-                .bind(sv.record_json.as_slice())
-                .bind(sv.failures)
-                .bind(sv.locked_until)
-                .bind(sv.version)
-                .bind(sv.service_user.as_str())
-                .bind(expected)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(ref d)
-                        if d.kind() == ErrorKind::UniqueViolation
-                            && d.message().contains("services.name") =>
-                    {
-                        StoreError::Conflict(format!("service name {:?} already exists", sv.name))
-                    }
-                    e => write_error(format_args!("updating service {:?}", sv.service_user), e),
-                })?;
-                if done.rows_affected() == 0 {
-                    let stored: Option<i64> =
-                        sqlx::query_scalar("SELECT version FROM services WHERE service_user = ?")
-                            .bind(sv.service_user.as_str())
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .map_err(|e| {
-                                db_error(
-                                    format_args!(
-                                        "reading the version of service {:?}",
-                                        sv.service_user
-                                    ),
-                                    e,
-                                )
-                            })?;
-                    return Err(cas_miss(
-                        format_args!("service {:?}", sv.service_user),
-                        stored,
-                        expected,
-                    ));
-                }
-            }
-            Mutation::DeleteService { service_user } => {
-                let done = sqlx::query("DELETE FROM services WHERE service_user = ?")
-                    .bind(service_user.as_str())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        write_error(format_args!("deleting service {service_user:?}"), e)
-                    })?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("service {service_user:?}")));
-                }
-            }
-        }
-        Ok(())
-    }
+apply_mutation!(
+    ,
+    conn = SqliteConnection,
+    error = StoreError,
+    write = write_error,
+    read = db_error,
+    unique = unique_rule,
+    lock = "",
+);
+
+/// The uniqueness rule `e` broke, known by SQLite's message ("UNIQUE constraint failed:
+/// table.column"). (A write transaction holds the whole database, so the partition row needs
+/// no lock of its own before a partition is deleted.)
+fn unique_rule(e: &sqlx::Error) -> Option<Unique> {
+    let message = unique_violation(e)?.message();
+    [
+        ("partitions.name", Unique::PartitionName),
+        ("services.name", Unique::ServiceName),
+        ("services.service_user", Unique::ServiceUser),
+    ]
+    .into_iter()
+    .find_map(|(column, rule)| message.contains(column).then_some(rule))
 }
 
 store_impl!(SqliteStore, {
@@ -814,7 +475,7 @@ store_impl!(SqliteStore, {
             .await
             .map_err(|e| db_error("starting a write transaction", e))?;
         for (i, m) in batch.mutations.iter().enumerate() {
-            if let Err(err) = Self::apply(&mut tx, m).await {
+            if let Err(err) = apply(&mut tx, m).await {
                 tracing::debug!(mutation = i, error = %err, "store commit rolled back");
                 if let Err(e) = tx.rollback().await {
                     // The connection is discarded by the pool; nothing was committed.
@@ -855,7 +516,7 @@ store_impl!(SqliteStore, {
             .map_err(|e| db_error("starting a write transaction", e))?;
         let result: StoreResult<Option<(i64, i64)>> = async {
             for m in &batch.mutations {
-                Self::apply(&mut tx, m).await?;
+                apply(&mut tx, m).await?;
             }
             let head = sqlx::query(AUDIT_HEAD_SQL)
                 .bind(partition_id)
@@ -876,7 +537,7 @@ store_impl!(SqliteStore, {
             };
             let extra = chain(at).map_err(StoreError::Conflict)?;
             for m in &extra {
-                Self::apply(&mut tx, m).await?;
+                apply(&mut tx, m).await?;
             }
             Self::counters_in(&mut tx, &batch).await
         }
@@ -957,61 +618,6 @@ async fn poll_changes(pool: SqlitePool, changes: Weak<Changes>) {
             changes.partitions.report();
         }
     }
-}
-
-/// The version of an object, read inside the write transaction after a CAS miss.
-async fn object_version(
-    conn: &mut SqliteConnection,
-    partition_id: i64,
-    object_id: i64,
-) -> StoreResult<Option<i64>> {
-    sqlx::query_scalar("SELECT version FROM objects WHERE partition_id = ? AND object_id = ?")
-        .bind(partition_id)
-        .bind(object_id)
-        .fetch_optional(conn)
-        .await
-        .map_err(|e| {
-            db_error(
-                format_args!(
-                    "reading the version of object {object_id} of partition {partition_id}"
-                ),
-                e,
-            )
-        })
-}
-
-/// The error of a compare-and-swap that matched no row: `NotFound` if the row is absent,
-/// else `Conflict` naming the stored and the expected version.
-fn cas_miss(what: impl Display, stored: Option<i64>, expected: i64) -> StoreError {
-    match stored {
-        None => StoreError::NotFound(what.to_string()),
-        Some(v) => StoreError::Conflict(format!("{what} version is {v}, expected {expected}")),
-    }
-}
-
-/// Map an error of a write: uniqueness violations become `Conflict`, a missing referenced row
-/// (an object of an unknown partition) `NotFound`, anything else `Database`.
-fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        match d.kind() {
-            ErrorKind::UniqueViolation => {
-                return StoreError::Conflict(format!("{what} already exists ({})", d.message()));
-            }
-            ErrorKind::ForeignKeyViolation => {
-                return StoreError::NotFound(format!(
-                    "{what}: the partition does not exist ({})",
-                    d.message()
-                ));
-            }
-            _ => {}
-        }
-    }
-    db_error(what, e)
-}
-
-/// A database failure while doing `what`.
-fn db_error(what: impl Display, e: sqlx::Error) -> StoreError {
-    StoreError::Database(format!("{what}: {e}"))
 }
 
 row_readers!(SqliteRow, sqlx::Sqlite);

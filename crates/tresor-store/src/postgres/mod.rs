@@ -84,7 +84,6 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sqlx::error::ErrorKind;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
@@ -100,12 +99,13 @@ mod url;
 pub use url::redact_url;
 mod write;
 
+use crate::sql::{cas_miss, db_error, write_error};
 use rows::{
     audit_from_row, checkpoint_from_row, get, object_from_row, partition_from_row,
     request_from_row, service_from_row, AUDIT_HEAD_SQL,
 };
 use url::{redact, url_secrets};
-use write::{apply, cas_miss};
+use write::apply;
 
 /// The schema migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations-pg");
@@ -962,36 +962,12 @@ fn write_failure(what: impl Display, e: sqlx::Error) -> Failure {
     Failure::Final(write_error(what, e))
 }
 
-/// [`write_failure`] outside a transaction that could be retried.
-fn write_error(what: impl Display, e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        match d.kind() {
-            ErrorKind::UniqueViolation => {
-                return StoreError::Conflict(format!("{what} already exists ({})", d.message()));
-            }
-            ErrorKind::ForeignKeyViolation => {
-                return StoreError::NotFound(format!(
-                    "{what}: the partition does not exist ({})",
-                    d.message()
-                ));
-            }
-            _ => {}
-        }
-    }
-    db_error(what, e)
-}
-
 /// A database failure while doing `what` inside a transaction.
 fn db_failure(what: impl Display, e: sqlx::Error) -> Failure {
     if retryable(&e) {
         return Failure::Retry(format!("{what}: {e}"));
     }
     Failure::Final(db_error(what, e))
-}
-
-/// A database failure while doing `what`.
-fn db_error(what: impl Display, e: sqlx::Error) -> StoreError {
-    StoreError::Database(format!("{what}: {e}"))
 }
 
 #[cfg(test)]
