@@ -523,10 +523,11 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
         });
     }
     let max_clients = a.clients.iter().copied().max().unwrap_or(1);
-    // The node and the gateway get their own runtime with named threads, so that the CPU time
-    // they use can be told apart from the clients' (see `ServerCpu`).
-    // The node and the gateway each get a runtime of their own, as the two processes of a
-    // deployment have; sharing one runtime would make them trade tasks between worker threads.
+    // The node and the gateway each get a runtime of their own with named threads, as the two
+    // processes of a deployment have: sharing one runtime would make them trade tasks between
+    // worker threads, and the names tell the CPU time they use from the clients' (see
+    // `ServerCpu`). TRESOR_BENCH_NODE_THREADS / TRESOR_BENCH_GATEWAY_THREADS size them (default:
+    // one worker per core, as Tokio does).
     let runtime = |name: &'static str, var: &str| {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {

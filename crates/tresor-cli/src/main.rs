@@ -72,6 +72,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = check_worker_threads(std::env::var_os(WORKER_THREADS_VAR)) {
+        eprintln!("tresor: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,6 +106,42 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("tresor: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tokio sizes every runtime built here from this variable (default: one worker per core); an
+/// operator may set it (see docs/network.md, "Worker threads").
+const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
+
+/// Tokio panics on a value that is not a positive whole number; say what is wrong instead.
+fn check_worker_threads(value: Option<std::ffi::OsString>) -> Result<(), String> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    match value.to_str().map(str::parse::<usize>) {
+        Some(Ok(n)) if n > 0 => Ok(()),
+        _ => Err(format!(
+            "{WORKER_THREADS_VAR}={value:?}: expected the number of worker threads (a whole number of at least 1)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::check_worker_threads;
+
+    #[test]
+    fn worker_threads_setting() {
+        assert!(check_worker_threads(None).is_ok());
+        assert!(check_worker_threads(Some("1".into())).is_ok());
+        assert!(check_worker_threads(Some("16".into())).is_ok());
+        assert!(check_worker_threads(Some("+2".into())).is_ok());
+        for bad in ["0", "", "two", "-1", " 2", "2.5"] {
+            let e = check_worker_threads(Some(bad.into())).unwrap_err();
+            assert!(e.contains("TOKIO_WORKER_THREADS"), "{e}");
         }
     }
 }
