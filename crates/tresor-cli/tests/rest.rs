@@ -1564,6 +1564,31 @@ fn keys_signatures_and_errors() {
     ] {
         assert!(doc.json["paths"][p].is_object(), "{p} not documented");
     }
+    // The asynchronous forms: each its own entry, answering 201 with its request id.
+    for (p, id) in [
+        ("/v1/sign", "signRequestId"),
+        ("/v1/unwrap", "unwrapRequestId"),
+        ("/v1/block", "blockKeyRequestId"),
+        ("/v1/modify", "modifyKeyRequestId"),
+        ("/v1/unblock", "unblockKeyRequestId"),
+    ] {
+        let post = &doc.json["paths"][p]["post"];
+        assert!(
+            post["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("asynchronous form"),
+            "{p}: {post}"
+        );
+        let body = post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or("");
+        let schema = body.rsplit('/').next().unwrap_or("");
+        assert!(
+            doc.json["components"]["schemas"][schema]["properties"][id].is_object(),
+            "{p}: 201 body {body} has no {id}"
+        );
+    }
     let ex = doc.json["components"]["schemas"]["SignBody"]["example"].to_string();
     assert!(
         ex.contains("UGF5bG9hZA==") && ex.contains("SHA224_WITH_RSA_PSS"),

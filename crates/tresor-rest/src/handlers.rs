@@ -1840,78 +1840,47 @@ fn created(body: impl serde::Serialize) -> HttpResponse {
     (axum::http::StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// Sign (asynchronous form: runs now, answers 201 with the request id; the signature is the
-/// request's `result`).
-#[utoipa::path(post, path = "/v1/sign", tag = "crypto", request_body = SignBody,
-    responses((status = 201, body = SignRequestId), (status = "4XX", body = crate::error::ErrorBody),
-        (status = "5XX", body = crate::error::ErrorBody)))]
-pub async fn sign_async(
-    app: State<Arc<App>>,
-    c: Caller,
-    body: ApiJson<SignBody>,
-) -> ApiResult<HttpResponse> {
-    let r = synchronous_sign(app, c, body).await?;
-    Ok(created(SignRequestId {
-        sign_request_id: request_id_of(&r)?,
-    }))
+/// The asynchronous form of an approval-capable operation: it runs now, through the synchronous
+/// handler, and answers 201 with the request id (the operation's outcome is the request's
+/// `result`). One handler per path, so that each has its own OpenAPI entry.
+macro_rules! async_form {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $body:ty, $sync:ident, $id:ident { $field:ident }) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "crypto", request_body = $body,
+            responses((status = 201, body = $id), (status = "4XX", body = crate::error::ErrorBody),
+                (status = "5XX", body = crate::error::ErrorBody)))]
+        pub async fn $name(
+            app: State<Arc<App>>,
+            c: Caller,
+            body: ApiJson<$body>,
+        ) -> ApiResult<HttpResponse> {
+            let r = $sync(app, c, body).await?;
+            Ok(created($id {
+                $field: request_id_of(&r)?,
+            }))
+        }
+    };
 }
 
-/// Unwrap (asynchronous form).
-#[utoipa::path(post, path = "/v1/unwrap", tag = "crypto", request_body = UnwrapBody,
-    responses((status = 201, body = UnwrapRequestId), (status = "4XX", body = crate::error::ErrorBody),
-        (status = "5XX", body = crate::error::ErrorBody)))]
-pub async fn unwrap_async(
-    app: State<Arc<App>>,
-    c: Caller,
-    body: ApiJson<UnwrapBody>,
-) -> ApiResult<HttpResponse> {
-    let r = synchronous_unwrap(app, c, body).await?;
-    Ok(created(UnwrapRequestId {
-        unwrap_request_id: request_id_of(&r)?,
-    }))
-}
-
-/// Block (asynchronous form).
-#[utoipa::path(post, path = "/v1/block", tag = "crypto", request_body = BlockBody,
-    responses((status = 201, body = BlockRequestId), (status = "4XX", body = crate::error::ErrorBody),
-        (status = "5XX", body = crate::error::ErrorBody)))]
-pub async fn block_async(
-    app: State<Arc<App>>,
-    c: Caller,
-    body: ApiJson<BlockBody>,
-) -> ApiResult<HttpResponse> {
-    let r = synchronous_block(app, c, body).await?;
-    Ok(created(BlockRequestId {
-        block_key_request_id: request_id_of(&r)?,
-    }))
-}
-
-/// Modify (asynchronous form).
-#[utoipa::path(post, path = "/v1/modify", tag = "crypto", request_body = ModifyBody,
-    responses((status = 201, body = ModifyRequestId), (status = "4XX", body = crate::error::ErrorBody),
-        (status = "5XX", body = crate::error::ErrorBody)))]
-pub async fn modify_async(
-    app: State<Arc<App>>,
-    c: Caller,
-    body: ApiJson<ModifyBody>,
-) -> ApiResult<HttpResponse> {
-    let r = synchronous_modify(app, c, body).await?;
-    Ok(created(ModifyRequestId {
-        modify_key_request_id: request_id_of(&r)?,
-    }))
-}
-
-/// Unblock (asynchronous form).
-#[utoipa::path(post, path = "/v1/unblock", tag = "crypto", request_body = UnblockBody,
-    responses((status = 201, body = UnblockRequestId), (status = "4XX", body = crate::error::ErrorBody),
-        (status = "5XX", body = crate::error::ErrorBody)))]
-pub async fn unblock_async(
-    app: State<Arc<App>>,
-    c: Caller,
-    body: ApiJson<UnblockBody>,
-) -> ApiResult<HttpResponse> {
-    let r = synchronous_unblock(app, c, body).await?;
-    Ok(created(UnblockRequestId {
-        unblock_key_request_id: request_id_of(&r)?,
-    }))
-}
+async_form!(
+    /// Sign (asynchronous form: runs now, answers 201 with the request id; the signature is the
+    /// request's `result`).
+    sign_async, "/v1/sign", SignBody, synchronous_sign, SignRequestId { sign_request_id }
+);
+async_form!(
+    /// Unwrap (asynchronous form).
+    unwrap_async, "/v1/unwrap", UnwrapBody, synchronous_unwrap, UnwrapRequestId { unwrap_request_id }
+);
+async_form!(
+    /// Block (asynchronous form).
+    block_async, "/v1/block", BlockBody, synchronous_block, BlockRequestId { block_key_request_id }
+);
+async_form!(
+    /// Modify (asynchronous form).
+    modify_async, "/v1/modify", ModifyBody, synchronous_modify, ModifyRequestId { modify_key_request_id }
+);
+async_form!(
+    /// Unblock (asynchronous form).
+    unblock_async, "/v1/unblock", UnblockBody, synchronous_unblock,
+    UnblockRequestId { unblock_key_request_id }
+);
