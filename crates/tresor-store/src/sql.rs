@@ -676,6 +676,177 @@ macro_rules! apply_mutation {
     };
 }
 
+/// A batch for `Store::insert_requests` is refused whole if any row is not a new one.
+pub(crate) fn check_new_requests(rows: &[crate::RequestRow]) -> crate::StoreResult<()> {
+    match rows.iter().find(|r| r.version != 1) {
+        Some(r) => Err(crate::StoreError::Conflict(format!(
+            "request {:?}: a new request has version 1, not {}",
+            r.id, r.version
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Defines, in the module that invokes it, the statements of the writes outside `commit` (the
+/// REST request table and the gateways' lockout counters) for the backend whose database is
+/// `db`, with the same `error`, `write` and `read` as [`apply_mutation`]; `skip_locked` ends
+/// the `SELECT` that picks finished requests to delete (PostgreSQL: rows another node is
+/// deleting are left to it). Each backend wraps them in its own locking or retries.
+macro_rules! other_writes {
+    (
+        db = $db:ty,
+        error = $err:ty,
+        write = $write:path,
+        read = $read:path,
+        skip_locked = $skip:literal $(,)?
+    ) => {
+        /// Insert new requests (all of them or none: run inside the caller's transaction).
+        async fn insert_request_rows(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            rows: &[$crate::RequestRow],
+        ) -> Result<(), $err> {
+            // 256 rows × 14 parameters per statement: under SQLite's limit of 32,766 and
+            // PostgreSQL's of 65,535.
+            for chunk in rows.chunks(256) {
+                let mut qb: sqlx::QueryBuilder<$db> = sqlx::QueryBuilder::new(concat!(
+                    "INSERT INTO requests (",
+                    request_columns!(),
+                    ") "
+                ));
+                qb.push_values(chunk, |mut b, row| {
+                    b.push_bind(&row.id)
+                        .push_bind(&row.tenant)
+                        .push_bind(&row.kind)
+                        .push_bind(&row.status)
+                        .push_bind(&row.key_name)
+                        .push_bind(&row.request_json)
+                        .push_bind(&row.approvals_json)
+                        .push_bind(&row.result)
+                        .push_bind(&row.error)
+                        .push_bind(row.created)
+                        .push_bind(row.updated)
+                        .push_bind(row.executed)
+                        .push_bind(row.expires)
+                        .push_bind(row.version);
+                });
+                qb.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| $write(format_args!("{} requests", chunk.len()), e))?;
+            }
+            Ok(())
+        }
+
+        /// Compare-and-swap of one request on its version.
+        async fn update_request_row(
+            pool: &sqlx::Pool<$db>,
+            row: &$crate::RequestRow,
+        ) -> Result<(), $err> {
+            let done = sqlx::query(
+                "UPDATE requests SET status = $1, key_name = $2, request_json = $3, \
+                 approvals_json = $4, result = $5, error = $6, updated = $7, executed = $8, \
+                 expires = $9, version = $10 \
+                 WHERE id = $11 AND tenant = $12 AND version = $13",
+            )
+            .bind(&row.status)
+            .bind(&row.key_name)
+            .bind(&row.request_json)
+            .bind(&row.approvals_json)
+            .bind(&row.result)
+            .bind(&row.error)
+            .bind(row.updated)
+            .bind(row.executed)
+            .bind(row.expires)
+            .bind(row.version)
+            .bind(&row.id)
+            .bind(&row.tenant)
+            .bind(row.version - 1)
+            .execute(pool)
+            .await
+            .map_err(|e| $write(format_args!("request {:?}", row.id), e))?;
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            let stored: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM requests WHERE id = $1 AND tenant = $2")
+                    .bind(&row.id)
+                    .bind(&row.tenant)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| $read(format_args!("request {:?}", row.id), e))?;
+            Err(<$err as From<$crate::StoreError>>::from($crate::sql::cas_miss(
+                format_args!("request {:?}", row.id),
+                stored,
+                row.version - 1,
+            )))
+        }
+
+        /// Delete up to `limit` finished requests of `tenant` created before `created_before`.
+        async fn delete_finished_rows(
+            pool: &sqlx::Pool<$db>,
+            tenant: &str,
+            created_before: i64,
+            limit: u32,
+        ) -> Result<u64, $err> {
+            // One status at a time, so each lookup is a range of the (tenant, status, created)
+            // index.
+            let mut gone = 0u64;
+            for status in $crate::sql::FINISHED_REQUEST_STATES {
+                let left = u64::from(limit).saturating_sub(gone);
+                if left == 0 {
+                    break;
+                }
+                let done = sqlx::query(concat!(
+                    "DELETE FROM requests WHERE id IN (SELECT id FROM requests \
+                     WHERE tenant = $1 AND status = $2 AND created < $3 LIMIT $4",
+                    $skip,
+                    ")"
+                ))
+                .bind(tenant)
+                .bind(status)
+                .bind(created_before)
+                .bind(i64::try_from(left).unwrap_or(i64::MAX))
+                .execute(pool)
+                .await
+                .map_err(|e| {
+                    $write(format_args!("deleting finished requests of {tenant:?}"), e)
+                })?;
+                gone += done.rows_affected();
+            }
+            Ok(gone)
+        }
+
+        /// Set a service's lockout counters (one statement on one row: atomic by itself).
+        async fn set_failure_counters(
+            pool: &sqlx::Pool<$db>,
+            service_user: &str,
+            failures: i64,
+            locked_until: i64,
+        ) -> Result<(), $err> {
+            let done = sqlx::query(
+                "UPDATE services SET failures = $1, locked_until = $2 WHERE service_user = $3",
+            )
+            .bind(failures)
+            .bind(locked_until)
+            .bind(service_user)
+            .execute(pool)
+            .await
+            .map_err(|e| {
+                $write(
+                    format_args!("lockout counters of service {service_user:?}"),
+                    e,
+                )
+            })?;
+            if done.rows_affected() == 0 {
+                return Err(<$err as From<$crate::StoreError>>::from(
+                    $crate::StoreError::NotFound(format!("service {service_user:?}")),
+                ));
+            }
+            Ok(())
+        }
+    };
+}
+
 /// The states a REST request does not leave (the ones `delete_finished_requests` may remove).
 pub(crate) const FINISHED_REQUEST_STATES: [&str; 5] =
     ["EXECUTED", "FAILED", "EXPIRED", "REJECTED", "CANCELLED"];
@@ -929,6 +1100,28 @@ macro_rules! store_impl {
                 row.as_ref().map(request_from_row).transpose()
             }
 
+
+            async fn requests(
+                &self,
+                tenant: &str,
+                status: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<RequestRow>> {
+                // CAST: PostgreSQL must know the type of a parameter that is only tested for NULL.
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    request_columns!(),
+                    " FROM requests WHERE tenant = $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+                     ORDER BY created DESC, id LIMIT $3"
+                ))
+                .bind(tenant)
+                .bind(status)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("listing requests", e))?;
+                rows.iter().map(request_from_row).collect()
+            }
 
             $($own)*
         }

@@ -23,9 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::AssertSqlSafe;
 
-use crate::sql::{
-    cas_miss, db_error, unique_violation, write_error, Unique, FINISHED_REQUEST_STATES,
-};
+use crate::sql::{check_new_requests, db_error, unique_violation, write_error, Unique};
 use crate::{
     AuditRow, CheckpointRow, Mutation, ObjectFilter, ObjectRow, PartitionRow, RequestRow,
     ServiceRow, StoreError, StoreResult, WriteBatch,
@@ -265,6 +263,14 @@ impl SqliteStore {
     }
 }
 
+other_writes!(
+    db = sqlx::Sqlite,
+    error = StoreError,
+    write = write_error,
+    read = db_error,
+    skip_locked = "",
+);
+
 apply_mutation!(
     ,
     conn = SqliteConnection,
@@ -296,36 +302,14 @@ store_impl!(SqliteStore, {
         failures: i64,
         locked_until: i64,
     ) -> StoreResult<()> {
-        // A single-row update is atomic by itself; it goes through the writer queue like
-        // every other write so that it does not spin against a running commit.
+        // It goes through the writer queue like every other write so that it does not spin
+        // against a running commit.
         let _writer = self.write_lock.lock().await;
-        let done = sqlx::query(
-            "UPDATE services SET failures = ?, locked_until = ? WHERE service_user = ?",
-        )
-        .bind(failures)
-        .bind(locked_until)
-        .bind(service_user)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            write_error(
-                format_args!("lockout counters of service {service_user:?}"),
-                e,
-            )
-        })?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("service {service_user:?}")));
-        }
-        Ok(())
+        set_failure_counters(&self.pool, service_user, failures, locked_until).await
     }
 
     async fn insert_requests(&self, rows: &[RequestRow]) -> StoreResult<()> {
-        if let Some(r) = rows.iter().find(|r| r.version != 1) {
-            return Err(StoreError::Conflict(format!(
-                "request {:?}: a new request has version 1, not {}",
-                r.id, r.version
-            )));
-        }
+        check_new_requests(rows)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -335,78 +319,15 @@ store_impl!(SqliteStore, {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_error("starting a transaction", e))?;
-        // Multi-row INSERTs (256 rows × 14 parameters, under SQLite's parameter limit).
-        for chunk in rows.chunks(256) {
-            let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(concat!(
-                "INSERT INTO requests (",
-                request_columns!(),
-                ") "
-            ));
-            qb.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(&row.tenant)
-                    .push_bind(&row.kind)
-                    .push_bind(&row.status)
-                    .push_bind(&row.key_name)
-                    .push_bind(&row.request_json)
-                    .push_bind(&row.approvals_json)
-                    .push_bind(&row.result)
-                    .push_bind(&row.error)
-                    .push_bind(row.created)
-                    .push_bind(row.updated)
-                    .push_bind(row.executed)
-                    .push_bind(row.expires)
-                    .push_bind(row.version);
-            });
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| write_error(format_args!("{} requests", chunk.len()), e))?;
-        }
+        insert_request_rows(&mut tx, rows).await?;
         tx.commit()
             .await
-            .map_err(|e| db_error("committing requests", e))?;
-        Ok(())
+            .map_err(|e| db_error("committing requests", e))
     }
 
     async fn update_request(&self, row: &RequestRow) -> StoreResult<()> {
         let _writer = self.write_lock.lock().await;
-        let done = sqlx::query(
-            "UPDATE requests SET status = ?, key_name = ?, request_json = ?, approvals_json = ?, \
-             result = ?, error = ?, updated = ?, executed = ?, expires = ?, version = ? \
-             WHERE id = ? AND tenant = ? AND version = ?",
-        )
-        .bind(&row.status)
-        .bind(&row.key_name)
-        .bind(&row.request_json)
-        .bind(&row.approvals_json)
-        .bind(&row.result)
-        .bind(&row.error)
-        .bind(row.updated)
-        .bind(row.executed)
-        .bind(row.expires)
-        .bind(row.version)
-        .bind(&row.id)
-        .bind(&row.tenant)
-        .bind(row.version - 1)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| write_error(format_args!("request {:?}", row.id), e))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM requests WHERE id = ? AND tenant = ?")
-                .bind(&row.id)
-                .bind(&row.tenant)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| db_error(format_args!("request {:?}", row.id), e))?;
-        Err(cas_miss(
-            format_args!("request {:?}", row.id),
-            stored,
-            row.version - 1,
-        ))
+        update_request_row(&self.pool, row).await
     }
 
     async fn delete_finished_requests(
@@ -415,53 +336,9 @@ store_impl!(SqliteStore, {
         created_before: i64,
         limit: u32,
     ) -> StoreResult<u64> {
+        // The limit bounds how long the write lock is held.
         let _writer = self.write_lock.lock().await;
-        // One status at a time, so each lookup is a range of the (tenant, status, created)
-        // index; the limit bounds how long the write lock is held.
-        let mut gone = 0u64;
-        for status in FINISHED_REQUEST_STATES {
-            let left = u64::from(limit).saturating_sub(gone);
-            if left == 0 {
-                break;
-            }
-            let done = sqlx::query(
-                "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests \
-                 WHERE tenant = ? AND status = ? AND created < ? LIMIT ?)",
-            )
-            .bind(tenant)
-            .bind(status)
-            .bind(created_before)
-            .bind(i64::try_from(left).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                write_error(format_args!("deleting finished requests of {tenant:?}"), e)
-            })?;
-            gone += done.rows_affected();
-        }
-        Ok(gone)
-    }
-
-    async fn requests(
-        &self,
-        tenant: &str,
-        status: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<RequestRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM requests WHERE tenant = ? AND (? IS NULL OR status = ?) \
-             ORDER BY created DESC, id LIMIT ?"
-        ))
-        .bind(tenant)
-        .bind(status)
-        .bind(status)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing requests", e))?;
-        rows.iter().map(request_from_row).collect()
+        delete_finished_rows(&self.pool, tenant, created_before, limit).await
     }
 
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {

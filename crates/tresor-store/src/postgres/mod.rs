@@ -88,7 +88,6 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::sql::FINISHED_REQUEST_STATES;
 use crate::{
     AuditRow, ChainBuilder, ChainHead, CheckpointRow, Mutation, ObjectFilter, ObjectRow,
     PartitionRow, RequestRow, ServiceRow, StoreError, StoreResult, WriteBatch,
@@ -99,7 +98,7 @@ mod url;
 pub use url::redact_url;
 mod write;
 
-use crate::sql::{cas_miss, db_error, write_error};
+use crate::sql::{check_new_requests, db_error, write_error};
 use rows::{
     audit_from_row, checkpoint_from_row, get, object_from_row, partition_from_row,
     request_from_row, service_from_row, AUDIT_HEAD_SQL,
@@ -311,6 +310,14 @@ impl From<StoreError> for Failure {
 }
 
 type Attempt<T> = Result<T, Failure>;
+
+other_writes!(
+    db = sqlx::Postgres,
+    error = Failure,
+    write = write_failure,
+    read = db_failure,
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+);
 
 impl PgStore {
     /// The change listener, started on first use (see the module doc). Spawning needs a
@@ -573,113 +580,13 @@ impl PgStore {
     /// One attempt at [`Store::insert_requests`].
     async fn insert_requests_once(&self, rows: &[RequestRow]) -> Attempt<()> {
         let mut tx = self.begin().await?;
-        // 256 rows × 14 parameters per statement, far under PostgreSQL's 65,535.
-        for chunk in rows.chunks(256) {
-            let mut qb: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(concat!(
-                "INSERT INTO requests (",
-                request_columns!(),
-                ") "
-            ));
-            qb.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(&row.tenant)
-                    .push_bind(&row.kind)
-                    .push_bind(&row.status)
-                    .push_bind(&row.key_name)
-                    .push_bind(&row.request_json)
-                    .push_bind(&row.approvals_json)
-                    .push_bind(&row.result)
-                    .push_bind(&row.error)
-                    .push_bind(row.created)
-                    .push_bind(row.updated)
-                    .push_bind(row.executed)
-                    .push_bind(row.expires)
-                    .push_bind(row.version);
-            });
-            if let Err(e) = qb.build().execute(&mut *tx).await {
-                rollback(tx).await;
-                return Err(write_failure(format_args!("{} requests", chunk.len()), e));
-            }
+        if let Err(e) = insert_request_rows(&mut tx, rows).await {
+            rollback(tx).await;
+            return Err(e);
         }
         tx.commit()
             .await
             .map_err(|e| db_failure("committing requests", e))
-    }
-
-    /// One attempt at [`Store::update_request`].
-    async fn update_request_once(&self, row: &RequestRow) -> Attempt<()> {
-        let done = sqlx::query(
-            "UPDATE requests SET status = $1, key_name = $2, request_json = $3, \
-             approvals_json = $4, result = $5, error = $6, updated = $7, executed = $8, \
-             expires = $9, version = $10 \
-             WHERE id = $11 AND tenant = $12 AND version = $13",
-        )
-        .bind(&row.status)
-        .bind(&row.key_name)
-        .bind(&row.request_json)
-        .bind(&row.approvals_json)
-        .bind(&row.result)
-        .bind(&row.error)
-        .bind(row.updated)
-        .bind(row.executed)
-        .bind(row.expires)
-        .bind(row.version)
-        .bind(&row.id)
-        .bind(&row.tenant)
-        .bind(row.version - 1)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| write_failure(format_args!("request {:?}", row.id), e))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM requests WHERE id = $1 AND tenant = $2")
-                .bind(&row.id)
-                .bind(&row.tenant)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| db_failure(format_args!("request {:?}", row.id), e))?;
-        Err(cas_miss(
-            format_args!("request {:?}", row.id),
-            stored,
-            row.version - 1,
-        )
-        .into())
-    }
-
-    /// One attempt at [`Store::delete_finished_requests`].
-    async fn delete_finished_once(
-        &self,
-        tenant: &str,
-        created_before: i64,
-        limit: u32,
-    ) -> Attempt<u64> {
-        // One status at a time, so each lookup is a range of the (tenant, status, created)
-        // index. SKIP LOCKED lets two nodes clean up at once without waiting for each other.
-        let mut gone = 0u64;
-        for status in FINISHED_REQUEST_STATES {
-            let left = u64::from(limit).saturating_sub(gone);
-            if left == 0 {
-                break;
-            }
-            let done = sqlx::query(
-                "DELETE FROM requests WHERE id IN (SELECT id FROM requests \
-                 WHERE tenant = $1 AND status = $2 AND created < $3 LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED)",
-            )
-            .bind(tenant)
-            .bind(status)
-            .bind(created_before)
-            .bind(i64::try_from(left).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                write_failure(format_args!("deleting finished requests of {tenant:?}"), e)
-            })?;
-            gone += done.rows_affected();
-        }
-        Ok(gone)
     }
 }
 
@@ -843,25 +750,10 @@ store_impl!(PgStore, {
         failures: i64,
         locked_until: i64,
     ) -> StoreResult<()> {
-        // One statement on one row: atomic by itself, and it cannot take part in a deadlock.
-        let done = sqlx::query(
-            "UPDATE services SET failures = $1, locked_until = $2 WHERE service_user = $3",
-        )
-        .bind(failures)
-        .bind(locked_until)
-        .bind(service_user)
-        .execute(&self.pool)
+        self.retrying("setting lockout counters", || {
+            set_failure_counters(&self.pool, service_user, failures, locked_until)
+        })
         .await
-        .map_err(|e| {
-            write_error(
-                format_args!("lockout counters of service {service_user:?}"),
-                e,
-            )
-        })?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("service {service_user:?}")));
-        }
-        Ok(())
     }
 
     async fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
@@ -873,12 +765,7 @@ store_impl!(PgStore, {
     }
 
     async fn insert_requests(&self, rows: &[RequestRow]) -> StoreResult<()> {
-        if let Some(r) = rows.iter().find(|r| r.version != 1) {
-            return Err(StoreError::Conflict(format!(
-                "request {:?}: a new request has version 1, not {}",
-                r.id, r.version
-            )));
-        }
+        check_new_requests(rows)?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -887,7 +774,7 @@ store_impl!(PgStore, {
     }
 
     async fn update_request(&self, row: &RequestRow) -> StoreResult<()> {
-        self.retrying("updating a request", || self.update_request_once(row))
+        self.retrying("updating a request", || update_request_row(&self.pool, row))
             .await
     }
 
@@ -897,31 +784,11 @@ store_impl!(PgStore, {
         created_before: i64,
         limit: u32,
     ) -> StoreResult<u64> {
+        // SKIP LOCKED lets two nodes clean up at once without waiting for each other.
         self.retrying("deleting finished requests", || {
-            self.delete_finished_once(tenant, created_before, limit)
+            delete_finished_rows(&self.pool, tenant, created_before, limit)
         })
         .await
-    }
-
-    async fn requests(
-        &self,
-        tenant: &str,
-        status: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<RequestRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            request_columns!(),
-            " FROM requests WHERE tenant = $1 AND ($2::TEXT IS NULL OR status = $2) \
-             ORDER BY created DESC, id LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(status)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing requests", e))?;
-        rows.iter().map(request_from_row).collect()
     }
 
     async fn commit_chained(
