@@ -188,6 +188,20 @@ impl Context {
         }
     }
 
+    /// [`Self::store_new`] of one object: its id.
+    pub(crate) async fn store_one(
+        &self,
+        obj: NewObject,
+        action: &'static str,
+        detail: serde_json::Value,
+    ) -> Result<ObjectId> {
+        self.store_new(vec![obj], action, detail)
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+    }
+
     /// Store new objects (token objects in one transaction with their audit entry; session
     /// objects in this context). Returns their handles in order.
     pub(crate) async fn store_new(
@@ -414,16 +428,12 @@ impl Context {
                 }
             }
         };
-        let ids = self
-            .store_new(
-                vec![obj],
-                "object.create",
-                serde_json::json!({"class": class.ck()}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(
+            obj,
+            "object.create",
+            serde_json::json!({"class": class.ck()}),
+        )
+        .await
     }
 
     /// `C_GenerateKey`: a secret key (`CKM_AES_KEY_GEN`, `CKM_GENERIC_SECRET_KEY_GEN`,
@@ -472,20 +482,16 @@ impl Context {
             .key_password_from_template(ObjectClass::SecretKey, t)
             .await?;
         let secret = crypto::generate_secret(alg, len)?;
-        let ids = self
-            .store_new(
-                vec![NewObject {
-                    rec,
-                    secret: Some(secret),
-                    unique,
-                }],
-                "key.generate",
-                serde_json::json!({"mechanism": mechanism}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(
+            NewObject {
+                rec,
+                secret: Some(secret),
+                unique,
+            },
+            "key.generate",
+            serde_json::json!({"mechanism": mechanism}),
+        )
+        .await
     }
 
     /// `C_GenerateKeyPair`: returns (public, private) handles.
@@ -761,20 +767,16 @@ impl Context {
         rec.uuid = uuid::Uuid::new_v4().to_string();
         rec.created = now_ns() / 1_000_000_000;
         let secret = c.secret.as_ref().map(|s| KeyMaterial(s.0.clone()));
-        let ids = self
-            .store_new(
-                vec![NewObject {
-                    rec,
-                    secret,
-                    unique: 0,
-                }],
-                "object.copy",
-                serde_json::json!({"from": oid}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(
+            NewObject {
+                rec,
+                secret,
+                unique: 0,
+            },
+            "object.copy",
+            serde_json::json!({"from": oid}),
+        )
+        .await
     }
 
     /// `C_GetAttributeValue`: one answer per requested type, in order.

@@ -259,16 +259,12 @@ impl Context {
         let obj = self
             .new_key_from_bytes(t, bytes, Origin::Unwrapped, None)
             .await?;
-        let ids = self
-            .store_new(
-                vec![obj],
-                "key.unwrap",
-                serde_json::json!({"unwrapping_key": unwrapping}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(
+            obj,
+            "key.unwrap",
+            serde_json::json!({"unwrapping_key": unwrapping}),
+        )
+        .await
     }
 
     /// `C_DeriveKey` (ECDH): a new secret key; `t` gives its type and `CKA_VALUE_LEN`.
@@ -291,16 +287,8 @@ impl Context {
         let obj = self
             .new_key_from_bytes(t, bytes, Origin::Derived, Some(&b))
             .await?;
-        let ids = self
-            .store_new(
-                vec![obj],
-                "key.derive",
-                serde_json::json!({"base_key": base}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(obj, "key.derive", serde_json::json!({"base_key": base}))
+            .await
     }
 
     /// `C_EncapsulateKey` (ML-KEM): returns the ciphertext and the new secret key's handle.
@@ -316,19 +304,10 @@ impl Context {
         let obj = self
             .new_key_from_bytes(t, ss, Origin::Derived, None)
             .await?;
-        let ids = self
-            .store_new(
-                vec![obj],
-                "key.encapsulate",
-                serde_json::json!({"key": key}),
-            )
+        let id = self
+            .store_one(obj, "key.encapsulate", serde_json::json!({"key": key}))
             .await?;
-        Ok((
-            ct,
-            ids.first()
-                .copied()
-                .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))?,
-        ))
+        Ok((ct, id))
     }
 
     /// `C_DecapsulateKey` (ML-KEM): the new secret key's handle.
@@ -345,16 +324,8 @@ impl Context {
         let obj = self
             .new_key_from_bytes(t, ss, Origin::Derived, None)
             .await?;
-        let ids = self
-            .store_new(
-                vec![obj],
-                "key.decapsulate",
-                serde_json::json!({"key": key}),
-            )
-            .await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| Error::new(Rv::GeneralError, "no object id"))
+        self.store_one(obj, "key.decapsulate", serde_json::json!({"key": key}))
+            .await
     }
 
     /// Build a key object from unwrapped / derived bytes and a template.
