@@ -373,7 +373,7 @@ macro_rules! apply_mutation {
                     .bind(*partition_id)
                     .fetch_optional(&mut *conn)
                     .await
-                    .map_err(|e| $read(format_args!("locking partition {partition_id}"), e))?;
+                    .map_err(|e| $read(format_args!("finding partition {partition_id}"), e))?;
                     if found.is_none() {
                         return Err(fail(StoreError::NotFound(format!(
                             "partition {partition_id}"
