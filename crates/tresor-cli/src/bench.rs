@@ -216,6 +216,16 @@ struct ThreadResult {
     ops: u64,
     timed: Duration,
     lat_ns: Vec<u64>,
+    cpu_ns: u64,
+}
+
+/// CPU time the calling thread has used (ns), from `/proc/thread-self/schedstat`; 0 where that
+/// is absent.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// Runs `threads` OS threads, each with the worker `factory(i)`: an untimed warm-up, then the
@@ -235,6 +245,8 @@ pub(crate) struct Tally {
     ops: u64,
     window: Duration,
     lat_ns: Vec<u64>,
+    /// CPU time of the calling threads during their timed operations.
+    cpu_ns: u64,
 }
 
 impl Tally {
@@ -243,11 +255,17 @@ impl Tally {
         self.ops += w.ops;
         self.window += w.window;
         self.lat_ns.extend(w.lat_ns);
+        self.cpu_ns += w.cpu_ns;
     }
 
     /// Operations counted so far.
     pub(crate) fn ops(&self) -> u64 {
         self.ops
+    }
+
+    /// CPU µs the calling threads spent in their timed operations so far.
+    pub(crate) fn calling_cpu_us(&self) -> f64 {
+        self.cpu_ns as f64 / 1000.0
     }
 
     /// Throughput over the sum of the windows, and latency percentiles over all of them.
@@ -274,6 +292,23 @@ impl Tally {
 pub(crate) fn measure_window<'f, F>(threads: usize, seconds: f64, factory: &F) -> Result<Tally>
 where
     F: Fn(usize) -> Result<Worker<'f>> + Sync,
+{
+    measure_window_probed(threads, seconds, factory, &|| ()).map(|(t, (), ())| t)
+}
+
+/// [`measure_window`], and what `probe` returns just before the timed phase starts (after every
+/// thread's warm-up) and just after the last thread stopped: for readings, such as CPU time,
+/// that must cover the timed operations only.
+pub(crate) fn measure_window_probed<'f, F, P, S>(
+    threads: usize,
+    seconds: f64,
+    factory: &F,
+    probe: &P,
+) -> Result<(Tally, S, S)>
+where
+    F: Fn(usize) -> Result<Worker<'f>> + Sync,
+    P: Fn() -> S + Sync,
+    S: Send + Sync,
 {
     let barrier = Barrier::new(threads);
     let common_start = std::sync::OnceLock::new();
@@ -302,7 +337,8 @@ where
                     let mut untimed = Duration::ZERO;
                     // One timed window for every thread: a thread that started late or
                     // stopped early must not count a stretch of less contention as its own rate.
-                    let start = *common_start.get_or_init(Instant::now);
+                    let start = common_start.get_or_init(|| (probe(), Instant::now())).1;
+                    let cpu0 = thread_cpu_ns();
                     loop {
                         let t0 = Instant::now();
                         let skip = w()?;
@@ -318,6 +354,7 @@ where
                         ops: lat_ns.len() as u64,
                         timed,
                         lat_ns,
+                        cpu_ns: thread_cpu_ns().saturating_sub(cpu0),
                     })
                 })
             })
@@ -332,20 +369,28 @@ where
     });
     // Throughput over the common window, which lasts until the last thread stopped (each
     // thread's own waits for back-pressure excluded).
+    let end = probe();
     let mut ops = 0u64;
     let mut window = Duration::ZERO;
     let mut all = Vec::new();
+    let mut cpu_ns = 0;
     for r in results {
         let r = r?;
         ops += r.ops;
         window = window.max(r.timed);
         all.extend(r.lat_ns);
+        cpu_ns += r.cpu_ns;
     }
-    Ok(Tally {
+    let (start, _) = common_start
+        .into_inner()
+        .ok_or_else(|| anyhow!("no benchmark thread reached the timed phase"))?;
+    let tally = Tally {
         ops,
         window,
         lat_ns: all,
-    })
+        cpu_ns,
+    };
+    Ok((tally, start, end))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,10 +15,11 @@
 //! instead of sleeping can answer a lone client sooner; elsewhere the distance between the two
 //! is what Tresor's channel, framing and dispatch cost.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
@@ -26,7 +27,7 @@ use tokio::runtime::Handle;
 use tresor_core::crypto::{HashAlg, Mechanism};
 use tresor_core::Context;
 
-use crate::bench::{with_backpressure, Worker};
+use crate::bench::{thread_cpu_ns, with_backpressure, Worker};
 
 /// Request: one byte naming the operation, then the 32-byte digest.
 const REQUEST: usize = 33;
@@ -35,8 +36,56 @@ pub(crate) const OP_NOOP: u8 = 0;
 pub(crate) const OP_P256: u8 = 1;
 pub(crate) const OP_RSA: u8 = 2;
 
-/// Prefix of the floor's thread names (not counted as Tresor server threads).
-const THREAD: &str = "floor";
+/// Prefix of the signer's thread names (`tresor bench network` counts their CPU time).
+pub(crate) const FLOOR_SIGNER_THREAD: &str = "floor-signer";
+/// Prefix of the relay's thread names.
+pub(crate) const FLOOR_RELAY_THREAD: &str = "floor-relay";
+
+/// The CPU time of the signer's and the relay's connection threads that have ended, which
+/// `/proc/self/task` no longer lists (`tresor bench network` adds it to what it reads there).
+#[derive(Debug, Default)]
+pub(crate) struct Exited {
+    /// Thread ids of ended connection threads: a reader holding the lock skips them (an ended
+    /// thread can still be listed for a moment after it counted itself here).
+    pub tids: HashSet<String>,
+    pub signer_ns: u64,
+    pub relay_ns: u64,
+}
+
+static EXITED: Mutex<Option<Exited>> = Mutex::new(None);
+
+/// The ended threads' CPU time; hold the guard while reading the live threads' times.
+pub(crate) fn exited() -> MutexGuard<'static, Option<Exited>> {
+    EXITED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// This thread's id, from `/proc/thread-self`.
+fn thread_id() -> Option<String> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    Some(link.file_name()?.to_str()?.to_owned())
+}
+
+/// Runs `f` on the current (connection) thread and adds its CPU time to [`Exited`] at the end.
+fn counted(part: &'static str, f: impl FnOnce()) {
+    if let Some(tid) = thread_id() {
+        // A new thread may get the id of one that ended long ago.
+        if let Some(e) = exited().as_mut() {
+            e.tids.remove(&tid);
+        }
+    }
+    f();
+    if let Some(tid) = thread_id() {
+        let ns = thread_cpu_ns();
+        let mut g = exited();
+        let e = g.get_or_insert_with(Exited::default);
+        if part == FLOOR_SIGNER_THREAD {
+            e.signer_ns += ns;
+        } else {
+            e.relay_ns += ns;
+        }
+        e.tids.insert(tid);
+    }
+}
 
 /// The relay and the signer, listening on 127.0.0.1 until dropped.
 pub(crate) struct Floor {
@@ -56,11 +105,11 @@ pub(crate) struct FloorKeys {
 fn accept_loop(
     listener: TcpListener,
     stop: Arc<AtomicBool>,
-    name: &'static str,
+    part: &'static str,
     serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
 ) -> Result<()> {
     std::thread::Builder::new()
-        .name(format!("{THREAD}-{name}-accept"))
+        .name(format!("{part}-accept"))
         .spawn(move || {
             for conn in listener.incoming() {
                 if stop.load(Ordering::Acquire) {
@@ -70,8 +119,8 @@ fn accept_loop(
                 let serve = serve.clone();
                 // A connection the machine cannot give a thread to is dropped: its client fails.
                 let _ = std::thread::Builder::new()
-                    .name(format!("{THREAD}-{name}"))
-                    .spawn(move || serve(conn));
+                    .name(part.to_owned())
+                    .spawn(move || counted(part, || serve(conn)));
             }
         })?;
     Ok(())
@@ -143,7 +192,7 @@ impl Floor {
         let signer = signer_l.local_addr()?;
         let ctxs = Arc::new(ctxs);
         let next = Arc::new(AtomicUsize::new(0));
-        accept_loop(signer_l, stop.clone(), "signer", move |conn| {
+        accept_loop(signer_l, stop.clone(), FLOOR_SIGNER_THREAD, move |conn| {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if let Some(ctx) = ctxs.get(i % ctxs.len()) {
                 serve_signer(conn, ctx.clone(), keys, h.clone());
@@ -151,7 +200,7 @@ impl Floor {
         })?;
         let relay_l = TcpListener::bind("127.0.0.1:0")?;
         let relay = relay_l.local_addr()?;
-        accept_loop(relay_l, stop.clone(), "relay", move |client| {
+        accept_loop(relay_l, stop.clone(), FLOOR_RELAY_THREAD, move |client| {
             let _ = client.set_nodelay(true);
             let Ok(up) = TcpStream::connect(signer) else {
                 return;
@@ -161,8 +210,8 @@ impl Floor {
                 return;
             };
             let down = std::thread::Builder::new()
-                .name(format!("{THREAD}-relay-down"))
-                .spawn(move || copy(up2, client2));
+                .name(format!("{FLOOR_RELAY_THREAD}-down"))
+                .spawn(move || counted(FLOOR_RELAY_THREAD, || copy(up2, client2)));
             copy(client, up);
             if let Ok(d) = down {
                 let _ = d.join();

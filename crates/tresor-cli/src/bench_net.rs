@@ -6,7 +6,8 @@
 //! library (as the PKCS#11 module does). All clients of one concurrency level share one
 //! `SlotClient` (one application, one pooled set of connections, one node-side context), like
 //! a multi-threaded PKCS#11 application. Throughput is counted over one window common to all
-//! threads of a measurement, on both sides of the ratio.
+//! threads of a measurement, on both sides of the ratio; CPU time per operation is counted over
+//! the same timed operations (see [`Cpu`]).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -23,8 +24,10 @@ use tresor_core::template::Template;
 use tresor_core::{Context, Engine, UserType};
 use tresor_proto::{Request, Response, Secret};
 
-use crate::bench::{measure_window, round2, with_backpressure, Measured, Tally, Worker};
-use crate::bench_floor::{Floor, FloorKeys, OP_NOOP, OP_P256, OP_RSA};
+use crate::bench::{measure_window_probed, round2, with_backpressure, Measured, Tally, Worker};
+use crate::bench_floor::{
+    Floor, FloorKeys, FLOOR_RELAY_THREAD, FLOOR_SIGNER_THREAD, OP_NOOP, OP_P256, OP_RSA,
+};
 
 /// Options of `tresor bench network`.
 #[derive(Args, Debug)]
@@ -297,27 +300,30 @@ pub(crate) async fn stack(max_idle: usize, gw: tokio::runtime::Handle) -> Result
     })
 }
 
-/// Prefix of the node's and gateway's runtime thread names in this benchmark.
-const SERVER_THREAD: &str = "tresor-srv";
+/// The node's and the gateway's runtime thread names in this benchmark.
 const NODE_THREAD: &str = "tresor-srv-node";
 const GATEWAY_THREAD: &str = "tresor-srv-gw";
+
+/// One side's figures in a row: throughput and latency, and CPU per operation by part.
+struct SideResult {
+    m: Measured,
+    cpu: CpuPerOp,
+}
 
 /// One result row of a case at a concurrency; a side not measured (see `--sides`) is `None`.
 struct Row {
     case: Case,
     clients: usize,
-    network: Option<Measured>,
-    local: Option<Measured>,
+    network: Option<SideResult>,
+    local: Option<SideResult>,
     /// The bare two hops of [`crate::bench_floor`].
-    floor: Option<Measured>,
-    /// (node and gateway, gateway, clients) CPU µs per network operation.
-    cpu: (f64, f64, f64),
+    floor: Option<SideResult>,
 }
 
 /// `a` as a share of `b`, if both were measured.
-fn ratio(a: Option<&Measured>, b: Option<&Measured>) -> Option<f64> {
+fn ratio(a: Option<&SideResult>, b: Option<&SideResult>) -> Option<f64> {
     match (a, b) {
-        (Some(a), Some(b)) if b.ops_per_s > 0.0 => Some(a.ops_per_s / b.ops_per_s),
+        (Some(a), Some(b)) if b.m.ops_per_s > 0.0 => Some(a.m.ops_per_s / b.m.ops_per_s),
         _ => None,
     }
 }
@@ -341,80 +347,152 @@ impl Row {
         ratio(self.floor.as_ref(), self.local.as_ref())
     }
 
-    /// The printed line: the sides measured, and the ratios they allow.
-    fn line(&self) -> String {
+    /// The printed lines: the sides measured and the ratios they allow, then the CPU time per
+    /// operation of each side by part, and what the two network sides spend beyond the
+    /// in-process engine (their overhead per operation).
+    fn lines(&self) -> String {
         use std::fmt::Write as _;
         let mut l = format!("{:<22} clients {:>3}", self.case.name(), self.clients);
-        if let Some(m) = &self.network {
+        if let Some(r) = &self.network {
             let _ = write!(
                 l,
                 "  network {:>9.0} ops/s p50 {:>8.1} µs p99 {:>8.1} µs",
-                m.ops_per_s, m.p50_us, m.p99_us
+                r.m.ops_per_s, r.m.p50_us, r.m.p99_us
             );
         }
-        if let Some(m) = &self.local {
+        if let Some(r) = &self.local {
             let _ = write!(
                 l,
                 " | in-process {:>9.0} ops/s p50 {:>7.1} µs p99 {:>7.1} µs",
-                m.ops_per_s, m.p50_us, m.p99_us
+                r.m.ops_per_s, r.m.p50_us, r.m.p99_us
             );
         }
         if let Some(r) = self.ratio() {
             let _ = write!(l, " | ratio {r:.2}");
         }
-        if let Some(m) = &self.floor {
+        if let Some(r) = &self.floor {
             let _ = write!(
                 l,
                 " | bare hops {:>9.0} ops/s p50 {:>8.1} µs",
-                m.ops_per_s, m.p50_us
+                r.m.ops_per_s, r.m.p50_us
             );
             if let Some(r) = self.bare_ratio() {
                 let _ = write!(l, ", ratio {r:.2}");
             }
         }
-        if self.network.is_some() {
+        let _ = write!(l, "\n{:<22} CPU µs/op", "");
+        let base = self.local.as_ref().map(|r| r.cpu.total());
+        let over = |c: &CpuPerOp| match base {
+            Some(b) => format!(", {:+.0} over in-process", c.total() - b),
+            None => String::new(),
+        };
+        if let Some(r) = &self.network {
+            let c = &r.cpu;
             let _ = write!(
                 l,
-                " | CPU/op node+gateway {:.0} µs (gateway {:.0}), clients {:.0} µs",
-                self.cpu.0, self.cpu.2, self.cpu.1
+                "  network {:.0} (node {:.0}, gateway {:.0}, clients {:.0}{})",
+                c.total(),
+                c.server,
+                c.relay,
+                c.clients,
+                over(c)
+            );
+        }
+        if let Some(b) = base {
+            let _ = write!(l, " | in-process {b:.0}");
+        }
+        if let Some(r) = &self.floor {
+            let c = &r.cpu;
+            let _ = write!(
+                l,
+                " | bare hops {:.0} (signer {:.0}, relay {:.0}, clients {:.0}{})",
+                c.total(),
+                c.server,
+                c.relay,
+                c.clients,
+                over(c)
             );
         }
         l
     }
 
     fn json(&self) -> serde_json::Value {
-        let side = |m: &Option<Measured>| m.as_ref().map(Measured::json);
+        let side = |r: &Option<SideResult>| r.as_ref().map(|r| r.m.json());
+        let cpu = |r: &Option<SideResult>| r.as_ref().map(|r| r.cpu.json());
         serde_json::json!({
             "case": self.case.name(), "clients": self.clients,
             "network": side(&self.network), "in_process": side(&self.local),
             "ratio": self.ratio().map(round2),
             "bare_hops": side(&self.floor), "bare_hops_ratio": self.bare_ratio().map(round2),
-            "cpu_us_per_op": self.network.is_some().then(|| serde_json::json!({
-                "node_and_gateway": round2(self.cpu.0), "gateway": round2(self.cpu.2),
-                "clients": round2(self.cpu.1),
-            })),
+            // By part: server = node (network) or signer (bare hops), relay = gateway or relay.
+            "cpu_us_per_op": {
+                "network": cpu(&self.network), "in_process": cpu(&self.local),
+                "bare_hops": cpu(&self.floor),
+            },
         })
     }
 }
 
-/// CPU time of the process, split into the server side (the node's and gateway's runtime
-/// threads and the store's worker thread, from `/proc/self/task/*/schedstat`, nanoseconds) and
-/// the rest (the clients: the process total from `/proc/self/stat`, which keeps the time of
-/// threads that have ended, minus the server side). Zero where `/proc` is absent.
+/// CPU time of the process's server-side threads by part: the node (its runtime threads and the
+/// store's worker thread), the gateway (its runtime threads), the bare hops' signer and relay
+/// threads (see [`crate::bench_floor`], which adds those that ended); and the process total
+/// (from `/proc/self/stat`, in clock ticks, which keeps the time of threads that have ended).
+/// Thread times come from `/proc/self/task/*/schedstat`, in nanoseconds; everything is zero
+/// where `/proc` is absent. The calling threads measure their own time (see
+/// [`crate::bench::measure_window_probed`]).
 #[derive(Debug, Default, Clone, Copy)]
-struct ServerCpu {
-    server_ns: u64,
-    /// The gateway's share of `server_ns`.
+struct Cpu {
+    node_ns: u64,
     gateway_ns: u64,
+    signer_ns: u64,
+    relay_ns: u64,
     total_ns: u64,
+}
+
+/// CPU µs per operation of one side of a measurement, by part.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuPerOp {
+    /// The node, or on the bare hops the signer.
+    server: f64,
+    /// The gateway, or on the bare hops the relay.
+    relay: f64,
+    clients: f64,
+}
+
+impl CpuPerOp {
+    fn total(&self) -> f64 {
+        self.server + self.relay + self.clients
+    }
+
+    fn add(&mut self, o: CpuPerOp) {
+        self.server += o.server;
+        self.relay += o.relay;
+        self.clients += o.clients;
+    }
+
+    fn per(&self, ops: u64) -> CpuPerOp {
+        let n = ops.max(1) as f64;
+        CpuPerOp {
+            server: self.server / n,
+            relay: self.relay / n,
+            clients: self.clients / n,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": round2(self.server), "relay": round2(self.relay),
+            "clients": round2(self.clients), "total": round2(self.total()),
+        })
+    }
 }
 
 /// `USER_HZ`: the unit of `/proc/<pid>/stat` times on Linux.
 const CLOCK_TICKS_PER_S: u64 = 100;
 
-impl ServerCpu {
-    fn read() -> ServerCpu {
-        let mut c = ServerCpu::default();
+impl Cpu {
+    fn read() -> Cpu {
+        let mut c = Cpu::default();
         if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
             // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
             if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
@@ -423,6 +501,13 @@ impl ServerCpu {
                 c.total_ns = (tick(11) + tick(12)) * (1_000_000_000 / CLOCK_TICKS_PER_S);
             }
         }
+        // Held while listing: a floor thread that ended is either counted there and skipped
+        // here, or still running and listed.
+        let exited = crate::bench_floor::exited();
+        if let Some(e) = exited.as_ref() {
+            c.signer_ns = e.signer_ns;
+            c.relay_ns = e.relay_ns;
+        }
         let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
             return c;
         };
@@ -430,31 +515,61 @@ impl ServerCpu {
             let p = t.path();
             let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
             let comm = comm.trim();
-            if comm.starts_with(SERVER_THREAD) || comm.starts_with("sqlx-sqlite") {
-                let ns: u64 = std::fs::read_to_string(p.join("schedstat"))
-                    .ok()
-                    .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-                    .unwrap_or(0);
-                c.server_ns += ns;
-                if comm.starts_with(GATEWAY_THREAD) {
-                    c.gateway_ns += ns;
-                }
+            let floor =
+                comm.starts_with(FLOOR_SIGNER_THREAD) || comm.starts_with(FLOOR_RELAY_THREAD);
+            let ended = || {
+                let tid = t.file_name();
+                let tid = tid.to_string_lossy();
+                exited
+                    .as_ref()
+                    .is_some_and(|e| e.tids.contains(tid.as_ref()))
+            };
+            if floor && ended() {
+                continue;
             }
+            let part = if comm.starts_with(NODE_THREAD) || comm.starts_with("sqlx-sqlite") {
+                &mut c.node_ns
+            } else if comm.starts_with(GATEWAY_THREAD) {
+                &mut c.gateway_ns
+            } else if comm.starts_with(FLOOR_SIGNER_THREAD) {
+                &mut c.signer_ns
+            } else if comm.starts_with(FLOOR_RELAY_THREAD) {
+                &mut c.relay_ns
+            } else {
+                continue;
+            };
+            *part += std::fs::read_to_string(p.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+                .unwrap_or(0);
         }
         c
     }
 
-    /// (node and gateway, clients, gateway alone) CPU µs per operation since `before`.
-    fn since(&self, before: &ServerCpu, ops: u64) -> (f64, f64, f64) {
-        let ops = ops.max(1) as f64;
-        let server = self.server_ns.saturating_sub(before.server_ns);
-        let gateway = self.gateway_ns.saturating_sub(before.gateway_ns);
-        let total = self.total_ns.saturating_sub(before.total_ns);
-        (
-            server as f64 / 1000.0 / ops,
-            total.saturating_sub(server) as f64 / 1000.0 / ops,
-            gateway as f64 / 1000.0 / ops,
-        )
+    /// CPU µs one side spent in a window that began at `before`, by part, given what its
+    /// calling threads spent (`calling`, which they measure themselves): the node and the
+    /// gateway for `tresor`, the signer and the relay for `bare`; in-process, the engine's work
+    /// runs on the calling threads, with anything it hands to the node's runtime (the audit
+    /// writer, the store) added to them.
+    fn since(&self, before: &Cpu, side: Side, calling: f64) -> CpuPerOp {
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1000.0;
+        let node = d(self.node_ns, before.node_ns);
+        match side {
+            Side::Tresor => CpuPerOp {
+                server: node,
+                relay: d(self.gateway_ns, before.gateway_ns),
+                clients: calling,
+            },
+            Side::Bare => CpuPerOp {
+                server: d(self.signer_ns, before.signer_ns),
+                relay: d(self.relay_ns, before.relay_ns),
+                clients: calling,
+            },
+            Side::InProcess => CpuPerOp {
+                clients: calling + node,
+                ..CpuPerOp::default()
+            },
+        }
     }
 }
 
@@ -469,7 +584,7 @@ fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
     let turn = Arc::new(AtomicU32::new(0));
     let t2 = turn.clone();
     let main = std::thread::current();
-    let cpu0 = ServerCpu::read().total_ns;
+    let cpu0 = Cpu::read().total_ns;
     let t0 = Instant::now();
     let peer = std::thread::Builder::new()
         .name("handoff".into())
@@ -493,7 +608,7 @@ fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
     let elapsed = t0.elapsed();
     peer.join()
         .map_err(|_| anyhow!("hand-off thread panicked"))?;
-    let cpu = ServerCpu::read().total_ns.saturating_sub(cpu0);
+    let cpu = Cpu::read().total_ns.saturating_sub(cpu0);
     let n = f64::from(rounds.max(1));
     Ok((elapsed.as_secs_f64() * 1e6 / n, cpu as f64 / 1000.0 / n))
 }
@@ -526,7 +641,7 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     // The node and the gateway each get a runtime of their own with named threads, as the two
     // processes of a deployment have: sharing one runtime would make them trade tasks between
     // worker threads, and the names tell the CPU time they use from the clients' (see
-    // `ServerCpu`). TRESOR_BENCH_NODE_THREADS / TRESOR_BENCH_GATEWAY_THREADS size them (default:
+    // `Cpu`). TRESOR_BENCH_NODE_THREADS / TRESOR_BENCH_GATEWAY_THREADS size them (default:
     // one worker per core, as Tokio does).
     let runtime = |name: &'static str, var: &str| {
         let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -593,40 +708,58 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                 // machine's speed during the run (other guests of the host, frequency) falls on
                 // every side alike.
                 let window = seconds / f64::from(ROUNDS);
-                let (mut net, mut local, mut bare) =
-                    (Tally::default(), Tally::default(), Tally::default());
-                let mut cpu = (0.0, 0.0, 0.0);
+                let mut tallies: [(Tally, CpuPerOp); 3] = Default::default();
                 for _ in 0..ROUNDS {
-                    if let Some(client) = &client {
-                        let cpu0 = ServerCpu::read();
-                        let w =
-                            measure_window(n, window, &|_| Ok(net_worker(case, client, &keys)))?;
-                        let (srv, cli, gw) = ServerCpu::read().since(&cpu0, 1);
-                        cpu = (cpu.0 + srv, cpu.1 + cli, cpu.2 + gw);
-                        net.add(w);
-                    }
-                    if want(Side::InProcess) {
-                        local.add(measure_window(n, window, &|i| {
-                            let ctx = ctxs.get(i).context("context")?.clone();
-                            Ok(local_worker(case, ctx, &keys, h2.clone()))
-                        })?);
-                    }
-                    if want(Side::Bare) {
-                        bare.add(measure_window(n, window, &|_| {
-                            floor.worker(case.floor_op())
-                        })?);
+                    for (i, side) in [Side::Tresor, Side::InProcess, Side::Bare]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if !want(side) {
+                            continue;
+                        }
+                        let (w, before, after) = match side {
+                            Side::Tresor => {
+                                let client = client.as_ref().context("client")?;
+                                measure_window_probed(
+                                    n,
+                                    window,
+                                    &|_| Ok(net_worker(case, client, &keys)),
+                                    &Cpu::read,
+                                )?
+                            }
+                            Side::InProcess => measure_window_probed(
+                                n,
+                                window,
+                                &|i| {
+                                    let ctx = ctxs.get(i).context("context")?.clone();
+                                    Ok(local_worker(case, ctx, &keys, h2.clone()))
+                                },
+                                &Cpu::read,
+                            )?,
+                            Side::Bare => measure_window_probed(
+                                n,
+                                window,
+                                &|_| floor.worker(case.floor_op()),
+                                &Cpu::read,
+                            )?,
+                        };
+                        let (tally, cpu) = &mut tallies[i];
+                        cpu.add(after.since(&before, side, w.calling_cpu_us()));
+                        tally.add(w);
                     }
                 }
-                let per_op = net.ops().max(1) as f64;
+                let [net, local, bare] = tallies.map(|(t, cpu)| {
+                    let cpu = cpu.per(t.ops());
+                    SideResult { m: t.finish(), cpu }
+                });
                 let row = Row {
                     case,
                     clients: n,
-                    network: want(Side::Tresor).then(|| net.finish()),
-                    local: want(Side::InProcess).then(|| local.finish()),
-                    floor: want(Side::Bare).then(|| bare.finish()),
-                    cpu: (cpu.0 / per_op, cpu.1 / per_op, cpu.2 / per_op),
+                    network: want(Side::Tresor).then_some(net),
+                    local: want(Side::InProcess).then_some(local),
+                    floor: want(Side::Bare).then_some(bare),
                 };
-                println!("{}", row.line());
+                println!("{}", row.lines());
                 rows.push(row);
             }
         }

@@ -446,7 +446,21 @@ fn bench_network_reports_the_three_sides() {
             );
         }
         assert!(r["bare_hops_ratio"].as_f64().unwrap() > 0.0 || r["case"] == "noop");
+        // CPU per operation by part: every network side's server and relay threads did work.
+        let cpu = &r["cpu_us_per_op"];
+        for side in ["network", "bare_hops"] {
+            for part in ["server", "relay", "clients"] {
+                assert!(
+                    cpu[side][part].as_f64().unwrap() > 0.0,
+                    "{side} {part}: {r}"
+                );
+            }
+        }
+        assert!(cpu["in_process"]["clients"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(cpu["in_process"]["server"], 0.0, "{r}");
     }
+    assert!(out.contains("CPU µs/op"), "{out}");
+    assert!(out.contains("over in-process"), "{out}");
     assert_eq!(v["setup_us"]["n"], 3);
     assert!(out.contains("bare hops"), "{out}");
 }
@@ -457,15 +471,17 @@ fn bench_network_measures_only_the_sides_asked_for() {
     assert_eq!(v["sides"], serde_json::json!(["bare"]));
     let r = &v["results"][0];
     assert!(r["bare_hops"]["ops"].as_u64().unwrap() > 0, "{r}");
-    for absent in [
-        "network",
-        "in_process",
-        "ratio",
-        "bare_hops_ratio",
-        "cpu_us_per_op",
-    ] {
+    for absent in ["network", "in_process", "ratio", "bare_hops_ratio"] {
         assert!(r[absent].is_null(), "{absent} should not be there: {r}");
     }
+    let cpu = &r["cpu_us_per_op"];
+    assert!(
+        cpu["network"].is_null() && cpu["in_process"].is_null(),
+        "{r}"
+    );
+    assert!(cpu["bare_hops"]["server"].as_f64().unwrap() > 0.0, "{r}");
+    // Without the in-process side there is no overhead to print.
+    assert!(!out.contains("over in-process"), "{out}");
     // No connection was made through the gateway, so no setup time is reported.
     assert_eq!(v["setup_us"]["n"], 0);
     assert!(!out.contains("connection setup"), "{out}");
