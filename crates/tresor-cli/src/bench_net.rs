@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use tresor_client::connect::{ConnectOptions, Endpoint, SlotClient, SlotSettings};
+use tresor_client::connect::{ConnectOptions, Connection, Endpoint, SlotClient, SlotSettings};
 use tresor_core::crypto::{HashAlg, Mechanism};
 use tresor_core::engine::credentials::SetupPolicy;
 use tresor_core::template::Template;
@@ -613,6 +613,61 @@ fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
     Ok((elapsed.as_secs_f64() * 1e6 / n, cpu as f64 / 1000.0 / n))
 }
 
+/// Connection set-up times (ns): the whole, and its two phases.
+#[derive(Default)]
+struct Setup {
+    total: Vec<u64>,
+    gateway: Vec<u64>,
+    node: Vec<u64>,
+}
+
+impl Setup {
+    fn add(&mut self, total: Duration, gateway: Duration) {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.total.push(ns(total));
+        self.gateway.push(ns(gateway));
+        self.node.push(ns(total.saturating_sub(gateway)));
+    }
+
+    /// (p50, p99) in µs of each series: whole, phase one, phase two.
+    fn percentiles(&self) -> [(f64, f64); 3] {
+        [&self.total, &self.gateway, &self.node].map(|v| {
+            let mut v = v.clone();
+            v.sort_unstable();
+            (pct(&v, 0.5), pct(&v, 0.99))
+        })
+    }
+
+    fn line(&self) -> Option<String> {
+        if self.total.is_empty() {
+            return None;
+        }
+        let [t, g, n] = self.percentiles();
+        Some(format!(
+            "connection setup, {} connections: p50 {:.0} µs p99 {:.0} µs | phase one (TCP, TLS to \
+             the gateway, service login) p50 {:.0} µs p99 {:.0} µs | phase two (end-to-end TLS, \
+             session attach, first Ping) p50 {:.0} µs p99 {:.0} µs",
+            self.total.len(),
+            t.0,
+            t.1,
+            g.0,
+            g.1,
+            n.0,
+            n.1
+        ))
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let [t, g, n] = self.percentiles();
+        let pair =
+            |(p50, p99): (f64, f64)| serde_json::json!({"p50": round2(p50), "p99": round2(p99)});
+        serde_json::json!({
+            "n": self.total.len(), "p50": round2(t.0), "p99": round2(t.1),
+            "phase_one": pair(g), "phase_two": pair(n),
+        })
+    }
+}
+
 fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -763,17 +818,40 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
                 rows.push(row);
             }
         }
-        // Connection setup: TCP + TLS to the gateway + service login + end-to-end TLS +
-        // attach + one Ping, with a fresh client (fresh pool) each time.
-        let mut lat = Vec::with_capacity(setups);
-        for _ in 0..if want(Side::Tresor) { setups } else { 0 } {
-            let client = SlotClient::new(&settings, &key)?;
-            let t0 = Instant::now();
-            client.call(&Request::Ping {})?;
-            lat.push(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        // Connection setup, as a new connection of the client library does it: phase one
+        // (TCP, TLS to the gateway, service login, until the gateway accepts), then phase two
+        // (end-to-end TLS with the node, attaching a fresh session context, one Ping). The
+        // client certificate and TLS settings are made once per process by the library, so
+        // they are not timed.
+        let mut setup = Setup::default();
+        if want(Side::Tresor) {
+            let endpoint = settings.endpoints.first().context("no endpoint")?;
+            let identity = tresor_proto::tls::client_identity(&key, &endpoint.client_id)?;
+            for i in 0..setups {
+                let mut conn = Connection::open(
+                    endpoint,
+                    Some(&identity),
+                    &settings.partition,
+                    &settings.options,
+                )?;
+                let attach = Request::AttachSession {
+                    partition: settings.partition.clone(),
+                    token: format!("setup-{}-{i}", std::process::id()).into_bytes(),
+                };
+                match conn.exchange(1, &attach)? {
+                    Response::SessionAttached { .. } => {}
+                    other => bail!("attaching a session during set-up: {other:?}"),
+                }
+                match conn.exchange(2, &Request::Ping {})? {
+                    Response::Pong { .. } => {}
+                    other => bail!("the first Ping after set-up: {other:?}"),
+                }
+                setup.add(conn.opened_at().elapsed(), conn.gateway_phase());
+                // Not timed: the context is not needed again.
+                let _ = conn.exchange(3, &Request::CloseSession {});
+            }
         }
-        lat.sort_unstable();
-        Ok((rows, lat))
+        Ok((rows, setup))
     })?;
     // Measured after the rest, with the node and gateway idle, as the machine is between
     // requests of a lightly loaded run.
@@ -781,22 +859,15 @@ pub async fn run(a: NetworkArgs) -> Result<std::process::ExitCode> {
     println!(
         "thread hand-off on this machine (park/unpark ping-pong, 20000 round trips): round trip {handoff_rtt:.1} µs, CPU {handoff_cpu:.1} µs per round trip"
     );
-    let setup_p50 = pct(&setup, 0.5);
-    let setup_p99 = pct(&setup, 0.99);
-    if !setup.is_empty() {
-        println!(
-            "connection setup (both phases + first Ping), {} connections: p50 {:.0} µs p99 {:.0} µs",
-            setup.len(),
-            setup_p50,
-            setup_p99
-        );
+    if let Some(l) = setup.line() {
+        println!("{l}");
     }
     let json = serde_json::json!({
         "seconds": a.seconds,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "sides": a.sides.iter().map(|s| s.name()).collect::<Vec<_>>(),
         "results": rows.iter().map(Row::json).collect::<Vec<_>>(),
-        "setup_us": {"p50": round2(setup_p50), "p99": round2(setup_p99), "n": setup.len()},
+        "setup_us": setup.json(),
         "handoff_us": {"round_trip": round2(handoff_rtt), "cpu_per_round_trip": round2(handoff_cpu)},
     });
     println!("TRESOR_BENCH_JSON {json}");

@@ -462,6 +462,19 @@ fn bench_network_reports_the_three_sides() {
     assert!(out.contains("CPU µs/op"), "{out}");
     assert!(out.contains("over in-process"), "{out}");
     assert_eq!(v["setup_us"]["n"], 3);
+    // Both phases are timed, and each is a part of the whole.
+    let setup = &v["setup_us"];
+    for phase in ["phase_one", "phase_two"] {
+        let p50 = setup[phase]["p50"].as_f64().unwrap();
+        assert!(
+            p50 > 0.0 && p50 <= setup["p99"].as_f64().unwrap(),
+            "{setup}"
+        );
+    }
+    assert!(
+        out.contains("phase one") && out.contains("phase two"),
+        "{out}"
+    );
     assert!(out.contains("bare hops"), "{out}");
 }
 

@@ -18,7 +18,7 @@ use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use secrecy::{ExposeSecret, SecretString};
@@ -281,6 +281,10 @@ pub struct Connection {
     session_id: u64,
     /// The socket's current read/write timeout (for messages).
     timeout: Duration,
+    /// When opening began (the TLS settings already prepared).
+    started: Instant,
+    /// How long phase one took: TCP connection, TLS to the gateway, service login, node chosen.
+    gateway_phase: Duration,
 }
 
 impl std::fmt::Debug for Connection {
@@ -367,6 +371,7 @@ impl Connection {
         partition: &str,
         options: &ConnectOptions,
     ) -> Result<Connection, Error> {
+        let started = Instant::now();
         let ep = &p.endpoint;
         let target = ep.describe();
         let hs = options.handshake_timeout;
@@ -446,6 +451,7 @@ impl Connection {
                 })
             }
         };
+        let gateway_phase = started.elapsed();
         let name = tls::node_server_name().map_err(|e| tls_error(&target, e))?;
         let conn = ClientConnection::new(p.e2e.clone(), name).map_err(|e| tls_error(&target, e))?;
         let mut e2e = StreamOwned::new(conn, gw);
@@ -460,7 +466,23 @@ impl Connection {
             node,
             session_id,
             timeout: hs,
+            started,
+            gateway_phase,
         })
+    }
+
+    /// When opening this connection began, after the TLS settings were prepared (which a
+    /// process does once per target): the start of phase one.
+    pub fn opened_at(&self) -> Instant {
+        self.started
+    }
+
+    /// How long phase one of opening this connection took: the TCP connection, the TLS
+    /// handshake with the gateway and the service login, until the gateway accepted. The rest
+    /// of the set-up (phase two) is the end-to-end handshake with the node and the first
+    /// request.
+    pub fn gateway_phase(&self) -> Duration {
+        self.gateway_phase
     }
 
     /// The node's name, as the gateway reported it.
