@@ -386,32 +386,24 @@ impl Row {
             Some(b) => format!(", {:+.0} over in-process", c.total() - b),
             None => String::new(),
         };
-        if let Some(r) = &self.network {
-            let c = &r.cpu;
-            let _ = write!(
-                l,
-                "  network {:.0} (node {:.0}, gateway {:.0}, clients {:.0}{})",
+        let parts = |side: &str, server: &str, relay: &str, c: &CpuPerOp| {
+            format!(
+                "{side} {:.0} ({server} {:.0}, {relay} {:.0}, clients {:.0}{})",
                 c.total(),
                 c.server,
                 c.relay,
                 c.clients,
                 over(c)
-            );
+            )
+        };
+        if let Some(r) = &self.network {
+            let _ = write!(l, "  {}", parts("network", "node", "gateway", &r.cpu));
         }
         if let Some(b) = base {
             let _ = write!(l, " | in-process {b:.0}");
         }
         if let Some(r) = &self.floor {
-            let c = &r.cpu;
-            let _ = write!(
-                l,
-                " | bare hops {:.0} (signer {:.0}, relay {:.0}, clients {:.0}{})",
-                c.total(),
-                c.server,
-                c.relay,
-                c.clients,
-                over(c)
-            );
+            let _ = write!(l, " | {}", parts("bare hops", "signer", "relay", &r.cpu));
         }
         l
     }
