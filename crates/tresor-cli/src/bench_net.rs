@@ -427,18 +427,15 @@ impl Row {
 
 /// CPU time of the process's server-side threads by part: the node (its runtime threads and the
 /// store's worker thread), the gateway (its runtime threads), the bare hops' signer and relay
-/// threads (see [`crate::bench_floor`], which adds those that ended); and the process total
-/// (from `/proc/self/stat`, in clock ticks, which keeps the time of threads that have ended).
-/// Thread times come from `/proc/self/task/*/schedstat`, in nanoseconds; everything is zero
-/// where `/proc` is absent. The calling threads measure their own time (see
-/// [`crate::bench::measure_window_probed`]).
+/// threads (see [`crate::bench_floor`], which adds those that ended). Thread times come from
+/// `/proc/self/task/*/schedstat`, in nanoseconds; everything is zero where `/proc` is absent.
+/// The calling threads measure their own time (see [`crate::bench::measure_window_probed`]).
 #[derive(Debug, Default, Clone, Copy)]
 struct Cpu {
     node_ns: u64,
     gateway_ns: u64,
     signer_ns: u64,
     relay_ns: u64,
-    total_ns: u64,
 }
 
 /// CPU µs per operation of one side of a measurement, by part.
@@ -482,17 +479,24 @@ impl CpuPerOp {
 /// `USER_HZ`: the unit of `/proc/<pid>/stat` times on Linux.
 const CLOCK_TICKS_PER_S: u64 = 100;
 
+/// CPU time of the whole process (ns, in clock ticks), including threads that have ended; 0
+/// where `/proc` is absent.
+fn process_cpu_ns() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (tick(11) + tick(12)) * (1_000_000_000 / CLOCK_TICKS_PER_S)
+}
+
 impl Cpu {
     fn read() -> Cpu {
         let mut c = Cpu::default();
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-            // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
-            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                c.total_ns = (tick(11) + tick(12)) * (1_000_000_000 / CLOCK_TICKS_PER_S);
-            }
-        }
         // Held while listing: a floor thread that ended is either counted there and skipped
         // here, or still running and listed.
         let exited = crate::bench_floor::exited();
@@ -576,7 +580,7 @@ fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
     let turn = Arc::new(AtomicU32::new(0));
     let t2 = turn.clone();
     let main = std::thread::current();
-    let cpu0 = Cpu::read().total_ns;
+    let cpu0 = process_cpu_ns();
     let t0 = Instant::now();
     let peer = std::thread::Builder::new()
         .name("handoff".into())
@@ -600,7 +604,7 @@ fn handoff_cost(rounds: u32) -> Result<(f64, f64)> {
     let elapsed = t0.elapsed();
     peer.join()
         .map_err(|_| anyhow!("hand-off thread panicked"))?;
-    let cpu = Cpu::read().total_ns.saturating_sub(cpu0);
+    let cpu = process_cpu_ns().saturating_sub(cpu0);
     let n = f64::from(rounds.max(1));
     Ok((elapsed.as_secs_f64() * 1e6 / n, cpu as f64 / 1000.0 / n))
 }
