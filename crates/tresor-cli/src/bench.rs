@@ -219,13 +219,18 @@ struct ThreadResult {
     cpu_ns: u64,
 }
 
-/// CPU time the calling thread has used (ns), from `/proc/thread-self/schedstat`; 0 where that
-/// is absent.
-pub(crate) fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
+/// CPU time (ns) a thread has used, from its `schedstat` file under `/proc`; 0 where that is
+/// absent or unreadable.
+pub(crate) fn schedstat_ns(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// CPU time the calling thread has used (ns).
+pub(crate) fn thread_cpu_ns() -> u64 {
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat"))
 }
 
 /// Runs `threads` OS threads, each with the worker `factory(i)`: an untimed warm-up, then the

@@ -534,10 +534,7 @@ impl Cpu {
             } else {
                 continue;
             };
-            *part += std::fs::read_to_string(p.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-                .unwrap_or(0);
+            *part += crate::bench::schedstat_ns(&p.join("schedstat"));
         }
         c
     }
