@@ -310,6 +310,15 @@ struct SideResult {
     cpu: CpuPerOp,
 }
 
+impl SideResult {
+    /// Cores' worth of CPU the side used while measured (operations per second × CPU time per
+    /// operation): below the machine's core count, the side left CPU time unused, so its
+    /// throughput was bounded by waiting (hand-offs, round trips) rather than by work.
+    fn cores_busy(&self) -> f64 {
+        self.m.ops_per_s * self.cpu.total() / 1e6
+    }
+}
+
 /// One result row of a case at a concurrency; a side not measured (see `--sides`) is `None`.
 struct Row {
     case: Case,
@@ -386,24 +395,26 @@ impl Row {
             Some(b) => format!(", {:+.0} over in-process", c.total() - b),
             None => String::new(),
         };
-        let parts = |side: &str, server: &str, relay: &str, c: &CpuPerOp| {
+        let parts = |side: &str, server: &str, relay: &str, r: &SideResult| {
+            let c = &r.cpu;
             format!(
-                "{side} {:.0} ({server} {:.0}, {relay} {:.0}, clients {:.0}{})",
+                "{side} {:.0} ({server} {:.0}, {relay} {:.0}, clients {:.0}{}; {:.2} cores busy)",
                 c.total(),
                 c.server,
                 c.relay,
                 c.clients,
-                over(c)
+                over(c),
+                r.cores_busy()
             )
         };
         if let Some(r) = &self.network {
-            let _ = write!(l, "  {}", parts("network", "node", "gateway", &r.cpu));
+            let _ = write!(l, "  {}", parts("network", "node", "gateway", r));
         }
-        if let Some(b) = base {
-            let _ = write!(l, " | in-process {b:.0}");
+        if let (Some(b), Some(r)) = (base, &self.local) {
+            let _ = write!(l, " | in-process {b:.0} ({:.2} cores busy)", r.cores_busy());
         }
         if let Some(r) = &self.floor {
-            let _ = write!(l, " | {}", parts("bare hops", "signer", "relay", &r.cpu));
+            let _ = write!(l, " | {}", parts("bare hops", "signer", "relay", r));
         }
         l
     }
@@ -411,6 +422,7 @@ impl Row {
     fn json(&self) -> serde_json::Value {
         let side = |r: &Option<SideResult>| r.as_ref().map(|r| r.m.json());
         let cpu = |r: &Option<SideResult>| r.as_ref().map(|r| r.cpu.json());
+        let busy = |r: &Option<SideResult>| r.as_ref().map(|r| round2(r.cores_busy()));
         serde_json::json!({
             "case": self.case.name(), "clients": self.clients,
             "network": side(&self.network), "in_process": side(&self.local),
@@ -420,6 +432,10 @@ impl Row {
             "cpu_us_per_op": {
                 "network": cpu(&self.network), "in_process": cpu(&self.local),
                 "bare_hops": cpu(&self.floor),
+            },
+            "cores_busy": {
+                "network": busy(&self.network), "in_process": busy(&self.local),
+                "bare_hops": busy(&self.floor),
             },
         })
     }

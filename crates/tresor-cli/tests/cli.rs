@@ -458,8 +458,16 @@ fn bench_network_reports_the_three_sides() {
         }
         assert!(cpu["in_process"]["clients"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(cpu["in_process"]["server"], 0.0, "{r}");
+        // Cores in use: more than nothing, and not more than the machine has (with a margin
+        // for the rounding of per-thread times and the alternating windows).
+        let cores = v["cores"].as_f64().unwrap();
+        for side in ["network", "in_process", "bare_hops"] {
+            let busy = r["cores_busy"][side].as_f64().unwrap();
+            assert!(busy > 0.0 && busy <= cores * 1.25, "{side} {busy}: {r}");
+        }
     }
     assert!(out.contains("CPU µs/op"), "{out}");
+    assert!(out.contains("cores busy"), "{out}");
     assert!(out.contains("over in-process"), "{out}");
     assert_eq!(v["setup_us"]["n"], 3);
     // Both phases are timed, and each is a part of the whole.
